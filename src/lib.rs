@@ -1,0 +1,11 @@
+//! sluice: a data-locality firewall for factory edge computing.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over these modules; see DESIGN.md for the data flow.
+
+pub mod admission;
+pub mod config;
+pub mod policy;
+pub mod proxy;
+pub mod serve;
+pub mod site;
+pub mod telemetry;

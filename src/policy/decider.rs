@@ -1,0 +1,466 @@
+//! The `Decider`: answers "may this leave the plant?" for one [`Input`].
+//!
+//! Compiled once per policy generation; each worker thread evaluates on its own clone of the
+//! compiled engine (regorus engines need `&mut` to evaluate), so decisions never contend on a
+//! lock. Verdicts are cached in moka, keyed by a fingerprint of the whole input and the policy
+//! generation; an entry also keeps the full input so that a fingerprint collision is a miss,
+//! never a wrong verdict. Evaluation errors and timeouts deny (fail closed) and are not cached.
+//!
+//! Not here: where inputs come from (the proxies), metrics export (telemetry reads
+//! [`DeciderStats`]), or decision logging.
+
+use std::cell::RefCell;
+use std::hash::BuildHasherDefault;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use regorus::Engine;
+use regorus::utils::limits::ExecutionTimerConfig;
+
+use super::input::{Input, OwnedInput, PassThroughHasher};
+use super::loader::{LoadError, PolicySet};
+use super::rules::declared_rules;
+
+/// How decisions are made; from the `policy` and `cache` sections of the config.
+#[derive(Clone, Debug)]
+pub struct DeciderOptions {
+    /// The package holding `allow` and `deny`, e.g. `data.manufacturing.smart`.
+    pub decision: String,
+    /// Evaluation time limit; past it the decision is a deny.
+    pub eval_timeout: Duration,
+    /// Cached verdicts; 0 turns the cache off.
+    pub cache_capacity: u64,
+    pub cache_ttl: Duration,
+}
+
+impl Default for DeciderOptions {
+    fn default() -> Self {
+        Self {
+            decision: "data.manufacturing.smart".into(),
+            eval_timeout: Duration::from_millis(50),
+            cache_capacity: 100_000,
+            cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The outcome of one decision. Cheap to clone (one reference count).
+#[derive(Clone, Debug)]
+pub struct Verdict(Arc<VerdictInner>);
+
+#[derive(Debug)]
+struct VerdictInner {
+    allowed: bool,
+    reasons: Vec<String>,
+    error: Option<String>,
+    generation: u64,
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        self.0.allowed
+    }
+    /// Why it was denied: the policy's `deny` reasons, or which rule decided.
+    pub fn reasons(&self) -> &[String] {
+        &self.0.reasons
+    }
+    /// Set when evaluation failed or timed out (the verdict is then a deny).
+    pub fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    /// The policy generation that produced this verdict.
+    pub fn generation(&self) -> u64 {
+        self.0.generation
+    }
+}
+
+/// Counters the telemetry layer exports; updated with relaxed atomics on the hot path.
+#[derive(Debug, Default)]
+pub struct DeciderStats {
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub eval_errors: AtomicU64,
+    pub eval_timeouts: AtomicU64,
+    pub eval_latency: LatencyHistogram,
+}
+
+/// Upper bounds (seconds) of the evaluation latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 2.5e-2, 1e-1,
+];
+
+/// A fixed-bucket histogram of evaluation latency, lock-free.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let idx = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[idx].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// (sum in seconds, count, per-bucket counts — not cumulative).
+    pub fn snapshot(&self) -> (f64, u64, Vec<u64>) {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let count = counts.iter().sum();
+        (
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            count,
+            counts,
+        )
+    }
+}
+
+/// One compiled policy generation.
+struct Generation {
+    number: u64,
+    /// Template for the per-thread clones. A mutex because an engine is only ever cloned
+    /// from it (once per thread per generation), never evaluated in place.
+    template: Mutex<Engine>,
+    allow_rule: String,
+    /// `None` when the package declares no `deny` rule.
+    deny_rule: Option<String>,
+    revision: String,
+    load_time: Duration,
+}
+
+struct CacheEntry {
+    input: OwnedInput,
+    verdict: Verdict,
+}
+
+type VerdictCache = moka::sync::Cache<u64, Arc<CacheEntry>, BuildHasherDefault<PassThroughHasher>>;
+
+/// See the module docs. Cheap to clone; clones share cache, stats and generation.
+#[derive(Clone)]
+pub struct Decider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u64,
+    opts: DeciderOptions,
+    current: RwLock<Arc<Generation>>,
+    generation: AtomicU64,
+    cache: Option<VerdictCache>,
+    stats: DeciderStats,
+}
+
+static NEXT_DECIDER_ID: AtomicU64 = AtomicU64::new(1);
+
+struct LocalEngine {
+    decider: u64,
+    generation: u64,
+    engine: Engine,
+}
+
+thread_local! {
+    // A handful of entries at most (one per live Decider that used this thread).
+    static ENGINES: RefCell<Vec<LocalEngine>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Decider {
+    /// Compiles `policy` and checks that the decision package exists.
+    pub fn new(policy: &PolicySet, opts: DeciderOptions) -> Result<Self, LoadError> {
+        let generation = compile(policy, &opts, 1, "")?;
+        let cache = (opts.cache_capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(opts.cache_capacity)
+                .time_to_live(opts.cache_ttl)
+                .build_with_hasher(BuildHasherDefault::<PassThroughHasher>::default())
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                id: NEXT_DECIDER_ID.fetch_add(1, Ordering::Relaxed),
+                opts,
+                current: RwLock::new(Arc::new(generation)),
+                generation: AtomicU64::new(1),
+                cache,
+                stats: DeciderStats::default(),
+            }),
+        })
+    }
+
+    /// Compiles a new policy and makes it current. On error the old generation keeps serving.
+    /// Returns the new generation number.
+    pub fn reload(&self, policy: &PolicySet, revision: &str) -> Result<u64, LoadError> {
+        let mut current = self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let number = current.number + 1;
+        let generation = compile(policy, &self.inner.opts, number, revision)?;
+        *current = Arc::new(generation);
+        // Publish the number only once the generation is in place: a reader that sees the new
+        // number and a cached entry of the old one rejects the entry by its key.
+        self.inner.generation.store(number, Ordering::Release);
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_all();
+        }
+        Ok(number)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    pub fn revision(&self) -> String {
+        self.current().revision.clone()
+    }
+
+    /// How long compiling the current generation took.
+    pub fn load_time(&self) -> Duration {
+        self.current().load_time
+    }
+
+    pub fn stats(&self) -> &DeciderStats {
+        &self.inner.stats
+    }
+
+    pub fn options(&self) -> &DeciderOptions {
+        &self.inner.opts
+    }
+
+    fn current(&self) -> Arc<Generation> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The verdict for `input`. On a cache hit: one hash, one lookup, no allocation.
+    pub fn decide(&self, input: &Input<'_>) -> Verdict {
+        let generation = self.generation();
+        let key = input.fingerprint(generation);
+        if let Some(cache) = &self.inner.cache {
+            if let Some(entry) = cache.get(&key) {
+                if entry.verdict.generation() == generation && entry.input.matches(input) {
+                    self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return entry.verdict.clone();
+                }
+            }
+        }
+        self.inner
+            .stats
+            .cache_misses
+            .fetch_add(1, Ordering::Relaxed);
+        let current = self.current();
+        let verdict = self.evaluate(&current, input);
+        if let Some(cache) = &self.inner.cache {
+            // Only verdicts of the generation still current are worth keeping; errors are not
+            // cached so that a transient failure (a timeout under load) is retried next time.
+            if verdict.error().is_none() && current.number == self.generation() {
+                let key = input.fingerprint(current.number);
+                cache.insert(
+                    key,
+                    Arc::new(CacheEntry {
+                        input: input.to_owned_input(),
+                        verdict: verdict.clone(),
+                    }),
+                );
+            }
+        }
+        verdict
+    }
+
+    /// Evaluates without the cache (used by benchmarks and by the cache's own tests).
+    pub fn decide_uncached(&self, input: &Input<'_>) -> Verdict {
+        let current = self.current();
+        self.evaluate(&current, input)
+    }
+
+    fn evaluate(&self, generation: &Arc<Generation>, input: &Input<'_>) -> Verdict {
+        let started = Instant::now();
+        let outcome = ENGINES.with(|cell| {
+            let mut engines = cell.borrow_mut();
+            let slot = match engines.iter().position(|e| e.decider == self.inner.id) {
+                Some(i) => i,
+                None => {
+                    engines.push(LocalEngine {
+                        decider: self.inner.id,
+                        generation: 0,
+                        engine: Engine::new(),
+                    });
+                    engines.len() - 1
+                }
+            };
+            let local = &mut engines[slot];
+            if local.generation != generation.number {
+                local.engine = generation
+                    .template
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                local.generation = generation.number;
+            }
+            run(&mut local.engine, generation, input)
+        });
+        self.inner.stats.eval_latency.observe(started.elapsed());
+        let (allowed, reasons, error) = match outcome {
+            Ok((allowed, reasons)) => (allowed, reasons, None),
+            Err(e) => {
+                if e.contains("exceeded time limit") {
+                    self.inner
+                        .stats
+                        .eval_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.inner.stats.eval_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                (
+                    false,
+                    vec![format!("policy evaluation failed: {e}")],
+                    Some(e),
+                )
+            }
+        };
+        Verdict(Arc::new(VerdictInner {
+            allowed,
+            reasons,
+            error,
+            generation: generation.number,
+        }))
+    }
+}
+
+/// Evaluates `allow` and `deny` and applies the verdict rules of DESIGN.md:
+/// allowed only when `allow` is `true` and `deny` is neither `true` nor a non-empty set.
+fn run(
+    engine: &mut Engine,
+    generation: &Generation,
+    input: &Input<'_>,
+) -> Result<(bool, Vec<String>), String> {
+    use regorus::Value;
+    engine.set_input(input.to_value());
+    let allow = engine
+        .eval_rule(generation.allow_rule.clone())
+        .map_err(|e| super::loader::one_line(&e.to_string()))?;
+    let mut reasons = Vec::new();
+    let denied = match &generation.deny_rule {
+        None => false,
+        Some(rule) => match engine
+            .eval_rule(rule.clone())
+            .map_err(|e| super::loader::one_line(&e.to_string()))?
+        {
+            Value::Bool(b) => {
+                if b {
+                    reasons.push(format!("{rule} is true"));
+                }
+                b
+            }
+            Value::Undefined | Value::Null => false,
+            Value::Set(s) => {
+                reasons.extend(s.iter().map(reason_text));
+                !s.is_empty()
+            }
+            Value::Array(a) => {
+                reasons.extend(a.iter().map(reason_text));
+                !a.is_empty()
+            }
+            // Anything else (a number, an object) is a policy mistake: deny, say so.
+            other => {
+                return Err(format!(
+                    "{rule} must be a boolean or a set of reasons, got {}",
+                    reason_text(&other)
+                ));
+            }
+        },
+    };
+    let allowed = match allow {
+        Value::Bool(b) => b,
+        Value::Undefined => false,
+        other => {
+            return Err(format!(
+                "{} must be a boolean, got {}",
+                generation.allow_rule,
+                reason_text(&other)
+            ));
+        }
+    };
+    if !allowed && !denied {
+        reasons.push(format!("{} is not true", generation.allow_rule));
+    }
+    Ok((allowed && !denied, reasons))
+}
+
+fn reason_text(v: &regorus::Value) -> String {
+    match v {
+        regorus::Value::String(s) => s.to_string(),
+        other => other.to_json_str().unwrap_or_else(|_| "?".into()),
+    }
+}
+
+fn compile(
+    policy: &PolicySet,
+    opts: &DeciderOptions,
+    number: u64,
+    revision: &str,
+) -> Result<Generation, LoadError> {
+    let started = Instant::now();
+    let mut engine = policy.engine()?;
+    let package = opts.decision.trim_end_matches('.').to_string();
+    if !package.starts_with("data.") {
+        return Err(LoadError::new(
+            "",
+            format!(
+                "policy.decision must name a package under data, like data.manufacturing.smart; got {package:?}"
+            ),
+        ));
+    }
+    let rules = declared_rules(&mut engine);
+    let in_package: Vec<_> = rules.iter().filter(|r| r.package == package).collect();
+    if in_package.is_empty() {
+        return Err(LoadError::new(
+            "",
+            format!("decision package {package} is not defined by any loaded policy"),
+        ));
+    }
+    let has = |name: &str| in_package.iter().any(|r| r.name == name && !r.function);
+    if !has("allow") {
+        return Err(LoadError::new(
+            "",
+            format!("decision package {package} has no allow rule; every request would be denied"),
+        ));
+    }
+    let deny_rule = has("deny").then(|| format!("{package}.deny"));
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: opts.eval_timeout,
+        // Check the clock every 64 work units: cheap, and far finer than any sane timeout.
+        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
+    });
+    Ok(Generation {
+        number,
+        template: Mutex::new(engine),
+        allow_rule: format!("{package}.allow"),
+        deny_rule,
+        revision: revision.to_string(),
+        load_time: started.elapsed(),
+    })
+}
+
+impl std::fmt::Debug for Decider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decider")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,465 @@
+//! The decision input: what the gateway saw, as the policy sees it.
+//!
+//! `Input` borrows everything it describes so that building one per message costs no allocation;
+//! only a cache miss turns it into a regorus `Value` (and only a miss stores an owned copy).
+//! The field set here *is* the decision contract of DESIGN.md: the cache key covers every field,
+//! so a field added here is automatically part of the key.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use regorus::Value;
+
+/// Wire protocol of the judged traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Mqtt,
+    Http,
+    Https,
+    Tcp,
+}
+
+impl Protocol {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Mqtt => "mqtt",
+            Self::Http => "http",
+            Self::Https => "https",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// What the client is trying to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Connect,
+    Publish,
+    Subscribe,
+    Request,
+    Tunnel,
+}
+
+impl Operation {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+            Self::Request => "request",
+            Self::Tunnel => "tunnel",
+        }
+    }
+}
+
+/// Whether a target is inside the plant (`local`) or outside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Zone {
+    Local,
+    External,
+}
+
+impl Zone {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::External => "external",
+        }
+    }
+}
+
+/// Who is asking: fixed per workload, plus the per-connection MQTT identity.
+/// Built once per connection, borrowed by every decision on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Source {
+    pub workload: String,
+    pub namespace: String,
+    pub node: String,
+    pub site: String,
+    pub client_id: String,
+    pub username: String,
+}
+
+/// Where the traffic goes. `ip` is the address the gateway judged and will connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub ip: Option<IpAddr>,
+    pub zone: Zone,
+}
+
+/// MQTT facts: for publish the topic name, for subscribe one filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MqttFacts<'a> {
+    pub topic: &'a str,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// HTTP facts of one request (never headers values or bodies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HttpFacts<'a> {
+    pub method: &'a str,
+    pub scheme: &'a str,
+    pub path: &'a str,
+}
+
+/// One decision input. Cheap to build; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Input<'a> {
+    pub protocol: Protocol,
+    pub operation: Operation,
+    pub source: &'a Source,
+    pub target: Target<'a>,
+    pub mqtt: Option<MqttFacts<'a>>,
+    pub http: Option<HttpFacts<'a>>,
+}
+
+impl<'a> Input<'a> {
+    /// The seed policy's `action`: anything leaving the site is an export.
+    pub const fn action(&self) -> &'static str {
+        match self.target.zone {
+            Zone::Local => "process_data",
+            Zone::External => "export",
+        }
+    }
+
+    /// The seed policy's `destination`: `"local"`, or the host the data would go to.
+    pub const fn destination(&self) -> &'a str {
+        match self.target.zone {
+            Zone::Local => "local",
+            Zone::External => self.target.host,
+        }
+    }
+
+    pub const fn data_stays_local(&self) -> bool {
+        matches!(self.target.zone, Zone::Local)
+    }
+
+    /// A 64-bit fingerprint of every field (used as the cache key; entries also keep the full
+    /// input so that a hash collision can never hand out another input's verdict).
+    pub fn fingerprint(&self, generation: u64) -> u64 {
+        let mut h = FxHasher::default();
+        generation.hash(&mut h);
+        self.hash(&mut h);
+        h.finish()
+    }
+
+    /// The input document as the policy sees it.
+    pub fn to_value(&self) -> Value {
+        let mut doc = BTreeMap::new();
+        put(&mut doc, "action", self.action().into());
+        put(&mut doc, "destination", self.destination().into());
+        put(&mut doc, "data_stays_local", self.data_stays_local().into());
+        put(&mut doc, "protocol", self.protocol.as_str().into());
+        put(&mut doc, "operation", self.operation.as_str().into());
+
+        let s = self.source;
+        let mut source = BTreeMap::new();
+        for (k, v) in [
+            ("workload", &s.workload),
+            ("namespace", &s.namespace),
+            ("node", &s.node),
+            ("site", &s.site),
+            ("client_id", &s.client_id),
+            ("username", &s.username),
+        ] {
+            put(&mut source, k, v.as_str().into());
+        }
+        put(&mut doc, "source", Value::from(source));
+
+        let t = &self.target;
+        let mut target = BTreeMap::new();
+        put(&mut target, "host", t.host.into());
+        put(&mut target, "port", u64::from(t.port).into());
+        if let Some(ip) = t.ip {
+            put(&mut target, "ip", ip.to_string().into());
+        }
+        put(&mut target, "zone", t.zone.as_str().into());
+        put(&mut doc, "target", Value::from(target));
+
+        if let Some(m) = &self.mqtt {
+            let mut mqtt = BTreeMap::new();
+            put(&mut mqtt, "topic", m.topic.into());
+            put(&mut mqtt, "qos", u64::from(m.qos).into());
+            put(&mut mqtt, "retain", m.retain.into());
+            put(&mut doc, "mqtt", Value::from(mqtt));
+        }
+        if let Some(hf) = &self.http {
+            let mut http = BTreeMap::new();
+            put(&mut http, "method", hf.method.into());
+            put(&mut http, "scheme", hf.scheme.into());
+            put(&mut http, "path", hf.path.into());
+            put(&mut doc, "http", Value::from(http));
+        }
+        Value::from(doc)
+    }
+
+    /// The input document as JSON (for `sluice eval`, logs of denied decisions and tests).
+    pub fn to_json(&self) -> serde_json::Value {
+        // Going through the regorus value keeps one definition of the document.
+        self.to_value()
+            .to_json_str()
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn to_owned_input(&self) -> OwnedInput {
+        OwnedInput {
+            protocol: self.protocol,
+            operation: self.operation,
+            source: self.source.clone(),
+            host: self.target.host.into(),
+            port: self.target.port,
+            ip: self.target.ip,
+            zone: self.target.zone,
+            mqtt: self.mqtt.map(|m| (m.topic.into(), m.qos, m.retain)),
+            http: self
+                .http
+                .map(|h| (h.method.into(), h.scheme.into(), h.path.into())),
+        }
+    }
+}
+
+fn put(map: &mut BTreeMap<Value, Value>, key: &str, value: Value) {
+    map.insert(Value::from(key), value);
+}
+
+/// An owned copy of an [`Input`], kept in cache entries to verify a hit field by field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedInput {
+    protocol: Protocol,
+    operation: Operation,
+    source: Source,
+    host: Box<str>,
+    port: u16,
+    ip: Option<IpAddr>,
+    zone: Zone,
+    mqtt: Option<(Box<str>, u8, bool)>,
+    http: Option<(Box<str>, Box<str>, Box<str>)>,
+}
+
+impl OwnedInput {
+    /// Field-by-field equality with a borrowed input, without allocating.
+    pub fn matches(&self, i: &Input<'_>) -> bool {
+        self.protocol == i.protocol
+            && self.operation == i.operation
+            && self.port == i.target.port
+            && self.zone == i.target.zone
+            && self.ip == i.target.ip
+            && *self.host == *i.target.host
+            && match (&self.mqtt, &i.mqtt) {
+                (None, None) => true,
+                (Some((t, q, r)), Some(m)) => **t == *m.topic && *q == m.qos && *r == m.retain,
+                _ => false,
+            }
+            && match (&self.http, &i.http) {
+                (None, None) => true,
+                (Some((m, s, p)), Some(h)) => {
+                    **m == *h.method && **s == *h.scheme && **p == *h.path
+                }
+                _ => false,
+            }
+            && self.source == *i.source
+    }
+
+    pub fn as_input(&self) -> Input<'_> {
+        Input {
+            protocol: self.protocol,
+            operation: self.operation,
+            source: &self.source,
+            target: Target {
+                host: &self.host,
+                port: self.port,
+                ip: self.ip,
+                zone: self.zone,
+            },
+            mqtt: self.mqtt.as_ref().map(|(t, q, r)| MqttFacts {
+                topic: t,
+                qos: *q,
+                retain: *r,
+            }),
+            http: self.http.as_ref().map(|(m, s, p)| HttpFacts {
+                method: m,
+                scheme: s,
+                path: p,
+            }),
+        }
+    }
+}
+
+/// The Fx hash (rustc's): a few cycles per word, good enough spread for a cache key whose
+/// collisions are caught by [`OwnedInput::matches`]. Not DoS-resistant, and it need not be:
+/// a collision costs one policy evaluation, never a wrong verdict.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Final avalanche so moka's sharding sees well-mixed high bits.
+        let mut x = self.hash;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x
+    }
+}
+
+/// A `BuildHasher` for `u64` keys that are already fingerprints: passes them through.
+#[derive(Default, Clone, Copy)]
+pub struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> Source {
+        Source {
+            workload: "iot-data-processor".into(),
+            site: "plant-042".into(),
+            client_id: "press-7".into(),
+            ..Source::default()
+        }
+    }
+
+    fn publish<'a>(src: &'a Source, topic: &'a str, zone: Zone) -> Input<'a> {
+        Input {
+            protocol: Protocol::Mqtt,
+            operation: Operation::Publish,
+            source: src,
+            target: Target {
+                host: "broker.plant.local",
+                port: 1883,
+                ip: Some("10.4.0.9".parse().unwrap_or(IpAddr::from([10, 4, 0, 9]))),
+                zone,
+            },
+            mqtt: Some(MqttFacts {
+                topic,
+                qos: 1,
+                retain: false,
+            }),
+            http: None,
+        }
+    }
+
+    #[test]
+    fn local_target_is_process_data_and_external_is_export_to_host() {
+        let s = source();
+        let local = publish(&s, "a/b", Zone::Local);
+        assert_eq!(local.action(), "process_data");
+        assert_eq!(local.destination(), "local");
+        assert!(local.data_stays_local());
+        let ext = publish(&s, "a/b", Zone::External);
+        assert_eq!(ext.action(), "export");
+        assert_eq!(ext.destination(), "broker.plant.local");
+        assert!(!ext.data_stays_local());
+    }
+
+    #[test]
+    fn json_document_follows_the_contract() {
+        let s = source();
+        let j = publish(&s, "plant/line1/press7/temp", Zone::Local).to_json();
+        assert_eq!(j["action"], "process_data");
+        assert_eq!(j["protocol"], "mqtt");
+        assert_eq!(j["operation"], "publish");
+        assert_eq!(j["source"]["client_id"], "press-7");
+        assert_eq!(j["target"]["port"], 1883);
+        assert_eq!(j["target"]["ip"], "10.4.0.9");
+        assert_eq!(j["mqtt"]["topic"], "plant/line1/press7/temp");
+        assert_eq!(j["mqtt"]["qos"], 1);
+        assert!(j.get("http").is_none());
+    }
+
+    #[test]
+    fn owned_copy_matches_only_the_same_input() {
+        let s = source();
+        let a = publish(&s, "a/b", Zone::Local);
+        let owned = a.to_owned_input();
+        assert!(owned.matches(&a));
+        assert_eq!(owned.as_input(), a);
+        assert!(!owned.matches(&publish(&s, "a/c", Zone::Local)));
+        assert!(!owned.matches(&publish(&s, "a/b", Zone::External)));
+        let mut other = source();
+        other.username = "x".into();
+        assert!(!owned.matches(&publish(&other, "a/b", Zone::Local)));
+    }
+
+    #[test]
+    fn fingerprint_depends_on_generation_and_fields() {
+        let s = source();
+        let a = publish(&s, "a/b", Zone::Local);
+        assert_eq!(
+            a.fingerprint(1),
+            publish(&s, "a/b", Zone::Local).fingerprint(1)
+        );
+        assert_ne!(a.fingerprint(1), a.fingerprint(2));
+        assert_ne!(
+            a.fingerprint(1),
+            publish(&s, "a/c", Zone::Local).fingerprint(1)
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The policy core: loading Rego and data, the [`Decider`] the proxies ask, the decision
+//! [`Input`], and the `opa`-style CLI commands (`sluice test`, `eval`, `check`).
+//!
+//! The proxies see `Decider::decide(&Input) -> Verdict` and nothing of regorus.
+
+pub mod cli;
+pub mod decider;
+pub mod input;
+pub mod loader;
+pub mod rules;
+
+pub use decider::{Decider, DeciderOptions, DeciderStats, Verdict};
+pub use input::{HttpFacts, Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
+pub use loader::{LoadError, Module, PolicySet};

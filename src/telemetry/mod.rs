@@ -1,0 +1,67 @@
+//! Telemetry: Prometheus metrics, logging setup, and rate-limited logging of denied decisions.
+//! Nothing here may block the data path.
+
+pub mod metrics;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use metrics::Metrics;
+
+/// A short unique id for one decision, shown to the client on a deny and in the logs, so an
+/// operator can match a refused request with its log line. Process-random prefix + counter.
+pub fn decision_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        (t as u32) ^ (std::process::id().rotate_left(16))
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:08x}-{n:08x}")
+}
+
+/// Allows at most `per_second` events a second and counts the rest, without locks.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: u64,
+    window: AtomicU64,
+    used: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimiter {
+    pub const fn new(per_second: u64) -> Self {
+        Self {
+            per_second,
+            window: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// True when the event may be logged now.
+    pub fn allow(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if self.window.swap(now, Ordering::Relaxed) != now {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < self.per_second {
+            true
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Events not logged so far.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed.load(Ordering::Relaxed)
+    }
+}
