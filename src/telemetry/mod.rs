@@ -65,3 +65,24 @@ impl RateLimiter {
         self.suppressed.load(Ordering::Relaxed)
     }
 }
+
+/// Sets up tracing to stderr: human-readable text, or one JSON object per line.
+/// `level` is a tracing filter (`info`, `sluice=debug,warn`); `RUST_LOG` overrides it.
+pub fn init_logging(format: crate::config::LogFormat, level: &str) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG: {e}"))?,
+        _ => EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let result = match format {
+        crate::config::LogFormat::Text => builder.try_init(),
+        crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init (tests calling twice) is harmless: the first subscriber stays.
+    let _ = result;
+    Ok(())
+}
