@@ -1,0 +1,128 @@
+//! TLS configuration for every listener and upstream: PEM loading into rustls configs with the
+//! one crypto provider (ring). Errors name the file and say what is wrong with it.
+//!
+//! Not here: the handshake itself (tokio-rustls) or ClientHello inspection.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// The process-wide crypto provider: ring, explicitly, so no feature unification can swap it.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads a PEM certificate chain.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let shown = path.display();
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("{shown}: cannot read certificate: {e}"))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{shown}: not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{shown}: no PEM certificate found"));
+    }
+    Ok(certs)
+}
+
+/// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let shown = path.display();
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("{shown}: cannot read private key: {e}"))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| format!("{shown}: no usable PEM private key: {e}"))
+}
+
+/// A CA bundle as a root store.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: invalid CA certificate: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
+/// A server config from a cert chain and key; with `client_ca`, client certificates are required
+/// and verified against it.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, String> {
+    let certs = load_certs(cert)?;
+    let key = load_key(key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let roots = Arc::new(load_roots(ca)?);
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        format!(
+            "{}: certificate and key do not match or are unusable: {e}",
+            cert.display()
+        )
+    })?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// A client config trusting exactly the CAs in `ca`.
+pub fn client_config(ca: &Path) -> Result<ClientConfig, String> {
+    let roots = load_roots(ca)?;
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_files_give_one_line_errors_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("sluice-tls-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let bad = dir.join("bad.pem");
+        let _ = std::fs::write(&bad, b"not pem at all");
+        let err = load_certs(&bad).err().unwrap_or_default();
+        assert!(err.starts_with(&bad.display().to_string()), "{err}");
+        assert!(!err.contains('\n'));
+        let err = load_key(&dir.join("missing.key")).err().unwrap_or_default();
+        assert!(err.contains("cannot read private key"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn generated_pair_makes_a_server_config() {
+        let dir = std::env::temp_dir().join(format!("sluice-tls-ok-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let Ok(ck) = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]) else {
+            panic!("rcgen failed");
+        };
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        let _ = std::fs::write(&c, ck.cert.pem());
+        let _ = std::fs::write(&k, ck.signing_key.serialize_pem());
+        assert!(server_config(&c, &k, None, &[]).is_ok());
+        assert!(client_config(&c).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
