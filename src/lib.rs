@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin CLI over these modules; see DESIGN.md for the data flow.
 
 pub mod admission;
+pub mod cert;
 pub mod config;
 pub mod policy;
 pub mod proxy;

@@ -1,0 +1,93 @@
+//! `sluice cert` makes a CA and a serving certificate that a TLS client trusting only the
+//! printed caBundle accepts for the Service's DNS name.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[tokio::test]
+async fn serving_certificate_verifies_against_the_printed_ca_bundle() -> Result<(), String> {
+    let dir = temp_dir("cert");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "cert",
+            "--service",
+            "sluice-webhook",
+            "--namespace",
+            "sluice-system",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .map_err(|e| e.to_string())?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bundle = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("caBundle: "))
+        .ok_or("no caBundle line")?;
+    let ca_pem = data_encoding::BASE64
+        .decode(bundle.as_bytes())
+        .map_err(|e| e.to_string())?;
+    assert_eq!(
+        ca_pem,
+        std::fs::read(dir.join("ca.crt")).map_err(|e| e.to_string())?
+    );
+
+    let server =
+        sluice::proxy::tls::server_config(&dir.join("tls.crt"), &dir.join("tls.key"), None, &[])?;
+    let client = sluice::proxy::tls::client_config(&dir.join("ca.crt"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let srv = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+        tls.write_all(b"ok").await.map_err(|e| e.to_string())?;
+        tls.shutdown().await.map_err(|e| e.to_string())
+    });
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("sluice-webhook.sluice-system.svc")
+        .map_err(|e| e.to_string())?;
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    tls.read_to_end(&mut got).await.map_err(|e| e.to_string())?;
+    assert_eq!(got, b"ok");
+    srv.await.map_err(|e| e.to_string())??;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn cert_without_names_is_a_one_line_usage_error() -> Result<(), String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cert", "--out"])
+        .arg(temp_dir("cert-none"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "sluice cert: name the certificate: --service NAME --namespace NS, or --dns NAME\n"
+    );
+    Ok(())
+}
