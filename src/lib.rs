@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod cert;
 pub mod config;
+pub mod health;
 pub mod policy;
 pub mod proxy;
 pub mod serve;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice::admission::{self, VerifyArgs, WebhookArgs};
 use sluice::cert::{self, CertArgs};
+use sluice::health::{self, HealthArgs};
 use sluice::policy::cli::{self, CheckArgs, EvalArgs, TestArgs};
 use sluice::serve::{self, ServeArgs};
 
@@ -38,6 +39,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Make the webhook's serving certificate and the caBundle for its configuration
     Cert(CertArgs),
+    /// Probe an admin endpoint (for container health checks); exit 0 when it answers 2xx
+    Health(HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cli::check(a),
         Command::Verify(a) => admission::verify(a),
         Command::Cert(a) => cert::run(a),
+        Command::Health(a) => health::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

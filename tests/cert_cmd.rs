@@ -91,3 +91,38 @@ fn cert_without_names_is_a_one_line_usage_error() -> Result<(), String> {
     );
     Ok(())
 }
+
+/// `sluice health` (the image's HEALTHCHECK) follows the status of a real HTTP endpoint.
+#[test]
+fn health_probe_exits_zero_only_on_2xx() -> Result<(), String> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = std::thread::spawn(move || {
+        for status in ["200 OK", "503 Service Unavailable"] {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+            }
+        }
+    });
+    let probe = |url: String| {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["health", "--url", &url])
+            .output()
+            .map_err(|e| e.to_string())
+    };
+    let ok = probe(format!("http://{addr}/readyz"))?;
+    assert_eq!(ok.status.code(), Some(0));
+    let unready = probe(format!("http://{addr}/readyz"))?;
+    assert_eq!(unready.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&unready.stderr),
+        format!("sluice health: http://{addr}/readyz answered 503\n")
+    );
+    let _ = server.join();
+    let closed = probe("http://127.0.0.1:1/readyz".into())?;
+    assert_eq!(closed.status.code(), Some(1));
+    Ok(())
+}
