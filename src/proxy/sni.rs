@@ -60,7 +60,8 @@ pub fn parse(buf: &[u8]) -> ClientHello {
             if handshake[0] != HANDSHAKE_CLIENT_HELLO {
                 return ClientHello::Malformed("first handshake message is not a ClientHello");
             }
-            let need = 4 + usize::from(handshake[1]) * 65_536
+            let need = 4
+                + usize::from(handshake[1]) * 65_536
                 + usize::from(u16::from_be_bytes([handshake[2], handshake[3]]));
             if need > MAX_HELLO {
                 return ClientHello::Malformed("ClientHello too large");

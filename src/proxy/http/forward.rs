@@ -77,7 +77,10 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(upstream_uri) = judged_uri(addr, target) else {
         p.error("bad_request");
-        return reply::error(StatusCode::BAD_REQUEST, "request target is not a valid path");
+        return reply::error(
+            StatusCode::BAD_REQUEST,
+            "request target is not a valid path",
+        );
     };
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -92,11 +95,8 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
     let body = Counted::new(body, p.up.clone(), Aborted::Client);
     let upstream_req = Request::from_parts(parts, body);
 
-    let sent = tokio::time::timeout(
-        p.cfg.response_timeout.get(),
-        p.client.request(upstream_req),
-    )
-    .await;
+    let sent =
+        tokio::time::timeout(p.cfg.response_timeout.get(), p.client.request(upstream_req)).await;
     match sent {
         Err(_) => {
             p.error("response_timeout");
@@ -111,6 +111,8 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
         Ok(Err(e)) => upstream_failure(p, &authority, &e),
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();
+            // The client talks HTTP/1.1 with us, whatever the upstream spoke.
+            parts.version = Version::HTTP_11;
             strip_hop_by_hop(&mut parts.headers);
             add_via(&mut parts.headers);
             Response::from_parts(

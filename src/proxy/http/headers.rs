@@ -99,7 +99,11 @@ mod tests {
     fn via_is_appended_after_existing_hops() {
         let mut h = map(&[("via", "1.0 fred")]);
         add_via(&mut h);
-        let v: Vec<_> = h.get_all("via").iter().filter_map(|v| v.to_str().ok()).collect();
+        let v: Vec<_> = h
+            .get_all("via")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         assert_eq!(v, ["1.0 fred", "1.1 sluice"]);
     }
 }

@@ -88,8 +88,8 @@ impl HttpProxy {
     fn is_self(&self, addr: SocketAddr) -> bool {
         addr.port() == self.local.port()
             && (addr.ip() == self.local.ip()
-                || (self.local.ip().is_unspecified() && self.gateway.site.zone_of_ip(addr.ip())
-                    == crate::policy::Zone::Local))
+                || (self.local.ip().is_unspecified()
+                    && self.gateway.site.zone_of_ip(addr.ip()) == crate::policy::Zone::Local))
     }
 }
 
@@ -115,7 +115,11 @@ pub fn spawn(
     tokio::spawn(accept_loop(proxy, listener, shutdown))
 }
 
-async fn accept_loop(proxy: Arc<HttpProxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    proxy: Arc<HttpProxy>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let limit = Arc::new(Semaphore::new(proxy.cfg.max_connections));
     loop {
         let permit = match limit.clone().try_acquire_owned() {

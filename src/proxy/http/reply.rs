@@ -37,10 +37,7 @@ pub fn denied(what: &str, verdict: &Verdict, decision_id: &str) -> Response<Prox
 
 /// An error the proxy detected itself: `{"error": message}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response<ProxyBody> {
-    let mut resp = json(
-        status,
-        &serde_json::json!({ "error": message.into() }),
-    );
+    let mut resp = json(status, &serde_json::json!({ "error": message.into() }));
     if status == StatusCode::BAD_REQUEST {
         // The request line could not be trusted; do not reuse the connection.
         resp.headers_mut()

@@ -18,7 +18,10 @@ pub enum Judged {
     /// Connect to exactly this address.
     Allowed(SocketAddr),
     /// Refused; the decision id is in the log line and goes to the client.
-    Denied { verdict: Verdict, decision_id: String },
+    Denied {
+        verdict: Verdict,
+        decision_id: String,
+    },
     /// The name has no usable address (after the policy allowed looking it up).
     Unresolvable(String),
     /// The lookup itself took longer than the connect timeout.
@@ -82,7 +85,9 @@ pub async fn judge(gw: &Gateway, ask: Ask<'_>, timeout: Duration) -> Judged {
 /// One lookup; the first address is the one judged and used.
 async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<SocketAddr, Judged> {
     match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
-        Err(_) => Err(Judged::LookupTimeout(format!("looking up {host} timed out"))),
+        Err(_) => Err(Judged::LookupTimeout(format!(
+            "looking up {host} timed out"
+        ))),
         Ok(Err(e)) => Err(Judged::Unresolvable(format!("cannot resolve {host}: {e}"))),
         Ok(Ok(mut addrs)) => addrs
             .next()
