@@ -333,3 +333,33 @@ fn sigterm_lets_an_open_request_finish_then_exits_zero() -> TestResult {
     assert!(TcpStream::connect(addr).is_err());
     Ok(())
 }
+
+#[test]
+fn connections_over_max_connections_wait_until_a_slot_frees() -> TestResult {
+    let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
+    let gw = Sluice::start("{HTTP}  max_connections: 1\n")?;
+    let first = TcpStream::connect(gw.proxy)?;
+    // Make sure the first connection holds the only slot before the second arrives.
+    assert!(gw.wait_metric(r#"sluice_connections_open{protocol="http"}"#, 1.0)? >= 1.0);
+    let mut second = TcpStream::connect(gw.proxy)?;
+    let req = format!(
+        "GET http://{}/second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        up.addr
+    );
+    second.write_all(req.as_bytes())?;
+    second.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut buf = [0u8; 64];
+    let early = second.read(&mut buf);
+    assert!(
+        early.is_err(),
+        "second connection served while the first held the only slot"
+    );
+    assert!(gw.metric(r#"sluice_errors_total{protocol="http",kind="connection_limit"}"#)? >= 1.0);
+    drop(first);
+    second.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut resp = Vec::new();
+    let _ = second.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    Ok(())
+}

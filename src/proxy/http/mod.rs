@@ -6,11 +6,13 @@
 //! upstream connections (upstream.rs). Limits answer as RFC 9110 says: oversize heads get 431
 //! and malformed ones 400 (hyper writes both), a client too slow to send its head is closed.
 //! An idle client connection waiting for its next request is bounded by `header_timeout` too
-//! (for hyper, waiting for a head is one state); `idle_timeout` bounds pooled upstream ones.
+//! (for hyper, waiting for a head is one state); `idle_timeout` bounds pooled upstream ones
+//! and silent CONNECT tunnels.
 
 mod body;
 mod forward;
 mod headers;
+mod idle;
 mod reply;
 mod target;
 mod tunnel;

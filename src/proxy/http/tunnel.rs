@@ -11,6 +11,8 @@
 //! refused (fail closed); a client that sends nothing, or a protocol other than TLS, is
 //! relayed as judged by the CONNECT target.
 //!
+//! A tunnel in which no byte moves either way for `http.idle_timeout` is closed.
+//!
 //! Not here: plain requests (forward.rs), SNI parsing (proxy/sni.rs).
 
 use std::sync::Arc;
@@ -23,12 +25,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
+use super::idle::{Activity, Tracked};
 use super::target::{Ask, Judged, host_port, judge};
 use super::upstream::{ConnectError, connect};
 use super::{HttpProxy, reply};
 use crate::policy::{Input, Operation, Protocol, Target, Zone};
 use crate::proxy::sni::{self, ClientHello};
 use crate::site::HostKind;
+use crate::telemetry::RateLimiter;
 
 /// Splice buffer per direction: large enough for bulk throughput, small enough for 10k tunnels.
 const SPLICE_BUF: usize = 32 * 1024;
@@ -149,14 +153,22 @@ async fn splice(
         p.up.bytes.inc_by(first.len() as u64);
     }
     drop(first);
-    match tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut upstream,
-        SPLICE_BUF,
-        SPLICE_BUF,
-    )
-    .await
-    {
+    let activity = Activity::new();
+    let mut client = Tracked::new(client, activity.clone());
+    let mut upstream = Tracked::new(upstream, activity.clone());
+    let copied = tokio::select! {
+        r = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut upstream,
+            SPLICE_BUF,
+            SPLICE_BUF,
+        ) => r,
+        _ = activity.idle_for(p.cfg.idle_timeout.get()) => {
+            p.error("tunnel_idle_timeout");
+            return;
+        }
+    };
+    match copied {
         Ok((up, down)) => {
             p.up.bytes.inc_by(up);
             p.down.bytes.inc_by(down);
@@ -195,8 +207,13 @@ fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> bool {
     };
     let verdict = p.gateway.decide_unlogged(&input);
     if !verdict.allowed() {
+        // Fronting attempts can come in floods; like every deny log, this one is rate-limited.
+        static FRONTING_LOG: RateLimiter = RateLimiter::new(20);
         let decision_id = crate::telemetry::decision_id();
         p.gateway.log_denied(&input, &verdict, Some(&decision_id));
+        if !FRONTING_LOG.allow() {
+            return false;
+        }
         tracing::warn!(
             tunnel = %format_args!("{host}:{port}"),
             sni = sni_name,
