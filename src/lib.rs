@@ -2,9 +2,11 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over these modules; see DESIGN.md for the data flow.
 
+pub mod admin;
 pub mod admission;
 pub mod cert;
 pub mod config;
+pub mod drain;
 pub mod health;
 pub mod policy;
 pub mod proxy;
