@@ -38,7 +38,9 @@ fn run() -> Result<(), String> {
                 .unwrap_or_default();
             let mut root = std::collections::BTreeMap::new();
             root.insert(regorus::Value::from(key), doc);
-            engine.add_data(regorus::Value::from(root)).map_err(|e| e.to_string())?;
+            engine
+                .add_data(regorus::Value::from(root))
+                .map_err(|e| e.to_string())?;
         }
     }
     engine

@@ -163,9 +163,13 @@ pub fn check(args: CheckArgs) -> i32 {
     }
 }
 
-/// Every error of a policy set: each module is parsed on its own first, so that all files with
-/// syntax errors are reported; only a set that parses is compiled as a whole.
+/// Every error of a policy set. The whole set is compiled first (one pass when all is well);
+/// on failure each module is parsed on its own, so that every file with a syntax error is
+/// reported, and only when all parse is the compile error itself reported.
 pub fn check_set(set: &PolicySet) -> Vec<LoadError> {
+    let Err(compile_error) = set.engine() else {
+        return Vec::new();
+    };
     let mut errors = Vec::new();
     for m in &set.modules {
         let mut engine = regorus::Engine::new();
@@ -175,9 +179,7 @@ pub fn check_set(set: &PolicySet) -> Vec<LoadError> {
         }
     }
     if errors.is_empty() {
-        if let Err(e) = set.engine() {
-            errors.push(e);
-        }
+        errors.push(compile_error);
     }
     errors
 }

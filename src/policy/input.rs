@@ -291,20 +291,32 @@ impl OwnedInput {
     }
 }
 
-/// The Fx hash (rustc's): a few cycles per word, good enough spread for a cache key whose
-/// collisions are caught by [`OwnedInput::matches`]. Not DoS-resistant, and it need not be:
-/// a collision costs one policy evaluation, never a wrong verdict.
+/// The hasher behind [`Input::fingerprint`]: Fx-style mixing (rotate, xor, multiply) over four
+/// independent lanes, so that the multiplies of consecutive words overlap instead of forming
+/// one long dependency chain; small writes (enum tags, string terminators, ports) are packed
+/// without a multiply. Good enough spread for a cache key whose collisions are caught by
+/// [`OwnedInput::matches`]. Not DoS-resistant, and it need not be: a collision costs one
+/// policy evaluation, never a wrong verdict.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher {
-    hash: u64,
+    lanes: [u64; 4],
+    next: usize,
+    small: u64,
 }
 
 const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl FxHasher {
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+        let lane = &mut self.lanes[self.next & 3];
+        *lane = (lane.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+        self.next = self.next.wrapping_add(1);
+    }
+
+    #[inline(always)]
+    fn add_small(&mut self, v: u64) {
+        self.small = self.small.rotate_left(13) ^ v;
     }
 }
 
@@ -321,20 +333,21 @@ impl Hasher for FxHasher {
         if !rest.is_empty() {
             let mut w = [0u8; 8];
             w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
+            // The length keeps "ab" + "" apart from "a" + "b" in the same word position.
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
         }
     }
     #[inline]
     fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
+        self.add_small(u64::from(i));
     }
     #[inline]
     fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
+        self.add_small(u64::from(i));
     }
     #[inline]
     fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
+        self.add_small(u64::from(i));
     }
     #[inline]
     fn write_u64(&mut self, i: u64) {
@@ -342,12 +355,18 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
+        self.add_small(i as u64);
+    }
+    #[inline]
+    fn write_isize(&mut self, i: isize) {
+        self.add_small(i as u64);
     }
     #[inline]
     fn finish(&self) -> u64 {
+        let [a, b, c, d] = self.lanes;
+        let mut x = (a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(47))
+            .wrapping_add(self.small.wrapping_mul(FX_SEED));
         // Final avalanche so moka's sharding sees well-mixed high bits.
-        let mut x = self.hash;
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^= x >> 33;

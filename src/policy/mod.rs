@@ -7,6 +7,7 @@ pub mod cli;
 pub mod coverage;
 pub mod decider;
 pub mod eval;
+mod front;
 pub mod input;
 pub mod loader;
 pub mod report;
