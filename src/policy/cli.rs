@@ -22,18 +22,25 @@ pub enum TestFormat {
     Json,
 }
 
+const TEST_HELP: &str = "\
+Every rule whose name starts with test_ (and is not a function) is a test. It passes only when
+it evaluates to true; false or undefined is a failure, an evaluation error (or the --timeout) is
+an error. Rules named todo_test_* are reported as skipped. A test name defined more than once
+runs once per definition, numbered test_x, test_x#01, test_x#02 as opa numbers them. print()
+output is shown under failing tests, and under every test with -v.
+
+Exit codes: 0 all tests passed; 2 a test failed, errored or was skipped (unless -z), or the
+coverage is below --threshold; 1 the policies did not load or compile, no test ran with
+--fail-on-empty, or a test did not pass with --coverage (as opa).
+
+Examples:
+  sluice test policies/
+  sluice test policies/ -v --run 'egress_test.test_subscribe'
+  sluice test policies/ --coverage --threshold 100";
+
 /// Runs the `test_*` rules of the policies under PATH, like `opa test`.
-///
-/// Every rule whose name starts with `test_` (and is not a function) is a test. It passes only
-/// when it evaluates to `true`; false or undefined fails, an evaluation error is an error.
-/// Rules named `todo_test_*` are reported as skipped. A test name defined more than once runs
-/// once per definition, numbered `test_x`, `test_x#01`, `test_x#02` as OPA numbers them.
-///
-/// Exit codes: 0 all tests passed; 2 a test failed, errored or was skipped (unless -z), or the
-/// coverage is below --threshold; 1 the policies did not load or compile.
-///
-/// Example: sluice test policies/ -v --run 'egress'
 #[derive(Debug, clap::Args)]
+#[command(after_help = TEST_HELP)]
 pub struct TestArgs {
     /// Policy files and directories (.rego, data.json, data.yaml), searched recursively
     #[arg(default_value = ".")]
@@ -77,15 +84,20 @@ pub enum EvalFormat {
     Pretty,
 }
 
+const EVAL_HELP: &str = "\
+With no -d, the policies shipped in the binary are used (policies/manufacturing: smart.rego,
+egress.rego and data.json), exactly as `sluice serve` uses them without a config.
+
+Exit codes: 0 success; 1 load, parse or evaluation error, or --fail/--fail-defined triggered.
+
+Examples:
+  sluice eval -i fixtures/policy/inputs/export.json 'data.manufacturing.smart.deny'
+  sluice eval -d policies --format raw 'data.manufacturing.egress.deny' -i input.json
+  sluice eval --fail-defined -i input.json 'data.manufacturing.smart.deny'   # exit 1 if denied";
+
 /// Evaluates a Rego query, like `opa eval`.
-///
-/// With no -d, the policies shipped in the binary (policies/manufacturing: smart.rego,
-/// egress.rego, data.json) are used, exactly as `sluice serve` uses them without a config.
-///
-/// Examples:
-///   sluice eval -i fixtures/policy/inputs/export.json 'data.manufacturing.smart.deny'
-///   sluice eval -d policies --format raw 'data.manufacturing.smart.allow'
 #[derive(Debug, clap::Args)]
+#[command(after_help = EVAL_HELP)]
 pub struct EvalArgs {
     /// The query, e.g. data.manufacturing.smart.allow
     pub query: String,
@@ -109,9 +121,17 @@ pub struct EvalArgs {
     pub v0_compatible: bool,
 }
 
-/// Parses and compiles policies, like `opa check`: prints nothing on success, else one
-/// `file:line:col: message` line per error, and exits 1.
+const CHECK_HELP: &str = "\
+Prints nothing and exits 0 when every policy parses and the set compiles; otherwise prints one
+`file:line:col: message` line per file that does not parse (or the first compile error) on
+stderr and exits 1.
+
+Example:
+  sluice check policies/";
+
+/// Parses and compiles policies, like `opa check`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = CHECK_HELP)]
 pub struct CheckArgs {
     /// Policy files and directories
     #[arg(default_value = ".")]
