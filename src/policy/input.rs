@@ -323,18 +323,28 @@ impl FxHasher {
 impl Hasher for FxHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
+        let len = bytes.len();
+        let mut i = 0;
+        while i + 8 <= len {
+            self.add(read_u64(bytes, i));
+            i += 8;
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            // The length keeps "ab" + "" apart from "a" + "b" in the same word position.
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        let rest = len - i;
+        if rest > 0 {
+            // The tail is read with fixed-size loads (overlapping the last full word, or two
+            // overlapping halves): a variable-length copy would be a memcpy call per string,
+            // which cost more than all the hashing together.
+            let word = if len >= 8 {
+                read_u64(bytes, len - 8)
+            } else if rest >= 4 {
+                read_u32(bytes, 0) | (read_u32(bytes, len - 4) << 32)
+            } else {
+                u64::from(bytes[0])
+                    | (u64::from(bytes[rest / 2]) << 8)
+                    | (u64::from(bytes[rest - 1]) << 16)
+            };
+            // The length keeps tails that share bytes apart.
+            self.add(word ^ ((rest as u64) << 59));
         }
     }
     #[inline]
@@ -372,6 +382,20 @@ impl Hasher for FxHasher {
         x ^= x >> 33;
         x
     }
+}
+
+#[inline(always)]
+fn read_u64(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn read_u32(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[i..i + 4]);
+    u64::from(u32::from_le_bytes(w))
 }
 
 /// A `BuildHasher` for `u64` keys that are already fingerprints: passes them through.
@@ -465,6 +489,31 @@ mod tests {
         let mut other = source();
         other.username = "x".into();
         assert!(!owned.matches(&publish(&other, "a/b", Zone::Local)));
+    }
+
+    #[test]
+    fn fingerprints_of_topics_of_every_length_are_distinct() {
+        let s = source();
+        let mut topics = Vec::new();
+        for len in 0..40 {
+            for c in ['a', 'b', '/', '+'] {
+                topics.push(std::iter::repeat_n('x', len).chain([c]).collect::<String>());
+                topics.push(
+                    [c].into_iter()
+                        .chain(std::iter::repeat_n('x', len))
+                        .collect(),
+                );
+            }
+        }
+        topics.sort();
+        topics.dedup();
+        let mut keys: Vec<u64> = topics
+            .iter()
+            .map(|t| publish(&s, t, Zone::Local).fingerprint(1))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), topics.len());
     }
 
     #[test]
