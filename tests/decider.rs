@@ -456,3 +456,39 @@ fn missing_decision_package_or_allow_rule_is_a_load_error() {
         "{err}"
     );
 }
+
+#[test]
+fn cached_verdicts_expire_after_the_ttl() {
+    let src = source();
+    let d = Decider::new(
+        &policy("allow := true"),
+        DeciderOptions {
+            cache_ttl: Duration::from_millis(20),
+            ..opts("data.d")
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let input = local(&src);
+    assert!(d.decide(&input).allowed());
+    assert!(d.decide(&input).allowed());
+    assert_eq!(d.stats().cache_hits.load(Ordering::Relaxed), 1);
+    // Well past the time to live: neither the shared cache nor this thread's copy may answer.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(d.decide(&input).allowed());
+    assert_eq!(d.stats().cache_misses.load(Ordering::Relaxed), 2);
+    assert_eq!(d.stats().cache_hits.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn two_deciders_on_one_thread_never_share_verdicts() {
+    let src = source();
+    let yes = decider("allow := true");
+    let no = decider("allow := false");
+    let input = local(&src);
+    for _ in 0..3 {
+        assert!(yes.decide(&input).allowed());
+        assert!(!no.decide(&input).allowed());
+    }
+    assert_eq!(yes.stats().cache_hits.load(Ordering::Relaxed), 2);
+    assert_eq!(no.stats().cache_hits.load(Ordering::Relaxed), 2);
+}
