@@ -52,7 +52,7 @@ pub struct TestArgs {
     #[arg(short, long, value_name = "REGEX")]
     pub run: Option<String>,
     /// Output format: pretty (OPA's default report) or json (OPA's result array)
-    #[arg(long, value_enum, default_value = "pretty")]
+    #[arg(short, long, value_enum, default_value = "pretty")]
     pub format: TestFormat,
     /// Print OPA's JSON coverage report (covered and not covered lines per file) instead
     #[arg(short, long)]
@@ -62,7 +62,8 @@ pub struct TestArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
     pub threshold: f64,
     /// Time limit for each test, e.g. 500ms, 5s
-    #[arg(short, long, value_name = "DURATION", default_value = "5s",
+    // No `-t`: in `opa test` that is --target.
+    #[arg(long, value_name = "DURATION", default_value = "5s",
           value_parser = parse_timeout)]
     pub timeout: Duration,
     /// Exit 1 with "no tests were run" when no test was found
