@@ -8,7 +8,8 @@ import rego.v1
 
 source := {"workload": "aggregator", "namespace": "line-1", "node": "edge-17", "site": "plant-042"}
 
-# A decision input as the gateway builds it (DESIGN.md contract).
+# Decision inputs as the gateway builds them (DESIGN.md contract): the forward proxy sees
+# methods and paths of plain-HTTP requests only; HTTPS goes through CONNECT tunnels.
 mqtt_input(operation, host, port, topic) := {
 	"action": action(host),
 	"destination": destination(host),
@@ -24,11 +25,11 @@ http_input(method, host, path) := {
 	"action": action(host),
 	"destination": destination(host),
 	"data_stays_local": host == "historian.plant.local",
-	"protocol": "https",
+	"protocol": "http",
 	"operation": "request",
 	"source": source,
-	"target": {"host": host, "port": 443, "zone": zone(host)},
-	"http": {"method": method, "scheme": "https", "path": path},
+	"target": {"host": host, "port": 80, "zone": zone(host)},
+	"http": {"method": method, "scheme": "http", "path": path},
 }
 
 tunnel_input(protocol, host, port) := {
@@ -62,7 +63,7 @@ aggregates := {
 uploads := {
 	"name": "daily-report",
 	"host": "*.reports.example.com",
-	"protocols": ["https"],
+	"protocols": ["http"],
 	"methods": ["POST"],
 	"paths": ["/v1/reports/"],
 }
@@ -239,7 +240,7 @@ test_host_wildcard_needs_a_subdomain if {
 }
 
 test_http_entry_without_methods_or_paths_allows_any_normal_request if {
-	entry := {"name": "any", "host": "api.example.com", "protocols": ["https"]}
+	entry := {"name": "any", "host": "api.example.com", "protocols": ["http"]}
 	doc := http_input("DELETE", "api.example.com", "/anything")
 	egress.allow with input as doc with data.manufacturing.export_allowlist as [entry]
 	not egress.allow with input as http_input("GET", "api.example.com", "/a/../b") with data.manufacturing.export_allowlist as [entry]
@@ -256,7 +257,8 @@ test_tunnel_to_other_port_is_denied if {
 }
 
 test_tunnel_denied_by_entry_with_paths_or_methods if {
-	not allowed(tunnel_input("https", "eu.reports.example.com", 443))
+	both := object.union(uploads, {"protocols": ["http", "https"]})
+	not egress.allow with input as tunnel_input("https", "eu.reports.example.com", 443) with data.manufacturing.export_allowlist as [both]
 	entry := {"name": "m", "host": "vpn.vendor.example.net", "protocols": ["https"], "methods": ["POST"]}
 	not egress.allow with input as tunnel_input("https", "vpn.vendor.example.net", 443) with data.manufacturing.export_allowlist as [entry]
 }

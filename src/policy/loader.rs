@@ -74,7 +74,7 @@ impl LoadError {
                     }
                     // A later one points at a related place ("defined earlier:"): keep it.
                     Some(m) => {
-                        let m2 = m.trim_end().trim_end_matches(':').to_string();
+                        let m2 = m.trim_end().trim_end_matches([':', '.']).to_string();
                         *m = format!("{m2}: {}", loc.trim());
                     }
                 }
