@@ -1,5 +1,13 @@
 //! The Gatekeeper-compatible admission webhook and `sluice verify`.
 
+pub mod constraints;
+pub mod inventory;
+pub mod manifests;
+pub mod matching;
+pub mod policies;
+pub mod review;
+pub mod templates;
+
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
