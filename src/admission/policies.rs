@@ -183,34 +183,53 @@ impl Policies {
     /// Compiles the templates among `docs` and attaches the constraints.
     pub fn from_documents(docs: &[Document], inventory: Inventory) -> Self {
         let mut problems = Vec::new();
+        let mut compiled = Vec::new();
+        for doc in docs.iter().filter(|d| templates::is_template(d)) {
+            match templates::compile(doc) {
+                Ok(t) => compiled.push(t),
+                Err(e) => problems.push(e),
+            }
+        }
+        let constraint_docs: Vec<&Document> = docs
+            .iter()
+            .filter(|d| constraints::is_constraint(d))
+            .collect();
+        Self::assemble(compiled, problems, &constraint_docs, inventory)
+    }
+
+    /// Builds a set from compiled templates (and the templates that failed, so that their
+    /// constraints are reported as such), constraint documents and the inventory.
+    pub fn assemble(
+        compiled: Vec<Template>,
+        failed: Vec<templates::TemplateError>,
+        constraint_docs: &[&Document],
+        inventory: Inventory,
+    ) -> Self {
+        let mut problems = Vec::new();
         let mut templates: Vec<LoadedTemplate> = Vec::new();
         // Kinds whose template exists but failed: their constraints are reported as such.
         let mut broken_kinds: Vec<String> = Vec::new();
-        for doc in docs.iter().filter(|d| templates::is_template(d)) {
-            match templates::compile(doc) {
-                Ok(t) => {
-                    if let Some(first) = templates.iter().find(|x| x.template.kind == t.kind) {
-                        problems.push(Problem::Template(format!(
-                            "{}: template {} is already defined by {}; this one is skipped",
-                            t.origin, t.kind, first.template.origin
-                        )));
-                        continue;
-                    }
-                    match LoadedTemplate::new(t, &inventory) {
-                        Ok(l) => templates.push(l),
-                        Err(e) => problems.push(Problem::Template(e)),
-                    }
-                }
-                Err(e) => {
-                    if let Some(k) = e.template() {
-                        broken_kinds.push(k.to_string());
-                    }
-                    problems.push(Problem::Template(e.to_string()));
-                }
+        for e in failed {
+            if let Some(k) = e.template() {
+                broken_kinds.push(k.to_string());
+            }
+            problems.push(Problem::Template(e.to_string()));
+        }
+        for t in compiled {
+            if let Some(first) = templates.iter().find(|x| x.template.kind == t.kind) {
+                problems.push(Problem::Template(format!(
+                    "{}: template {} is already defined by {}; this one is skipped",
+                    t.origin, t.kind, first.template.origin
+                )));
+                continue;
+            }
+            match LoadedTemplate::new(t, &inventory) {
+                Ok(l) => templates.push(l),
+                Err(e) => problems.push(Problem::Template(e)),
             }
         }
         let mut constraints: Vec<(Constraint, usize)> = Vec::new();
-        for doc in docs.iter().filter(|d| constraints::is_constraint(d)) {
+        for doc in constraint_docs {
             let c = match constraints::parse(doc) {
                 Ok(c) => c,
                 Err(e) => {
@@ -248,6 +267,19 @@ impl Policies {
             constraints,
             inventory,
             problems,
+        }
+    }
+
+    /// Limits each evaluation of a template; past it the evaluation fails (a violation).
+    pub fn set_eval_timeout(&mut self, limit: std::time::Duration) {
+        for t in &mut self.templates {
+            t.engine
+                .set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+                    limit,
+                    check_interval: std::num::NonZeroU32::new(64)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                });
+            t.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }
 
