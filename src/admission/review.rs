@@ -219,3 +219,105 @@ fn violation_fields(v: &regorus::Value) -> (String, Json) {
         .unwrap_or(Json::Object(Default::default()));
     (msg, details)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::inventory::Inventory;
+    use crate::admission::manifests::parse;
+
+    fn policies(yaml: &str) -> Policies {
+        let docs = parse(yaml, "p.yaml").unwrap_or_default();
+        Policies::from_documents(&docs, Inventory::new())
+    }
+
+    fn template(kind: &str, rego: &str) -> String {
+        let rego: String = rego.lines().map(|l| format!("        {l}\n")).collect();
+        format!(
+            "---\napiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {{name: {}}}\nspec:\n  crd: {{spec: {{names: {{kind: {kind}}}}}}}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n{rego}",
+            kind.to_lowercase()
+        )
+    }
+
+    fn constraint(kind: &str, name: &str) -> String {
+        format!(
+            "---\napiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata: {{name: {name}}}\n"
+        )
+    }
+
+    fn pod_request() -> Json {
+        request_for_object(
+            &serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"}}),
+        )
+    }
+
+    #[test]
+    fn results_are_ordered_by_kind_then_name() {
+        let always = "package x\nviolation[{\"msg\": \"m\"}] { true }";
+        let p = policies(&format!(
+            "{}{}{}{}{}",
+            template("BKind", &always.replace("package x", "package b")),
+            template("AKind", &always.replace("package x", "package a")),
+            constraint("BKind", "a-first"),
+            constraint("AKind", "z-last"),
+            constraint("AKind", "m-middle"),
+        ));
+        assert_eq!(p.problems, Vec::new());
+        let got: Vec<String> = p
+            .review(&pod_request())
+            .iter()
+            .map(|v| format!("{}/{}", v.kind, v.constraint))
+            .collect();
+        assert_eq!(got, vec!["AKind/m-middle", "AKind/z-last", "BKind/a-first"]);
+    }
+
+    #[test]
+    fn an_evaluation_error_is_a_violation_naming_it() {
+        // Two values for one complete rule: an evaluation error, not a builtin error.
+        let rego = "package conflict\nx = 1 { true }\nx = 2 { true }\nviolation[{\"msg\": \"never\"}] { x == 3 }";
+        let p = policies(&format!(
+            "{}{}",
+            template("Conflict", rego),
+            constraint("Conflict", "c")
+        ));
+        let v = p.review(&pod_request());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].msg.starts_with("template Conflict evaluation error: "),
+            "{}",
+            v[0].msg
+        );
+        assert_eq!(v[0].action, EnforcementAction::Deny);
+    }
+
+    #[test]
+    fn a_runaway_template_times_out_as_a_violation() {
+        let rego = "package slow\nviolation[{\"msg\": \"done\"}] { n := numbers.range(1, 5000); count([1 | n[_]; n[_]]) < 0 }";
+        let mut p = policies(&format!(
+            "{}{}",
+            template("Slow", rego),
+            constraint("Slow", "s")
+        ));
+        p.set_eval_timeout(std::time::Duration::from_millis(20));
+        let v = p.review(&pod_request());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].msg.contains("evaluation error") && v[0].msg.contains("time limit"),
+            "{}",
+            v[0].msg
+        );
+    }
+
+    #[test]
+    fn details_are_carried_with_the_message() {
+        let rego = "package d\nviolation[{\"msg\": \"m\", \"details\": {\"name\": input.review.object.metadata.name}}] { true }";
+        let p = policies(&format!(
+            "{}{}",
+            template("Det", rego),
+            constraint("Det", "d")
+        ));
+        let v = p.review(&pod_request());
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].details, serde_json::json!({"name": "p"}));
+    }
+}

@@ -40,6 +40,7 @@ pub struct Webhook {
     exempt_namespaces: Vec<String>,
     max_body: usize,
     error_log: RateLimiter,
+    violation_log: RateLimiter,
 }
 
 impl Webhook {
@@ -65,6 +66,7 @@ impl Webhook {
             exempt_namespaces,
             max_body,
             error_log: RateLimiter::new(10),
+            violation_log: RateLimiter::new(100),
         }
     }
 
@@ -109,6 +111,9 @@ impl Webhook {
                     enforcement_action: v.action.as_str(),
                 })
                 .inc();
+            if !self.violation_log.allow() {
+                continue;
+            }
             let (kind, name, ns) = (
                 request
                     .pointer("/kind/kind")
