@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value as Json, json};
 use sluice::admission::inventory::Inventory;
 use sluice::admission::policies::Policies;
-use sluice::admission::server::Webhook;
+use sluice::admission::service::Webhook;
 
 const TEMPLATES: usize = 50;
 const WARMUP: usize = 200;

@@ -16,6 +16,7 @@ pub mod policies;
 pub mod response;
 pub mod review;
 pub mod server;
+pub mod service;
 pub mod suite;
 pub mod templates;
 pub mod verify_report;
@@ -24,13 +25,17 @@ use std::path::PathBuf;
 
 /// `sluice webhook`: serve Gatekeeper ConstraintTemplates and Constraints as a validating
 /// admission webhook.
-///
-/// Serves `POST /v1/admit` (and `/`) with admission.k8s.io/v1 AdmissionReviews over HTTPS, plus
-/// `/metrics`, `/healthz` and `/readyz` on the same TLS listener. Templates and constraints come
-/// from `webhook.paths` (the shipped policies/gatekeeper set when empty); `webhook.inventory`
-/// names a directory of objects for `data.inventory`. The certificate and key are re-read when
-/// their files change, so rotation needs no restart.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Serves POST /v1/admit (and POST /) with admission.k8s.io/v1 AdmissionReviews over HTTPS, and
+GET /metrics, /healthz and /readyz on the same TLS listener.
+
+Config (webhook section): listen (0.0.0.0:8443), tls.cert and tls.key (re-read when the files
+change: rotation needs no restart), paths (ConstraintTemplates and Constraints; empty = the
+shipped policies/gatekeeper set), inventory (a directory of objects for data.inventory),
+exempt_namespaces ([kube-system]), max_body_bytes (3MiB), eval_timeout (1s).
+
+Broken templates and constraints are logged at start and skipped; the rest keep enforcing.")]
 pub struct WebhookArgs {
     /// YAML config file (the `webhook` and `log` sections)
     #[arg(short = 'c', long = "config", value_name = "FILE")]
@@ -38,11 +43,15 @@ pub struct WebhookArgs {
 }
 
 /// `sluice verify`: run Gatekeeper test suites, like `gator verify`.
-///
-/// Finds every `kind: Suite` (test.gatekeeper.sh/v1alpha1) file under the paths (directories are
-/// searched recursively; a Go-style `dir/...` works too) and runs its tests. Prints
-/// `ok <suite> <time>` or `--- FAIL:` lines and `PASS`/`FAIL`; exits 1 when anything fails.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Finds every kind: Suite (test.gatekeeper.sh/v1alpha1) file under the paths (directories are
+searched recursively; a Go-style dir/... works too) and runs its tests: each pairs a template
+with a constraint; each case reviews an object (or an AdmissionReview) with optional inventory
+and asserts violations: yes | no | N, optionally counting only messages matching a regex.
+
+Prints ok <suite> <time>, or --- FAIL: lines with the reason, then PASS or FAIL.
+Exit codes: 0 all passed, 1 any failure or a usage error (as gator verify).")]
 pub struct VerifyArgs {
     /// Directories or files holding `kind: Suite` test suites
     #[arg(default_value = ".")]
