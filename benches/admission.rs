@@ -184,7 +184,7 @@ fn main() -> Result<(), String> {
 
     // Baseline: raw regorus, the same templates, input prepared once.
     let request = pod()["request"].clone();
-    let review = regorus::Value::from(request.clone());
+    let review = regorus::Value::from_json_str(&request.to_string()).map_err(|e| e.to_string())?;
     let mut engines: Vec<(regorus::Engine, String, regorus::Value)> = policies
         .constraints
         .iter()

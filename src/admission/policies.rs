@@ -87,6 +87,10 @@ impl LoadedTemplate {
         engine
             .add_data(inventory.to_data())
             .map_err(|e| format!("{}: adding inventory: {e}", template.origin))?;
+        // Adding data unprepares the engine; prepare it again so that no review pays for it.
+        engine
+            .eval_query("true".to_string(), false)
+            .map_err(|e| format!("{}: {e}", template.origin))?;
         Ok(Self {
             template,
             engine,
