@@ -155,7 +155,9 @@ impl Policies {
                 }
                 Ok(true) => {}
             }
-            let review = review_value.get_or_insert_with(|| to_value(request)).clone();
+            let review = review_value
+                .get_or_insert_with(|| to_value(request))
+                .clone();
             let mut input = BTreeMap::new();
             input.insert(regorus::Value::from("review"), review);
             input.insert(regorus::Value::from("parameters"), c.parameters.clone());
