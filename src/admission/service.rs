@@ -254,7 +254,17 @@ impl Webhook {
                 return text(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}\n"));
             }
         };
-        let (status, answer) = self.admit(&body);
+        // Reviews are CPU work of unbounded length (up to eval_timeout per template): off the
+        // async workers, so that probes and other connections are served meanwhile.
+        let webhook = self.clone();
+        let (status, answer) = match tokio::task::spawn_blocking(move || webhook.admit(&body)).await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "review failed");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "review failed\n");
+            }
+        };
         let mut r = Response::new(Full::new(Bytes::from(
             serde_json::to_vec(&answer).unwrap_or_default(),
         )));
