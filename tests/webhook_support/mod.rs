@@ -187,7 +187,7 @@ impl Webhook {
             .unwrap_or(0.0))
     }
 
-    /// Sends SIGTERM and waits for the exit code.
+    /// Sends SIGTERM (with the system `kill` program, from procps) and waits for the exit code.
     pub fn terminate(&mut self) -> Result<Option<i32>, String> {
         let pid = self.child.id().to_string();
         Command::new("kill")
