@@ -279,6 +279,18 @@ pub struct WebhookConfig {
     pub inventory: Option<PathBuf>,
     /// Largest AdmissionReview body accepted.
     pub max_body_bytes: Size,
+    /// Time limit of one template evaluation; past it the evaluation is a violation.
+    pub eval_timeout: Dur,
+    /// Concurrent client connections; further ones wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Time a client has to complete the TLS handshake.
+    pub handshake_timeout: Dur,
+    /// Time a client has to send a whole request (head and body).
+    pub request_timeout: Dur,
+    /// How often, at most, the certificate files are checked for changes.
+    pub cert_reload_interval: Dur,
+    /// Deadline for open requests on SIGTERM.
+    pub shutdown_grace: Dur,
 }
 
 impl Default for WebhookConfig {
@@ -290,6 +302,12 @@ impl Default for WebhookConfig {
             exempt_namespaces: vec!["kube-system".into()],
             inventory: None,
             max_body_bytes: Size(3 * 1024 * 1024),
+            eval_timeout: Dur(Duration::from_secs(1)),
+            max_connections: 1024,
+            handshake_timeout: Dur(Duration::from_secs(10)),
+            request_timeout: Dur(Duration::from_secs(10)),
+            cert_reload_interval: Dur(Duration::from_secs(2)),
+            shutdown_grace: Dur(Duration::from_secs(10)),
         }
     }
 }
@@ -514,6 +532,15 @@ impl Config {
             if h.max_connections == 0 {
                 return Err("http.max_connections: must be at least 1".into());
             }
+        }
+        if self.webhook.max_connections == 0 {
+            return Err("webhook.max_connections: must be at least 1".into());
+        }
+        if self.webhook.max_body_bytes.0 < 1024 {
+            return Err("webhook.max_body_bytes: must be at least 1KiB".into());
+        }
+        if self.webhook.eval_timeout.0.is_zero() {
+            return Err("webhook.eval_timeout: must be greater than zero".into());
         }
         for (i, m) in self.mqtt.iter().enumerate() {
             split_host_port(&m.upstream).map_err(|e| format!("mqtt[{i}].upstream: {e}"))?;
