@@ -3,6 +3,7 @@
 //! Every proxy asks [`Gateway::decide`], which wraps the policy `Decider` with the metrics and
 //! the rate-limited deny log, so that every protocol is judged, counted and logged the same way.
 
+pub mod mqtt;
 pub mod tls;
 
 use crate::policy::{Decider, Input, Source, Verdict};
