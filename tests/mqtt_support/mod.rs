@@ -314,8 +314,11 @@ pub fn text(o: &Output) -> String {
 
 /// A subscriber connected straight to a broker (MQTT 3.1.1, rumqttc), recording
 /// (topic, payload, retain) of every message.
+/// One message as a subscriber saw it: topic, payload, retain flag.
+pub type Received = (String, Vec<u8>, bool);
+
 pub struct Watcher {
-    pub got: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    pub got: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
