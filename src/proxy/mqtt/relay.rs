@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
 use super::encode;
-use super::session::{READ_CHUNK, SessionError, discard};
+use super::session::{READ_CHUNK_MAX, READ_CHUNK_MIN, SessionError, discard};
 use super::wire::{Reader, Writer};
 use crate::config::V3Deny;
 use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
@@ -151,6 +151,7 @@ impl Relay {
         let mut aliases: HashMap<u16, Alias> = HashMap::new();
         let mut local_qos2: HashSet<u16> = HashSet::new();
         let max = self.ctx.max_packet;
+        let mut chunk = READ_CHUNK_MIN;
         let broker_err =
             |e: std::io::Error| Ended::Failed(SessionError::new("upstream_io", e.to_string()));
         loop {
@@ -205,7 +206,7 @@ impl Relay {
             if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
                 return broker_err(e);
             }
-            match fill(&mut r, &mut buf, max).await {
+            match fill(&mut r, &mut buf, &mut chunk, max).await {
                 Ok(true) => {}
                 Ok(false) => return Ended::ClientClosed,
                 Err(e) => return Ended::Failed(SessionError::new("client_io", e.to_string())),
@@ -409,6 +410,7 @@ impl Relay {
         let max = self.ctx.max_packet;
         let mut buf = BytesMut::new();
         let mut connack_seen = false;
+        let mut chunk = READ_CHUNK_MIN;
         loop {
             let mut fwd = 0;
             loop {
@@ -451,7 +453,7 @@ impl Relay {
             if let Err(e) = self.flush_down(&mut buf, fwd).await {
                 return e;
             }
-            match fill(&mut r, &mut buf, max).await {
+            match fill(&mut r, &mut buf, &mut chunk, max).await {
                 Ok(true) => {}
                 Ok(false) => return Ended::BrokerClosed,
                 Err(e) => return Ended::Failed(SessionError::new("upstream_io", e.to_string())),
@@ -517,16 +519,29 @@ impl Relay {
 }
 
 /// Reads more bytes into `buf`. An empty buffer is released while waiting, so an idle
-/// connection holds no read buffer. `Ok(false)`: end of stream.
-async fn fill(r: &mut Reader, buf: &mut BytesMut, max: usize) -> std::io::Result<bool> {
+/// connection holds no read buffer; `chunk` adapts the read size to the traffic.
+/// `Ok(false)`: end of stream.
+async fn fill(
+    r: &mut Reader,
+    buf: &mut BytesMut,
+    chunk: &mut usize,
+    max: usize,
+) -> std::io::Result<bool> {
     if buf.is_empty() {
         *buf = BytesMut::new();
         r.readable().await?;
     }
     let want = match codec::parse_header(buf, max) {
-        Ok(Some(h)) => h.total().saturating_sub(buf.len()).max(READ_CHUNK),
-        _ => READ_CHUNK,
+        Ok(Some(h)) => h.total().saturating_sub(buf.len()).max(*chunk),
+        _ => *chunk,
     };
     buf.reserve(want);
-    Ok(r.read_buf(buf).await? > 0)
+    let room = buf.capacity() - buf.len();
+    let n = r.read_buf(buf).await?;
+    if n >= room {
+        *chunk = (*chunk * 2).min(READ_CHUNK_MAX);
+    } else if n < *chunk / 4 {
+        *chunk = (*chunk / 2).max(READ_CHUNK_MIN);
+    }
+    Ok(n > 0)
 }

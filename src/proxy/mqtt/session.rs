@@ -26,8 +26,10 @@ use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone}
 use crate::proxy::Gateway;
 use crate::site::HostKind;
 
-/// Bytes read at a time when no larger packet is pending.
-pub(super) const READ_CHUNK: usize = 16 * 1024;
+/// Read sizes: a session starts small (most MQTT packets are tiny and most connections are
+/// idle) and doubles while reads fill the buffer, up to the largest.
+pub(super) const READ_CHUNK_MIN: usize = 1024;
+pub(super) const READ_CHUNK_MAX: usize = 64 * 1024;
 
 /// Serves one accepted client connection to its end, counting it.
 pub async fn run(
@@ -232,6 +234,9 @@ async fn serve(
         .await
         .map_err(|e| SessionError::new("upstream_io", e.to_string()))?;
     gw.metrics.forwarded("mqtt", "upstream", frame.len() as u64);
+    // Release the CONNECT's buffer before the session settles into its (long) idle life.
+    drop(frame);
+    let buf = if buf.is_empty() { BytesMut::new() } else { buf };
 
     let relay = Relay::new(
         Arc::clone(gw),
