@@ -64,11 +64,13 @@ fn main() {
     let _ = std::fs::write(
         &cfg,
         format!(
-            "http: null\nadmin: {{listen: 127.0.0.1:{admin_port}}}\nlog: {{level: warn}}\nmqtt:\n  - listen: 127.0.0.1:{sluice_port}\n    upstream: 127.0.0.1:{broker_port}\n"
+            "{}http: null\nadmin: {{listen: 127.0.0.1:{admin_port}}}\nlog: {{level: warn}}\nmqtt:\n  - listen: 127.0.0.1:{sluice_port}\n    upstream: 127.0.0.1:{broker_port}\n",
+            std::env::var("SLUICE_CONFIG_PREFIX").unwrap_or_default()
         ),
     );
     let sluice = Proc(spawn_limited(&format!(
-        "exec {} serve -c {}",
+        "exec env {} {} serve -c {}",
+        std::env::var("SLUICE_ENV").unwrap_or_default(),
         env!("CARGO_BIN_EXE_sluice"),
         cfg.display()
     )));
@@ -85,7 +87,9 @@ fn main() {
         "scenario", "path", "msgs/s", "p50", "p99", "p999"
     );
     let mut all_met = true;
-    for qos in [0u8, 1] {
+    // `MQTT_LOAD=rss` runs only the memory part.
+    let rss_only = std::env::var("MQTT_LOAD").is_ok_and(|v| v == "rss");
+    for qos in [0u8, 1].into_iter().filter(|_| !rss_only) {
         for (publishers, window) in [(1usize, 64usize), (100, 8)] {
             let name = format!(
                 "qos{qos} {publishers} publisher{}",
