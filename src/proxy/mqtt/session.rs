@@ -21,7 +21,7 @@ use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
 use super::encode;
 use super::relay::{Ended, Relay};
-use super::wire::{Stream, subject_common_name};
+use super::wire::{Reader, Stream, Writer, subject_common_name};
 use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
 use crate::proxy::Gateway;
 use crate::site::HostKind;
@@ -78,6 +78,43 @@ async fn serve(
     tcp: TcpStream,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
+    // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
+    // runs, so that an established, idle session keeps just the relay's few hundred bytes.
+    let Some(Established {
+        relay,
+        client_r,
+        broker_r,
+        broker_w,
+        buf,
+    }) = Box::pin(establish(ctx, gw, tcp)).await?
+    else {
+        return Ok(());
+    };
+    let ended = tokio::select! {
+        e = relay.client_to_broker(client_r, broker_w, buf) => e,
+        e = relay.broker_to_client(broker_r) => e,
+        _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+    };
+    relay.finish(ended).await
+}
+
+/// A session past its CONNECT: the relay state and the socket halves it runs on.
+struct Established {
+    relay: Relay,
+    client_r: Reader,
+    broker_r: Reader,
+    broker_w: Writer,
+    /// Client bytes already read after the CONNECT.
+    buf: BytesMut,
+}
+
+/// TLS, CONNECT, the connect and Will decisions, the upstream connection. `None`: the client
+/// was refused (and told so).
+async fn establish(
+    ctx: &Arc<ListenerCtx>,
+    gw: &Arc<Gateway>,
+    tcp: TcpStream,
+) -> Result<Option<Established>, SessionError> {
     let deadline = tokio::time::Instant::now() + ctx.config.connect_timeout.get();
     let timed_out = || SessionError::new("connect_timeout", "no CONNECT within connect_timeout");
 
@@ -191,7 +228,7 @@ async fn serve(
             .write_all(&refuse(reason::NOT_AUTHORIZED, reason::V3_NOT_AUTHORIZED))
             .await;
         let _ = client.shutdown().await;
-        return Ok(());
+        return Ok(None);
     }
 
     // Only an allowed CONNECT may look up an external name.
@@ -247,12 +284,13 @@ async fn serve(
         zone,
         client_w,
     );
-    let ended = tokio::select! {
-        e = relay.client_to_broker(client_r, broker_w, buf) => e,
-        e = relay.broker_to_client(broker_r) => e,
-        _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
-    };
-    relay.finish(ended).await
+    Ok(Some(Established {
+        relay,
+        client_r,
+        broker_r,
+        broker_w,
+        buf,
+    }))
 }
 
 /// Reads exactly one frame (the CONNECT) and leaves anything pipelined after it in `buf`.
