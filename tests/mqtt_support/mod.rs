@@ -253,6 +253,22 @@ impl Sluice {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "sluice did not exit: {}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Sluice {
