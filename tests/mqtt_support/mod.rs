@@ -183,10 +183,10 @@ impl Sluice {
                 .filter(|l| l.contains("mqtt listening"))
                 .filter_map(addr_of)
                 .collect();
-            let admin = lines
-                .iter()
-                .filter(|l| l.contains("admin listening"))
-                .find_map(addr_of);
+            // The admin address is taken from the config (a free port picked by the test), and
+            // is ready once it accepts connections.
+            let admin = admin_addr(config)
+                .filter(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
             if let (Some(admin), true) = (admin, mqtt.len() == expected) {
                 return Self {
                     child,
@@ -222,7 +222,7 @@ impl Sluice {
     /// The Prometheus text of `/metrics`.
     pub fn metrics(&self) -> String {
         let mut s = TcpStream::connect(self.admin).unwrap_or_else(|e| panic!("admin: {e}"));
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n");
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out
@@ -278,10 +278,19 @@ impl Drop for Sluice {
     }
 }
 
+/// `admin: {listen: ADDR}` of a config written by these helpers.
+fn admin_addr(config: &str) -> Option<SocketAddr> {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: {listen: "))
+        .and_then(|rest| rest.trim_end_matches('}').trim().parse().ok())
+}
+
 /// The sluice config of one MQTT listener in front of `broker`, with the test policy.
 pub fn config_with(listeners: &[(String, &str)], policy: &str) -> String {
     let mut s = format!(
-        "http: null\nadmin: {{listen: 127.0.0.1:0}}\nlog: {{level: info}}\n{policy}\nmqtt:\n"
+        "http: null\nadmin: {{listen: 127.0.0.1:{}}}\nlog: {{level: info}}\n{policy}\nmqtt:\n",
+        free_port("127.0.0.1")
     );
     for (upstream, extra) in listeners {
         s.push_str(&format!(
