@@ -89,3 +89,34 @@ fn sigterm_sends_mqtt5_clients_disconnect_0x8b_and_exits_cleanly() {
     let code = sluice.wait_exit();
     assert_eq!(code, Some(0), "{}", sluice.logs());
 }
+
+#[test]
+fn a_listen_address_in_use_fails_with_one_line_naming_it() {
+    let Ok(taken) = TcpListener::bind("127.0.0.1:0") else {
+        panic!("bind");
+    };
+    let addr = taken
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let dir = Dir::new("inuse");
+    let config = format!(
+        "http: null\nadmin: {{listen: 127.0.0.1:{}}}\nmqtt:\n  - listen: {addr}\n    upstream: 127.0.0.1:1\n",
+        free_port("127.0.0.1")
+    );
+    let path = dir.file("sluice.yaml", &config);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "sluice serve: mqtt listener {addr}: cannot listen: "
+        )),
+        "{stderr}"
+    );
+}
