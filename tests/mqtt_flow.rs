@@ -120,3 +120,24 @@ fn a_listen_address_in_use_fails_with_one_line_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn max_connections_makes_further_clients_wait_until_a_slot_frees() {
+    let broker = Broker::start();
+    let sluice = sluice_for(&broker, "max_connections: 1");
+    let mut first = Raw::connect(sluice.addr());
+    first.send(&connect_packet(4, "first"));
+    assert_eq!(first.read_packet(), vec![0x20, 2, 0, 0]);
+    // The second client is accepted by the kernel but not served while the first is open.
+    let mut second = Raw::connect(sluice.addr());
+    second.send(&connect_packet(4, "second"));
+    let _ = second.s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut byte = [0u8; 1];
+    assert!(
+        second.s.read(&mut byte).is_err(),
+        "the second client was served beyond max_connections"
+    );
+    drop(first);
+    let _ = second.s.set_read_timeout(Some(WAIT));
+    assert_eq!(second.read_packet(), vec![0x20, 2, 0, 0]);
+}
