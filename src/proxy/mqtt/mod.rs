@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod encode;
+mod inspect;
 mod relay;
 mod session;
 pub mod wire;
