@@ -23,7 +23,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub site: SiteConfig,
@@ -37,6 +37,23 @@ pub struct Config {
     pub admin: AdminConfig,
     pub webhook: WebhookConfig,
     pub log: LogConfig,
+}
+
+/// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            site: SiteConfig::default(),
+            identity: IdentityConfig::default(),
+            policy: PolicyConfig::default(),
+            cache: CacheConfig::default(),
+            http: default_http(),
+            mqtt: Vec::new(),
+            admin: AdminConfig::default(),
+            webhook: WebhookConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
 }
 
 fn default_http() -> Option<HttpConfig> {
