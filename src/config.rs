@@ -633,6 +633,19 @@ mod tests {
     }
 
     #[test]
+    fn yaml_1_2_keeps_yes_a_string() {
+        let err = Config::parse("policy:\n  v0_compatible: yes\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("policy.v0_compatible: invalid type: string"),
+            "{err}"
+        );
+        let c = Config::parse("site:\n  name: NO\n").map(|c| c.site.name);
+        assert_eq!(c, Ok("NO".to_string()));
+    }
+
+    #[test]
     fn http_null_turns_the_proxy_off() {
         assert!(
             Config::parse("http: null\n")

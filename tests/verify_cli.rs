@@ -56,9 +56,9 @@ fn library_style_fixtures_pass_including_inventory_and_builtin_errors() {
 }
 
 #[test]
-fn known_failures_print_like_gator_and_exit_1() {
+fn known_failures_print_like_gator_and_exit_2() {
     let (code, out, _) = verify(&["fixtures/gatekeeper/failing"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert_eq!(
         timeless(&out),
         "    --- FAIL: expects-none-but-one\t(T)\n\
@@ -109,7 +109,7 @@ fn run_selects_tests_and_cases_and_verbose_shows_each() {
 #[test]
 fn json_lists_every_case_with_reasons() {
     let (code, out, _) = verify(&["--format", "json", "fixtures/gatekeeper/failing"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
     assert_eq!(v["passed"], serde_json::json!(false));
     let cases = v["cases"].as_array().cloned().unwrap_or_default();

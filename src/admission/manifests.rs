@@ -93,14 +93,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Document>, String> {
     let docs: Vec<Json> = if text.trim_start().starts_with('{') {
         vec![serde_json::from_str(text).map_err(|e| format!("{shown}: {e}"))?]
     } else {
-        // YAML 1.2: only true/false are booleans (`yes`, `on` stay strings, as in Kubernetes).
-        let options = serde_saphyr::options! { strict_booleans: true };
-        serde_saphyr::from_multiple_with_options::<Json>(text, options).map_err(|e| {
-            format!(
-                "{shown}: {}",
-                crate::policy::loader::one_line(&e.to_string())
-            )
-        })?
+        crate::policy::loader::parse_yaml_documents(text).map_err(|e| format!("{shown}: {e}"))?
     };
     let docs: Vec<Json> = docs.into_iter().filter(|d| !d.is_null()).collect();
     let many = docs.len() > 1;

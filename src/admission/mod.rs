@@ -51,7 +51,8 @@ with a constraint; each case reviews an object (or an AdmissionReview) with opti
 and asserts violations: yes | no | N, optionally counting only messages matching a regex.
 
 Prints ok <suite> <time>, or --- FAIL: lines with the reason, then PASS or FAIL.
-Exit codes: 0 all passed, 1 any failure or a usage error (as gator verify).")]
+Exit codes: 0 all passed, 2 any failing case (as `sluice test`; gator verify uses 1),
+1 a usage or load error.")]
 pub struct VerifyArgs {
     /// Directories or files holding `kind: Suite` test suites
     #[arg(default_value = ".")]
@@ -113,9 +114,10 @@ pub fn verify(args: VerifyArgs) -> i32 {
             serde_json::to_string_pretty(&verify_report::json(&results)).unwrap_or_default()
         ),
     }
-    // gator verify's exit code on failure.
+    // Failing cases exit 2 like every sluice test command, so CI can tell them from a broken
+    // invocation (1); gator verify uses 1 for both.
     if results.iter().any(suite::SuiteResult::failed) {
-        1
+        crate::policy::cli::EXIT_FAIL
     } else {
         0
     }
