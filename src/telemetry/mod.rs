@@ -2,6 +2,7 @@
 //! Nothing here may block the data path.
 
 pub mod collector;
+pub mod exposition;
 pub mod metrics;
 
 use std::sync::atomic::{AtomicU64, Ordering};
