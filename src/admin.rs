@@ -61,6 +61,9 @@ impl Admin {
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+        if let Some(running) = self.running.get() {
+            running.gateway.metrics.ready.set(i64::from(ready));
+        }
     }
 
     fn is_ready(&self) -> bool {

@@ -175,12 +175,6 @@ impl Webhook {
                 .any(|p| wildcard_matches(p, ns))
     }
 
-    fn metrics_text(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
-    }
-
     /// Routes one HTTP request.
     pub(crate) async fn handle(
         self: std::sync::Arc<Self>,
@@ -201,14 +195,21 @@ impl Webhook {
                 );
             }
             (&Method::GET, "/metrics") => {
-                let mut r = text(StatusCode::OK, &self.metrics_text());
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static(
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    ),
-                );
-                return r;
+                let accept = req
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok());
+                return match crate::telemetry::exposition::render(&self.registry, accept) {
+                    Ok((body, content_type)) => {
+                        let mut r = text(StatusCode::OK, &body);
+                        r.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(content_type),
+                        );
+                        r
+                    }
+                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+                };
             }
             (_, "/" | "/v1/admit") => {
                 return text(

@@ -60,6 +60,14 @@ impl Gateway {
                 verdict: if allowed { "allow" } else { "deny" },
             })
             .inc();
+        if !allowed {
+            self.metrics.denied(
+                input.protocol.as_str(),
+                input.target.host,
+                input.target.port,
+                input.mqtt.map(|m| m.topic),
+            );
+        }
         verdict
     }
 

@@ -2,6 +2,9 @@
 //! Recording is a hash lookup and an atomic add; nothing allocates per message once a label
 //! set exists.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -33,6 +36,27 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+/// A denied target, for "top denied targets" (bounded: see [`Metrics::denied`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeniedTargetLabels {
+    pub protocol: &'static str,
+    /// `host:port`, or `other` once the label budget is spent.
+    pub target: String,
+}
+
+/// A denied MQTT topic, cut to its first levels (bounded: see [`Metrics::denied`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeniedTopicLabels {
+    pub topic: String,
+}
+
+/// Distinct targets (and topics) that get their own label; the rest count as `other`, so a
+/// client walking through hosts or topics cannot grow the metrics without bound.
+pub const DENIED_LABELS_MAX: usize = 200;
+
+/// Topic levels kept in the denied-topic label (`plant/line1/press7/#`).
+const TOPIC_LEVELS: usize = 3;
+
 /// Every gateway metric. Construct once with [`Metrics::new`], share by reference.
 #[derive(Debug)]
 pub struct Metrics {
@@ -41,6 +65,12 @@ pub struct Metrics {
     pub connections_open: Family<ProtocolLabels, Gauge>,
     pub connections: Family<ProtocolLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
+    pub denied_targets: Family<DeniedTargetLabels, Counter>,
+    pub denied_topics: Family<DeniedTopicLabels, Counter>,
+    /// 1 once policies are compiled and listeners bound, 0 before and while shutting down.
+    pub ready: Gauge,
+    seen_targets: Mutex<HashSet<String>>,
+    seen_topics: Mutex<HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -57,6 +87,11 @@ impl Metrics {
             connections_open: Family::default(),
             connections: Family::default(),
             errors: Family::default(),
+            denied_targets: Family::default(),
+            denied_topics: Family::default(),
+            ready: Gauge::default(),
+            seen_targets: Mutex::new(HashSet::new()),
+            seen_topics: Mutex::new(HashSet::new()),
         }
     }
 
@@ -84,10 +119,44 @@ impl Metrics {
             self.connections.clone(),
         );
         r.register(
+            "denied_targets",
+            "Denied decisions by protocol and target host:port (at most 200 targets, then `other`)",
+            self.denied_targets.clone(),
+        );
+        r.register(
+            "denied_topics",
+            "Denied MQTT decisions by topic, cut to three levels (at most 200, then `other`)",
+            self.denied_topics.clone(),
+        );
+        r.register(
+            "ready",
+            "1 when the gateway is ready (policies compiled, listeners bound), else 0",
+            self.ready.clone(),
+        );
+        r.register(
             "errors",
             "Errors by protocol and kind (malformed input, timeouts, upstream failures)",
             self.errors.clone(),
         );
+    }
+
+    /// Counts a denied decision by target (and topic), within the label budget.
+    pub fn denied(&self, protocol: &'static str, host: &str, port: u16, topic: Option<&str>) {
+        let target = bounded(&self.seen_targets, format!("{host}:{port}"));
+        self.denied_targets
+            .get_or_create(&DeniedTargetLabels { protocol, target })
+            .inc();
+        if let Some(topic) = topic {
+            let mut levels: Vec<&str> = topic.splitn(TOPIC_LEVELS + 1, '/').collect();
+            if levels.len() > TOPIC_LEVELS {
+                levels.truncate(TOPIC_LEVELS);
+                levels.push("#");
+            }
+            let topic = bounded(&self.seen_topics, levels.join("/"));
+            self.denied_topics
+                .get_or_create(&DeniedTopicLabels { topic })
+                .inc();
+        }
     }
 
     pub fn error(&self, protocol: &'static str, kind: &'static str) {
@@ -103,5 +172,48 @@ impl Metrics {
                 direction,
             })
             .inc_by(n);
+    }
+}
+
+/// `value` if it already has a label or the budget allows one more, else `other`.
+fn bounded(seen: &Mutex<HashSet<String>>, value: String) -> String {
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.contains(&value) || seen.len() < DENIED_LABELS_MAX {
+        seen.insert(value.clone());
+        value
+    } else {
+        "other".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denied_labels_are_bounded_and_topics_cut_to_three_levels() {
+        let m = Metrics::new();
+        m.denied(
+            "mqtt",
+            "cloud.example.com",
+            8883,
+            Some("plant/line1/press7/temp/raw"),
+        );
+        assert_eq!(
+            m.denied_topics
+                .get_or_create(&DeniedTopicLabels {
+                    topic: "plant/line1/press7/#".into()
+                })
+                .get(),
+            1
+        );
+        for i in 0..(DENIED_LABELS_MAX + 10) {
+            m.denied("http", &format!("h{i}.example.com"), 443, None);
+        }
+        let other = DeniedTargetLabels {
+            protocol: "http",
+            target: "other".into(),
+        };
+        assert_eq!(m.denied_targets.get_or_create(&other).get(), 11);
     }
 }
