@@ -3,11 +3,15 @@
 //!
 //! The proxies see `Decider::decide(&Input) -> Verdict` and nothing of regorus.
 
+pub mod bundle;
 pub mod cli;
 pub mod decider;
+pub mod fetch;
 pub mod input;
 pub mod loader;
 pub mod rules;
+pub mod source;
+pub mod status;
 
 pub use decider::{Decider, DeciderOptions, DeciderStats, Verdict};
 pub use input::{HttpFacts, Input, MqttFacts, Operation, Protocol, Source, Target, Zone};

@@ -1,0 +1,637 @@
+//! OPA bundles: reading a `.tar.gz` (`.manifest` with `revision` and `roots`, `data.json` /
+//! `data.yaml` nested by directory, `.rego` modules) into a [`PolicySet`], and verifying
+//! `.signatures.json` (a JWT, RS256 or ES256, listing every file with its SHA-256) against a
+//! configured public key, as OPA does.
+//!
+//! Not here: where bundles come from, persisting them, or activating them (`source.rs`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{self, UnparsedPublicKey};
+use rustls_pki_types::SubjectPublicKeyInfoDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{Map, Value as Json};
+
+use super::loader::{LoadError, Module, PolicySet, one_line, parse_yaml};
+
+/// Files in one bundle at most; a bundle is policy, not a data lake.
+const MAX_FILES: usize = 10_000;
+
+/// Why a bundle was rejected; one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleError(pub String);
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BundleError {}
+
+fn err(msg: impl Into<String>) -> BundleError {
+    BundleError(msg.into())
+}
+
+/// A bundle read and checked, ready to compile.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    /// The manifest's `revision` (empty when the bundle has no manifest).
+    pub revision: String,
+    pub roots: Vec<String>,
+    pub policy: PolicySet,
+    /// Whether a signature was verified.
+    pub signed: bool,
+}
+
+/// The key signed bundles are checked with (`policy.bundle.public_key`).
+#[derive(Clone)]
+pub struct VerificationKey {
+    alg: KeyAlg,
+    /// PKCS#1 RSAPublicKey for RSA, the uncompressed point for P-256 (what ring expects).
+    key: Vec<u8>,
+    key_id: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyAlg {
+    Rs256,
+    Es256,
+}
+
+impl KeyAlg {
+    fn name(self) -> &'static str {
+        match self {
+            KeyAlg::Rs256 => "RS256",
+            KeyAlg::Es256 => "ES256",
+        }
+    }
+}
+
+impl fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("alg", &self.alg)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+impl VerificationKey {
+    /// Parses a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), RSA or EC P-256.
+    pub fn from_pem(
+        pem: &[u8],
+        key_id: Option<String>,
+        scope: Option<String>,
+    ) -> Result<Self, String> {
+        let spki = SubjectPublicKeyInfoDer::from_pem_slice(pem)
+            .map_err(|e| format!("not a PEM public key (-----BEGIN PUBLIC KEY-----): {e}"))?;
+        let (alg_id, key) = parse_spki(spki.as_ref())
+            .ok_or_else(|| "malformed SubjectPublicKeyInfo in PEM public key".to_string())?;
+        let alg = if starts_with_oid(alg_id, OID_RSA) {
+            KeyAlg::Rs256
+        } else if starts_with_oid(alg_id, OID_EC) && contains(alg_id, OID_P256) {
+            KeyAlg::Es256
+        } else {
+            return Err("unsupported public key: use RSA (RS256) or EC P-256 (ES256)".into());
+        };
+        Ok(Self {
+            alg,
+            key: key.to_vec(),
+            key_id: key_id.filter(|s| !s.is_empty()),
+            scope: scope.filter(|s| !s.is_empty()),
+        })
+    }
+
+    fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
+        let alg: &dyn signature::VerificationAlgorithm = match self.alg {
+            KeyAlg::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            KeyAlg::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
+        };
+        UnparsedPublicKey::new(alg, &self.key)
+            .verify(message, sig)
+            .is_ok()
+    }
+}
+
+fn starts_with_oid(alg_id: &[u8], oid: &[u8]) -> bool {
+    // AlgorithmIdentifier content: OBJECT IDENTIFIER (06 len oid) [params].
+    alg_id.len() >= 2 + oid.len() && alg_id[0] == 0x06 && &alg_id[2..2 + oid.len()] == oid
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One DER TLV: (tag, content, rest).
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// SubjectPublicKeyInfo → (AlgorithmIdentifier content, subjectPublicKey bits).
+fn parse_spki(spki: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (tag, body, _) = der(spki)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, alg_id, rest) = der(body)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, bits, _) = der(rest)?;
+    // A BIT STRING starts with the count of unused bits, always 0 for keys.
+    if tag != 0x03 || bits.first() != Some(&0) {
+        return None;
+    }
+    Some((alg_id, &bits[1..]))
+}
+
+/// Reads a `.tar.gz` bundle. `max_size` bounds the uncompressed content; `key`, when given,
+/// makes a valid signature mandatory.
+pub fn read_bundle(
+    bytes: &[u8],
+    max_size: u64,
+    key: Option<&VerificationKey>,
+    rego_v0: bool,
+) -> Result<Bundle, BundleError> {
+    let files = unpack(bytes, max_size)?;
+    let signatures = files.get(".signatures.json");
+    let signed = match (key, signatures) {
+        (Some(key), Some(sigs)) => {
+            verify_signatures(sigs, &files, key)?;
+            true
+        }
+        (Some(_), None) => {
+            return Err(err(
+                "bundle is not signed (no .signatures.json) but policy.bundle.public_key requires a signature",
+            ));
+        }
+        (None, _) => false,
+    };
+    let (revision, roots) = match files.get(".manifest") {
+        Some(m) => read_manifest(m)?,
+        None => (String::new(), vec![String::new()]),
+    };
+    let mut policy = PolicySet {
+        modules: Vec::new(),
+        data: Json::Object(Map::new()),
+        rego_v0,
+    };
+    for (name, content) in &files {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let dir: Vec<&str> = match name.rfind('/') {
+            Some(i) => name[..i].split('/').collect(),
+            None => Vec::new(),
+        };
+        if base.ends_with(".rego") {
+            let text = String::from_utf8(content.clone())
+                .map_err(|_| err(format!("{name}: file is not valid UTF-8")))?;
+            let package =
+                package_of(&text).ok_or_else(|| err(format!("{name}: no package declaration")))?;
+            if !under_roots(&package, &roots) {
+                return Err(err(format!(
+                    "{name}: package {} is outside the manifest roots {}",
+                    package.join("."),
+                    show_roots(&roots)
+                )));
+            }
+            policy.modules.push(Module {
+                path: format!("bundle:/{name}"),
+                text,
+            });
+        } else if matches!(base, "data.json" | "data.yaml" | "data.yml") {
+            let text = std::str::from_utf8(content)
+                .map_err(|_| err(format!("{name}: file is not valid UTF-8")))?;
+            let doc = if base == "data.json" {
+                serde_json::from_str::<Json>(text)
+                    .map_err(|e| err(format!("{name}: {}", one_line(&e.to_string()))))?
+            } else {
+                parse_yaml(text).map_err(|m| err(format!("{name}: {m}")))?
+            };
+            let mut path: Vec<String> = dir.iter().map(|s| (*s).to_string()).collect();
+            check_data_roots(&mut path, &doc, &roots, name)?;
+            merge(&mut policy.data, &dir, doc, name)?;
+        }
+        // Other files (READMEs, .manifest, .signatures.json, wasm) carry no policy here.
+    }
+    Ok(Bundle {
+        revision,
+        roots,
+        policy,
+        signed,
+    })
+}
+
+/// Checks a bundle compiles; the error names the bundle file with position.
+pub fn compile_check(bundle: &Bundle) -> Result<(), LoadError> {
+    bundle.policy.engine().map(|_| ())
+}
+
+fn unpack(bytes: &[u8], max_size: u64) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let gz = flate2::read::GzDecoder::new(bytes);
+    let mut archive = tar::Archive::new(gz);
+    let mut files = BTreeMap::new();
+    let mut total: u64 = 0;
+    let entries = archive
+        .entries()
+        .map_err(|e| err(format!("not a gzipped tarball: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| err(format!("corrupt bundle archive: {e}")))?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        let raw_path = entry
+            .path()
+            .map_err(|e| err(format!("corrupt bundle archive: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        if !kind.is_file() {
+            return Err(err(format!(
+                "{raw_path}: only regular files are allowed in a bundle"
+            )));
+        }
+        let name = clean_name(&raw_path)?;
+        total = total.saturating_add(entry.size());
+        if total > max_size {
+            return Err(err(format!(
+                "bundle content exceeds policy.bundle.max_size ({max_size} bytes)"
+            )));
+        }
+        if files.len() >= MAX_FILES {
+            return Err(err(format!("bundle has more than {MAX_FILES} files")));
+        }
+        let mut content = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+        entry
+            .read_to_end(&mut content)
+            .map_err(|e| err(format!("corrupt bundle archive at {name}: {e}")))?;
+        if files.insert(name.clone(), content).is_some() {
+            return Err(err(format!("{name}: appears twice in the bundle")));
+        }
+    }
+    if files.is_empty() {
+        return Err(err("bundle archive is empty"));
+    }
+    Ok(files)
+}
+
+/// `/a/b.rego`, `./a/b.rego` and `a/b.rego` are the same file (as in OPA); `..` never is.
+fn clean_name(raw: &str) -> Result<String, BundleError> {
+    let mut parts = Vec::new();
+    for p in raw.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => return Err(err(format!("{raw}: path escapes the bundle"))),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(err(format!("{raw:?}: empty file name in bundle")));
+    }
+    Ok(parts.join("/"))
+}
+
+fn read_manifest(bytes: &[u8]) -> Result<(String, Vec<String>), BundleError> {
+    let doc: Json = serde_json::from_slice(bytes)
+        .map_err(|e| err(format!(".manifest: {}", one_line(&e.to_string()))))?;
+    let revision = match doc.get("revision") {
+        None | Some(Json::Null) => String::new(),
+        Some(Json::String(s)) => s.clone(),
+        Some(_) => return Err(err(".manifest: revision must be a string")),
+    };
+    let roots = match doc.get("roots") {
+        None | Some(Json::Null) => vec![String::new()],
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|r| {
+                r.as_str()
+                    .map(|s| s.trim_matches('/').to_string())
+                    .ok_or_else(|| err(".manifest: roots must be strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(err(".manifest: roots must be a list of strings")),
+    };
+    for (i, a) in roots.iter().enumerate() {
+        for b in &roots[i + 1..] {
+            if root_covers(a, b) || root_covers(b, a) {
+                return Err(err(format!(
+                    ".manifest: roots {a:?} and {b:?} overlap; each part of data must belong to one root"
+                )));
+            }
+        }
+    }
+    Ok((revision, roots))
+}
+
+/// True when `path` (slash-separated) lies under `root` ("" is everything).
+fn root_covers(root: &str, path: &str) -> bool {
+    root.is_empty()
+        || path == root
+        || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
+}
+
+fn under_roots(path: &[String], roots: &[String]) -> bool {
+    let joined = path.join("/");
+    roots.iter().any(|r| root_covers(r, &joined))
+}
+
+fn show_roots(roots: &[String]) -> String {
+    format!("{roots:?}")
+}
+
+/// Every piece of data must lie under a root; an object above a root is walked into.
+fn check_data_roots(
+    path: &mut Vec<String>,
+    doc: &Json,
+    roots: &[String],
+    file: &str,
+) -> Result<(), BundleError> {
+    if under_roots(path, roots) {
+        return Ok(());
+    }
+    let joined = path.join("/");
+    let root_below = roots.iter().any(|r| root_covers(&joined, r));
+    match doc {
+        Json::Object(o) if root_below => {
+            for (k, v) in o {
+                path.push(k.clone());
+                check_data_roots(path, v, roots, file)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        _ => Err(err(format!(
+            "{file}: data at data.{} is outside the manifest roots {}",
+            path.join("."),
+            show_roots(roots)
+        ))),
+    }
+}
+
+fn merge(data: &mut Json, dir: &[&str], doc: Json, file: &str) -> Result<(), BundleError> {
+    let mut node = data;
+    for key in dir {
+        let Json::Object(obj) = node else {
+            return Err(err(format!(
+                "{file}: data conflict at data.{}",
+                dir.join(".")
+            )));
+        };
+        node = obj
+            .entry((*key).to_string())
+            .or_insert_with(|| Json::Object(Map::new()));
+    }
+    match (node, doc) {
+        (Json::Object(a), Json::Object(b)) => {
+            for (k, v) in b {
+                if a.contains_key(&k) {
+                    return Err(err(format!(
+                        "{file}: data conflict at data.{}",
+                        dir.iter()
+                            .map(|s| (*s).to_string())
+                            .chain([k])
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    )));
+                }
+                a.insert(k, v);
+            }
+            Ok(())
+        }
+        _ => Err(err(format!("{file}: a data file must hold a JSON object"))),
+    }
+}
+
+/// The package path of a module (`package a.b` → `[a, b]`), read from its first declaration.
+fn package_of(text: &str) -> Option<Vec<String>> {
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("package ") {
+            let name = rest.split('#').next()?.trim();
+            return Some(
+                name.split('.')
+                    .map(|s| s.trim_matches(|c| c == '"' || c == '[' || c == ']'))
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+    }
+    None
+}
+
+fn verify_signatures(
+    sigs: &[u8],
+    files: &BTreeMap<String, Vec<u8>>,
+    key: &VerificationKey,
+) -> Result<(), BundleError> {
+    let doc: Json = serde_json::from_slice(sigs)
+        .map_err(|e| err(format!(".signatures.json: {}", one_line(&e.to_string()))))?;
+    let list = doc
+        .get("signatures")
+        .and_then(Json::as_array)
+        .ok_or_else(|| err(".signatures.json: missing the signatures list"))?;
+    let [jwt] = list.as_slice() else {
+        return Err(err(format!(
+            ".signatures.json: expected exactly one signature, found {}",
+            list.len()
+        )));
+    };
+    let jwt = jwt
+        .as_str()
+        .ok_or_else(|| err(".signatures.json: a signature must be a JWT string"))?;
+    let payload = verify_jwt(jwt, key)?;
+    let listed = payload
+        .get("files")
+        .and_then(Json::as_array)
+        .ok_or_else(|| err("bundle signature: the JWT payload has no files list"))?;
+    let mut signed: BTreeMap<String, String> = BTreeMap::new();
+    for f in listed {
+        let name = f.get("name").and_then(Json::as_str).unwrap_or_default();
+        let hash = f.get("hash").and_then(Json::as_str).unwrap_or_default();
+        let algorithm = f
+            .get("algorithm")
+            .and_then(Json::as_str)
+            .unwrap_or("SHA-256");
+        if name.is_empty() || hash.is_empty() {
+            return Err(err("bundle signature: a files entry lacks name or hash"));
+        }
+        if !algorithm.eq_ignore_ascii_case("SHA-256") {
+            return Err(err(format!(
+                "bundle signature: {name}: unsupported hash algorithm {algorithm} (use SHA-256)"
+            )));
+        }
+        signed.insert(clean_name(name)?, hash.to_ascii_lowercase());
+    }
+    for (name, content) in files {
+        if name == ".signatures.json" {
+            continue;
+        }
+        let Some(expected) = signed.remove(name) else {
+            return Err(err(format!(
+                "bundle signature: {name} is in the bundle but not in the signature"
+            )));
+        };
+        let actual = file_hash(name, content)?;
+        if actual != expected {
+            return Err(err(format!(
+                "bundle signature: {name}: SHA-256 does not match the signed hash (file tampered)"
+            )));
+        }
+    }
+    if let Some(name) = signed.keys().next() {
+        return Err(err(format!(
+            "bundle signature: {name} is signed but missing from the bundle"
+        )));
+    }
+    Ok(())
+}
+
+/// OPA hashes JSON files (`.json`, `.manifest`) in canonical form (sorted keys, compact) and
+/// every other file as its bytes.
+fn file_hash(name: &str, content: &[u8]) -> Result<String, BundleError> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let digest = if base.ends_with(".json") || base == ".manifest" {
+        let doc: Json = serde_json::from_slice(content)
+            .map_err(|e| err(format!("{name}: {}", one_line(&e.to_string()))))?;
+        let canonical = serde_json::to_vec(&doc).map_err(|e| err(format!("{name}: {e}")))?;
+        ring::digest::digest(&ring::digest::SHA256, &canonical)
+    } else {
+        ring::digest::digest(&ring::digest::SHA256, content)
+    };
+    Ok(hex(digest.as_ref()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Verifies a compact JWS and returns its payload.
+fn verify_jwt(jwt: &str, key: &VerificationKey) -> Result<Json, BundleError> {
+    let mut parts = jwt.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(err(
+            "bundle signature: not a compact JWT (header.payload.signature)",
+        ));
+    };
+    let decode = |part: &str, what: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part.trim_end_matches('='))
+            .map_err(|_| err(format!("bundle signature: JWT {what} is not base64url")))
+    };
+    let header: Json = serde_json::from_slice(&decode(h, "header")?)
+        .map_err(|_| err("bundle signature: JWT header is not JSON"))?;
+    let alg = header.get("alg").and_then(Json::as_str).unwrap_or("");
+    if alg != key.alg.name() {
+        return Err(err(format!(
+            "bundle signature: signed with {alg:?} but the configured public key is {}",
+            key.alg.name()
+        )));
+    }
+    let sig = decode(s, "signature")?;
+    let signing_input = &jwt.as_bytes()[..h.len() + 1 + p.len()];
+    if !key.verify(signing_input, &sig) {
+        return Err(err(
+            "bundle signature: verification failed (signed by another key, or altered)",
+        ));
+    }
+    let payload: Json = serde_json::from_slice(&decode(p, "payload")?)
+        .map_err(|_| err("bundle signature: JWT payload is not JSON"))?;
+    if let Some(want) = &key.key_id {
+        let got = payload
+            .get("keyid")
+            .or_else(|| header.get("kid"))
+            .and_then(Json::as_str);
+        if let Some(got) = got {
+            if got != want {
+                return Err(err(format!(
+                    "bundle signature: key id {got:?} is not the configured {want:?}"
+                )));
+            }
+        }
+    }
+    if let Some(want) = &key.scope {
+        let got = payload.get("scope").and_then(Json::as_str).unwrap_or("");
+        if got != want {
+            return Err(err(format!(
+                "bundle signature: scope {got:?} is not the configured {want:?}"
+            )));
+        }
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned_and_escapes_refused() {
+        assert_eq!(clean_name("/a/./b.rego"), Ok("a/b.rego".to_string()));
+        assert!(clean_name("a/../../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn roots_cover_by_whole_segments() {
+        assert!(root_covers("a", "a/b"));
+        assert!(!root_covers("a", "ab"));
+        assert!(root_covers("", "x"));
+    }
+
+    #[test]
+    fn overlapping_roots_are_refused() {
+        let e = read_manifest(br#"{"revision":"1","roots":["a","a/b"]}"#);
+        assert_eq!(
+            e.err().map(|e| e.0),
+            Some(
+                r#".manifest: roots "a" and "a/b" overlap; each part of data must belong to one root"#
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn data_above_a_root_is_walked_into() {
+        let roots = vec!["m/allow".to_string()];
+        let ok = serde_json::json!({"m": {"allow": [1]}});
+        assert!(check_data_roots(&mut Vec::new(), &ok, &roots, "data.json").is_ok());
+        let bad = serde_json::json!({"m": {"allow": [1], "other": 2}});
+        let e = check_data_roots(&mut Vec::new(), &bad, &roots, "data.json");
+        assert!(e.is_err_and(|e| e.0.contains("data.m.other is outside")));
+    }
+
+    #[test]
+    fn json_files_hash_in_canonical_form() {
+        let a = file_hash("data.json", br#"{"b": 1, "a": [true]}"#);
+        let b = file_hash("data.json", br#"{"a":[true],"b":1}"#);
+        assert_eq!(a, b);
+        assert_ne!(file_hash("x.rego", b"a"), file_hash("x.rego", b"b"));
+    }
+}
