@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod logcmd;
 pub mod policy;
 pub mod proxy;
 pub mod serve;

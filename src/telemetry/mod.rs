@@ -1,6 +1,7 @@
 //! Telemetry: Prometheus metrics, logging setup, and rate-limited logging of denied decisions.
 //! Nothing here may block the data path.
 
+pub mod decision_log;
 pub mod metrics;
 
 use std::sync::atomic::{AtomicU64, Ordering};
