@@ -47,7 +47,7 @@ fn a_corrupt_tarball_is_refused() {
     );
     assert_eq!(
         reject(b"this is not a tarball", None),
-        "corrupt bundle archive: invalid gzip header"
+        "not a bundle: expected a gzip-compressed tarball (.tar.gz)"
     );
 }
 

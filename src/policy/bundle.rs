@@ -254,6 +254,11 @@ pub fn compile_check(bundle: &Bundle) -> Result<(), LoadError> {
 }
 
 fn unpack(bytes: &[u8], max_size: u64) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err(err(
+            "not a bundle: expected a gzip-compressed tarball (.tar.gz)",
+        ));
+    }
     let gz = flate2::read::GzDecoder::new(bytes);
     let mut archive = tar::Archive::new(gz);
     let mut files = BTreeMap::new();

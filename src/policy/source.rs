@@ -64,7 +64,12 @@ pub struct Startup {
     etag: Option<String>,
     /// Why the configured source could not serve (recorded in the status).
     pub problem: Option<String>,
+    /// What watched files looked like before they were loaded, so that a change made while
+    /// the gateway starts is not missed.
+    seen: Option<SnapshotResult>,
 }
+
+type SnapshotResult = Result<Vec<(PathBuf, u64, Option<SystemTime>)>, String>;
 
 impl PolicySources {
     /// Resolves the config: reads the public key, checks the bundle URL and CA.
@@ -141,12 +146,18 @@ impl PolicySources {
     /// bundle file, else the persisted bundle, else `on_missing_policy`. A bundle server is
     /// never waited for; it is polled once [`PolicySources::start`] runs.
     pub fn initial(&self) -> Result<Startup, String> {
+        let seen = match &self.kind {
+            Kind::Paths { paths, watch: true } => Some(snapshot(paths)),
+            Kind::File(f) => Some(snapshot(std::slice::from_ref(f))),
+            _ => None,
+        };
         let startup = |policy, revision: String, origin, problem| Startup {
             policy,
             revision,
             origin,
             etag: None,
             problem,
+            seen: seen.clone(),
         };
         match &self.kind {
             Kind::Embedded => Ok(startup(
@@ -173,7 +184,9 @@ impl PolicySources {
                     },
                     Err(e) => format!("{}: {e}", file.display()),
                 };
-                Ok(self.persisted_or_missing(Some(problem)))
+                let mut s = self.persisted_or_missing(Some(problem));
+                s.seen = seen;
+                Ok(s)
             }
             Kind::Server(_) => Ok(self.persisted_or_missing(None)),
         }
@@ -190,6 +203,7 @@ impl PolicySources {
                         origin: Origin::Persisted,
                         etag,
                         problem,
+                        seen: None,
                     };
                 }
                 Ok(None) => {}
@@ -208,6 +222,7 @@ impl PolicySources {
             origin,
             etag: None,
             problem,
+            seen: None,
         }
     }
 
@@ -240,6 +255,7 @@ impl PolicySources {
                     "policy-watch",
                     stop,
                     paths.clone(),
+                    startup.seen.clone(),
                     move |snap| match snap {
                         Err(e) => act.fail(e),
                         Ok(_) => match PolicySet::load(&paths, rego_v0) {
@@ -257,6 +273,7 @@ impl PolicySources {
                     "bundle-watch",
                     stop,
                     vec![file.clone()],
+                    startup.seen.clone(),
                     move |snap| match snap.map_err(str::to_string).and_then(|_| {
                         std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))
                     }) {
@@ -406,6 +423,7 @@ fn spawn_watch<F>(
     name: &str,
     stop: Arc<AtomicBool>,
     paths: Vec<PathBuf>,
+    seen: Option<SnapshotResult>,
     mut on_change: F,
 ) -> Result<std::thread::JoinHandle<()>, String>
 where
@@ -414,7 +432,7 @@ where
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            let mut seen = snapshot(&paths);
+            let mut seen = seen.unwrap_or_else(|| snapshot(&paths));
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(WATCH_INTERVAL);
                 let mut now = snapshot(&paths);
@@ -437,7 +455,7 @@ where
 }
 
 /// Every file and directory under `paths` with size and modification time.
-fn snapshot(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>, String> {
+fn snapshot(paths: &[PathBuf]) -> SnapshotResult {
     fn walk(p: &Path, out: &mut Vec<(PathBuf, u64, Option<SystemTime>)>) -> Result<(), String> {
         let meta = std::fs::metadata(p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
