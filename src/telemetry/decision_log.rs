@@ -258,7 +258,9 @@ impl Writer {
                 }
                 self.write(&mut batch);
             }
-            if last_retention.elapsed() >= RETENTION_EVERY {
+            // The size bound is checked after every batch (three in-memory pragmas and a
+            // stat), so a burst cannot grow the file far past it; age every 10 s.
+            if last_retention.elapsed() >= RETENTION_EVERY || self.db_bytes() > self.max_size {
                 self.retain();
                 last_retention = Instant::now();
             }
@@ -340,9 +342,7 @@ impl Writer {
                  LIMIT MAX(1, (SELECT COUNT(*) FROM decisions) / 10))",
                 [],
             );
-            let _ = self
-                .conn
-                .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);");
+            self.vacuum();
             match deleted {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -350,6 +350,21 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Hands free pages back to the file system. `incremental_vacuum` frees one page per
+    /// result row, so every row must be stepped through; the checkpoint then shrinks the file.
+    fn vacuum(&self) {
+        let step = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        };
+        let _ = step();
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
 
     /// Bytes in use: live pages of the database plus the write-ahead log.
