@@ -2,8 +2,10 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over these modules; see DESIGN.md for the data flow.
 
+pub mod admin;
 pub mod admission;
 pub mod config;
+pub mod drain;
 pub mod logcmd;
 pub mod policy;
 pub mod proxy;

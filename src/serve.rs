@@ -1,15 +1,240 @@
-//! `sluice serve`: the gateway process (HTTP forward proxy, MQTT proxies, admin endpoint).
+//! `sluice serve`: the gateway process. Reads the config, binds every listener (so a port in
+//! use fails fast, as one line), compiles the policies, starts the HTTP forward proxy, the MQTT
+//! proxies and the admin endpoint, reports ready, and on SIGTERM/SIGINT stops accepting, lets
+//! open requests finish within `http.shutdown_grace`, and exits 0.
+//!
+//! Not here: what each listener does (proxy/http, proxy/mqtt, admin.rs).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, Admin};
+use crate::config::{Config, LogFormat};
+use crate::drain::InFlight;
+use crate::policy::{Decider, DeciderOptions, PolicySet, Source};
+use crate::proxy::Gateway;
+use crate::proxy::http::{self, HttpProxy};
+use crate::site::Site;
+
+/// Run the gateway.
+///
+/// Without -c, the embedded defaults serve: the HTTP forward proxy on 127.0.0.1:3128, the
+/// admin endpoint (/metrics, /healthz, /readyz, OPA's /v1/data) on 127.0.0.1:9901, the
+/// shipped policies. Point clients at the proxy with HTTP_PROXY/HTTPS_PROXY=http://127.0.0.1:3128.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// YAML config file; without it the embedded defaults serve
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log format (overrides log.format): text or json
+    #[arg(long = "log-format", value_name = "FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
 }
 
-pub fn run(_args: ServeArgs) -> i32 {
-    eprintln!("sluice serve: the gateway is not built yet");
-    1
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("{other:?} is not a log format (text, json)")),
+    }
+}
+
+pub fn run(args: ServeArgs) -> i32 {
+    let started = Instant::now();
+    let config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("sluice serve: {e}");
+                return 1;
+            }
+        },
+        // The embedded defaults are the empty file's (Config::default() has no `http`).
+        None => match Config::parse("") {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("sluice serve: {e}");
+                return 1;
+            }
+        },
+    };
+    let format = args.log_format.unwrap_or(config.log.format);
+    if let Err(e) = crate::telemetry::init_logging(format, &config.log.level) {
+        eprintln!("sluice serve: {e}");
+        return 1;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice serve: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(serve(config, started)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("sluice serve: {e}");
+            1
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ({key}): {e}"))
+}
+
+async fn serve(config: Config, started: Instant) -> Result<(), String> {
+    // Bind first: a port in use is the most common start failure and needs no policy.
+    let admin_listener = bind(config.admin.listen, "admin.listen").await?;
+    let http_listener = match &config.http {
+        Some(h) => Some(bind(h.listen, "http.listen").await?),
+        None => None,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let admin = Arc::new(Admin::default());
+    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_task = admin::spawn(admin.clone(), admin_listener, shutdown_rx.clone());
+
+    let (policy, policy_name) = if config.policy.paths.is_empty() {
+        (PolicySet::embedded(), "embedded".to_string())
+    } else {
+        let set = PolicySet::load(&config.policy.paths, config.policy.v0_compatible)
+            .map_err(|e| e.to_string())?;
+        let shown: Vec<_> = config
+            .policy
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        (set, shown.join(","))
+    };
+    let decider = Decider::new(
+        &policy,
+        DeciderOptions {
+            decision: config.policy.decision.clone(),
+            eval_timeout: config.policy.eval_timeout.get(),
+            cache_capacity: config.cache.capacity,
+            cache_ttl: config.cache.ttl.get(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let identity = config.identity.resolved();
+    let source = Source {
+        workload: identity.workload,
+        namespace: identity.namespace,
+        node: identity.node,
+        site: config.site.name.clone(),
+        ..Source::default()
+    };
+    let gateway = Arc::new(Gateway::new(decider, Site::new(&config.site), source));
+    admin.attach(gateway.clone());
+
+    let in_flight = InFlight::default();
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    let mut listening = vec![format!("admin={admin_addr}")];
+    if let (Some(cfg), Some(listener)) = (&config.http, http_listener) {
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let proxy = HttpProxy::new(gateway.clone(), cfg.clone(), local, in_flight.clone());
+        tasks.push(http::spawn(proxy, listener, shutdown_rx.clone()));
+        listening.push(format!("http={local}"));
+    }
+    tasks.extend(start_mqtt(&config, gateway.clone(), shutdown_rx.clone()).await?);
+    for m in &config.mqtt {
+        listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
+    }
+    admin.set_ready(true);
+    tracing::info!(
+        listening = %listening.join(" "),
+        policy = %policy_name,
+        decision = %config.policy.decision,
+        revision = %policy_revision(&policy),
+        generation = gateway.decider.generation(),
+        policy_load_ms = format_args!("{:.2}", gateway.decider.load_time().as_secs_f64() * 1e3),
+        startup_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
+        "sluice serving"
+    );
+
+    let signal = wait_for_signal().await;
+    tracing::info!(
+        signal,
+        grace = ?config.http.as_ref().map(|h| h.shutdown_grace.get()),
+        open = in_flight.open(),
+        "shutting down: no new connections, finishing open requests"
+    );
+    admin.set_ready(false);
+    let _ = shutdown_tx.send(true);
+    let grace = config
+        .http
+        .as_ref()
+        .map(|h| h.shutdown_grace.get())
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + grace;
+    for t in tasks {
+        let _ = tokio::time::timeout_at(deadline, t).await;
+    }
+    let left = in_flight
+        .wait(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
+    if left > 0 {
+        tracing::warn!(
+            open = left,
+            "shutdown grace over; closing connections still open"
+        );
+    }
+    admin_task.abort();
+    Ok(())
+}
+
+/// Starts the MQTT listeners: the one place the MQTT proxy plugs in, as
+/// `crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, shutdown).await`. A build
+/// without the MQTT proxy refuses a config that asks for it rather than silently ignoring it.
+async fn start_mqtt(
+    config: &Config,
+    _gateway: Arc<Gateway>,
+    _shutdown: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    if config.mqtt.is_empty() {
+        Ok(Vec::new())
+    } else {
+        Err("mqtt: MQTT listeners are not available in this build".into())
+    }
+}
+
+/// A short content hash of the policy set, so logs show which policy text is in force.
+fn policy_revision(policy: &PolicySet) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = crate::policy::input::FxHasher::default();
+    for m in &policy.modules {
+        m.path.hash(&mut h);
+        m.text.hash(&mut h);
+    }
+    policy.data.to_string().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, only Ctrl-C through tokio's portable path remains.
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }

@@ -299,6 +299,47 @@ impl Decider {
         verdict
     }
 
+    /// Evaluates a document reference (`data.a.b`) with an optional JSON input on a clone of the
+    /// current generation's engine, outside the cache and the per-thread engines: for the
+    /// OPA-compatible Data API of the admin endpoint. `Ok(None)` when the document is undefined.
+    pub fn query_document(
+        &self,
+        reference: &str,
+        input: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let mut engine = self
+            .current()
+            .template
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(input) = input {
+            let value = regorus::Value::from_json_str(&input.to_string())
+                .map_err(|e| super::loader::one_line(&e.to_string()))?;
+            engine.set_input(value);
+        }
+        let results = engine
+            .eval_query(reference.to_string(), false)
+            .map_err(|e| super::loader::one_line(&e.to_string()))?;
+        let Some(value) = results
+            .result
+            .first()
+            .and_then(|r| r.expressions.first())
+            .map(|e| &e.value)
+        else {
+            return Ok(None);
+        };
+        if *value == regorus::Value::Undefined {
+            return Ok(None);
+        }
+        let text = value
+            .to_json_str()
+            .map_err(|e| super::loader::one_line(&e.to_string()))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
     /// Evaluates without the cache (used by benchmarks and by the cache's own tests).
     pub fn decide_uncached(&self, input: &Input<'_>) -> Verdict {
         let current = self.current();

@@ -3,6 +3,8 @@
 //! Every proxy asks [`Gateway::decide`], which wraps the policy `Decider` with the metrics and
 //! the rate-limited deny log, so that every protocol is judged, counted and logged the same way.
 
+pub mod http;
+pub mod sni;
 pub mod tls;
 
 use crate::policy::{Decider, Input, Source, Verdict};
@@ -37,6 +39,16 @@ impl Gateway {
 
     /// Judges one input, counts it, and logs a deny (rate-limited; never a payload).
     pub fn decide(&self, input: &Input<'_>) -> Verdict {
+        let verdict = self.decide_unlogged(input);
+        if !verdict.allowed() {
+            self.log_denied(input, &verdict, None);
+        }
+        verdict
+    }
+
+    /// Judges and counts one input without logging: for callers that log a deny themselves
+    /// with [`Gateway::log_denied`], adding the decision id they hand to the client.
+    pub fn decide_unlogged(&self, input: &Input<'_>) -> Verdict {
         let verdict = self.decider.decide(input);
         let allowed = verdict.allowed();
         self.metrics
@@ -47,7 +59,12 @@ impl Gateway {
                 verdict: if allowed { "allow" } else { "deny" },
             })
             .inc();
-        if !allowed && self.deny_log.allow() {
+        verdict
+    }
+
+    /// Logs a denied decision (rate-limited; never a payload).
+    pub fn log_denied(&self, input: &Input<'_>, verdict: &Verdict, decision_id: Option<&str>) {
+        if self.deny_log.allow() {
             tracing::warn!(
                 protocol = input.protocol.as_str(),
                 operation = input.operation.as_str(),
@@ -55,12 +72,12 @@ impl Gateway {
                 topic = input.mqtt.map(|m| m.topic),
                 path = input.http.map(|h| h.path),
                 client_id = %input.source.client_id,
+                decision_id,
                 reasons = ?verdict.reasons(),
                 error = verdict.error(),
                 "denied"
             );
         }
-        verdict
     }
 
     /// Denied decisions not logged because of the rate limit.

@@ -1,6 +1,7 @@
 //! Telemetry: Prometheus metrics, logging setup, and rate-limited logging of denied decisions.
 //! Nothing here may block the data path.
 
+pub mod collector;
 pub mod decision_log;
 pub mod metrics;
 
@@ -78,7 +79,8 @@ pub fn init_logging(format: crate::config::LogFormat, level: &str) -> Result<(),
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match format {
         crate::config::LogFormat::Text => builder.try_init(),
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),

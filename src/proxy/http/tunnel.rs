@@ -1,0 +1,225 @@
+//! CONNECT tunnels: judged like a request (protocol `https`, operation `tunnel`, no http facts:
+//! they are inside TLS), connected to exactly the judged address, then spliced byte for byte.
+//!
+//! Domain fronting: before the first byte goes upstream, the tunnel reads the client's first
+//! bytes (waiting at most `http.tunnel_peek_timeout`). When they are a TLS ClientHello whose
+//! SNI names a host other than the CONNECT target and that name is outside the site (by the
+//! same rule as any target: not a local domain, or a literal external address), the SNI name
+//! is judged as its own tunnel input (`target.host` = the SNI name, zone `external`, no ip, no
+//! lookup). Unless the policy allows that export too, the tunnel is closed and the upstream
+//! never sees a byte. A ClientHello that does not parse, or does not complete in time, is
+//! refused (fail closed); a client that sends nothing, or a protocol other than TLS, is
+//! relayed as judged by the CONNECT target.
+//!
+//! A tunnel in which no byte moves either way for `http.idle_timeout` is closed.
+//!
+//! Not here: plain requests (forward.rs), SNI parsing (proxy/sni.rs).
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::body::ProxyBody;
+use super::idle::{Activity, Tracked};
+use super::target::{Ask, Judged, host_port, judge};
+use super::upstream::{ConnectError, connect};
+use super::{HttpProxy, reply};
+use crate::policy::{Input, Operation, Protocol, Target, Zone};
+use crate::proxy::sni::{self, ClientHello};
+use crate::site::HostKind;
+use crate::telemetry::RateLimiter;
+
+/// Splice buffer per direction: large enough for bulk throughput, small enough for 10k tunnels.
+const SPLICE_BUF: usize = 32 * 1024;
+
+pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<ProxyBody> {
+    let Some(authority) = req
+        .uri()
+        .authority()
+        .filter(|a| a.port_u16().is_some())
+        .cloned()
+    else {
+        p.error("bad_request");
+        return reply::error(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+    };
+    let (host, port) = host_port(&authority, 443);
+    let ask = Ask {
+        protocol: Protocol::Https,
+        operation: Operation::Tunnel,
+        host,
+        port,
+        http: None,
+    };
+    let addr = match judge(&p.gateway, ask, p.cfg.connect_timeout.get()).await {
+        Judged::Allowed(addr) => addr,
+        Judged::Denied {
+            verdict,
+            decision_id,
+        } => return reply::denied("tunnel", &verdict, &decision_id),
+        Judged::Unresolvable(msg) => {
+            p.error("dns");
+            return reply::error(StatusCode::BAD_GATEWAY, msg);
+        }
+        Judged::LookupTimeout(msg) => {
+            p.error("dns_timeout");
+            return reply::error(StatusCode::GATEWAY_TIMEOUT, msg);
+        }
+    };
+    if p.is_self(addr) {
+        p.error("loop");
+        return reply::error(
+            StatusCode::LOOP_DETECTED,
+            format!("{authority} is this proxy itself"),
+        );
+    }
+    let upstream = match connect(addr, p.cfg.connect_timeout.get()).await {
+        Ok(s) => s,
+        Err(ConnectError::Timeout(_)) => {
+            p.error("connect_timeout");
+            return reply::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("connecting to {authority} timed out"),
+            );
+        }
+        Err(e) => {
+            p.error("upstream_unreachable");
+            return reply::error(StatusCode::BAD_GATEWAY, format!("{authority}: {e}"));
+        }
+    };
+    let guard = p.in_flight.guard();
+    let host = host.to_ascii_lowercase();
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let _guard = guard;
+        match upgrade.await {
+            Ok(client) => splice(&p, TokioIo::new(client), upstream, &host, port).await,
+            Err(_) => p.error("tunnel_upgrade"),
+        }
+    });
+    reply::empty(StatusCode::OK)
+}
+
+async fn splice(
+    p: &HttpProxy,
+    mut client: TokioIo<Upgraded>,
+    mut upstream: TcpStream,
+    host: &str,
+    port: u16,
+) {
+    let mut first = Vec::with_capacity(4096);
+    let deadline = tokio::time::Instant::now() + p.cfg.tunnel_peek_timeout.get();
+    let hello = loop {
+        match tokio::time::timeout_at(deadline, client.read_buf(&mut first)).await {
+            // Nothing (more) in time: judge what we have.
+            Err(_) => break sni::parse(&first),
+            Ok(Ok(0)) if first.is_empty() => return,
+            Ok(Ok(0)) => break sni::parse(&first),
+            Ok(Ok(_)) => match sni::parse(&first) {
+                ClientHello::Incomplete if first.len() < sni::MAX_HELLO + 5 * 8 => continue,
+                other => break other,
+            },
+            Ok(Err(_)) => {
+                p.error("tunnel_io");
+                return;
+            }
+        }
+    };
+    match hello {
+        ClientHello::Incomplete if !first.is_empty() => {
+            p.error("tls_incomplete");
+            return;
+        }
+        ClientHello::Malformed(why) => {
+            tracing::debug!(target = %format_args!("{host}:{port}"), why, "tunnel refused: malformed ClientHello");
+            p.error("tls_malformed");
+            return;
+        }
+        ClientHello::Hello { sni: Some(name) } if !sni_permitted(p, host, port, &name) => {
+            p.error("sni_refused");
+            return;
+        }
+        _ => {}
+    }
+    if !first.is_empty() {
+        if upstream.write_all(&first).await.is_err() {
+            p.error("tunnel_io");
+            return;
+        }
+        p.up.bytes.inc_by(first.len() as u64);
+    }
+    drop(first);
+    let activity = Activity::new();
+    let mut client = Tracked::new(client, activity.clone());
+    let mut upstream = Tracked::new(upstream, activity.clone());
+    let copied = tokio::select! {
+        r = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut upstream,
+            SPLICE_BUF,
+            SPLICE_BUF,
+        ) => r,
+        _ = activity.idle_for(p.cfg.idle_timeout.get()) => {
+            p.error("tunnel_idle_timeout");
+            return;
+        }
+    };
+    match copied {
+        Ok((up, down)) => {
+            p.up.bytes.inc_by(up);
+            p.down.bytes.inc_by(down);
+        }
+        // A reset in the middle of a tunnel is normal life for TCP; it is counted, not logged.
+        Err(_) => p.error("tunnel_io"),
+    }
+}
+
+/// Domain-fronting check: an SNI naming the CONNECT host, or a host inside the site, is fine;
+/// any other name is an export of its own and must be allowed as one.
+fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> bool {
+    if sni_name == host {
+        return true;
+    }
+    let external = match p.gateway.site.classify(sni_name) {
+        HostKind::LocalName => false,
+        HostKind::Address(_, zone) => zone == Zone::External,
+        HostKind::ExternalName => true,
+    };
+    if !external {
+        return true;
+    }
+    let input = Input {
+        protocol: Protocol::Https,
+        operation: Operation::Tunnel,
+        source: &p.gateway.identity,
+        target: Target {
+            host: sni_name,
+            port,
+            ip: None,
+            zone: Zone::External,
+        },
+        mqtt: None,
+        http: None,
+    };
+    let verdict = p.gateway.decide_unlogged(&input);
+    if !verdict.allowed() {
+        // Fronting attempts can come in floods; like every deny log, this one is rate-limited.
+        static FRONTING_LOG: RateLimiter = RateLimiter::new(20);
+        let decision_id = crate::telemetry::decision_id();
+        p.gateway.log_denied(&input, &verdict, Some(&decision_id));
+        if !FRONTING_LOG.allow() {
+            return false;
+        }
+        tracing::warn!(
+            tunnel = %format_args!("{host}:{port}"),
+            sni = sni_name,
+            decision_id,
+            "tunnel closed: TLS server name is an external host (domain fronting)"
+        );
+    }
+    verdict.allowed()
+}

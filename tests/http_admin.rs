@@ -1,0 +1,219 @@
+//! The admin endpoint and `sluice serve`'s start-up behaviour, against the real binary.
+
+mod http_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use http_support::*;
+
+#[test]
+fn data_api_answers_like_opa() -> TestResult {
+    let gw = Sluice::start("")?;
+    let input = r#"{"input": {"action": "process_data", "data_stays_local": true}}"#;
+    let (status, body) = http_request(
+        gw.admin,
+        "POST",
+        "/v1/data/manufacturing/smart/allow",
+        Some(input),
+    )?;
+    assert_eq!((status, body.trim()), (200, r#"{"result":true}"#));
+
+    let export = r#"{"input": {"action": "export", "destination": "cloud.example.com"}}"#;
+    let (status, body) = http_request(
+        gw.admin,
+        "POST",
+        "/v1/data/manufacturing/smart",
+        Some(export),
+    )?;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        json,
+        serde_json::json!({"result": {"allow": false, "deny": true}})
+    );
+
+    // GET reads data; an undefined document is `{}`.
+    let (status, body) = http_get(gw.admin, "/v1/data/manufacturing/export_allowlist")?;
+    assert_eq!((status, body.trim()), (200, r#"{"result":[]}"#));
+    let (status, body) = http_get(gw.admin, "/v1/data/no/such/doc")?;
+    assert_eq!((status, body.trim()), (200, "{}"));
+    // GET with ?input= as OPA accepts it.
+    let (status, body) = http_get(
+        gw.admin,
+        "/v1/data/manufacturing/smart/allow?input=%7B%22action%22%3A%22process_data%22%2C%22data_stays_local%22%3Atrue%7D",
+    )?;
+    assert_eq!((status, body.trim()), (200, r#"{"result":true}"#));
+
+    // Malformed input: OPA's 400 error shape.
+    let (status, body) = http_request(
+        gw.admin,
+        "POST",
+        "/v1/data/manufacturing/smart",
+        Some("{nope"),
+    )?;
+    assert_eq!(status, 400);
+    let json: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(json["code"], "invalid_parameter");
+    assert!(
+        json["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("body contains malformed input document")),
+        "{body}"
+    );
+
+    let (status, body) = http_get(gw.admin, "/health")?;
+    assert_eq!((status, body.trim()), (200, "{}"));
+    let (status, _) = http_get(gw.admin, "/healthz")?;
+    assert_eq!(status, 200);
+    Ok(())
+}
+
+#[test]
+fn metrics_count_what_happened() -> TestResult {
+    let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
+    let gw = Sluice::start("")?;
+    for path in ["/a", "/a", "/b"] {
+        let req = format!(
+            "GET http://{}{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            up.addr
+        );
+        let (status, _) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+        assert_eq!(status, 200);
+    }
+    let req = "GET http://cloud.example.com/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (status, _) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+    assert_eq!(status, 403);
+
+    let (status, text) = http_get(gw.admin, "/metrics")?;
+    assert_eq!(status, 200);
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(
+        has(r#"sluice_decisions_total{protocol="http",operation="request",verdict="allow"} 3"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"sluice_decisions_total{protocol="http",operation="request",verdict="deny"} 1"#),
+        "{text}"
+    );
+    // /a twice: the second is a cache hit.
+    assert!(has("sluice_decision_cache_hits_total 1"), "{text}");
+    assert!(has("sluice_decision_cache_misses_total 3"), "{text}");
+    assert!(has("sluice_policy_evaluation_seconds_count 3"), "{text}");
+    assert!(has("sluice_policy_generation 1"), "{text}");
+    assert!(text.contains("sluice_policy_load_seconds "), "{text}");
+    assert!(
+        has(r#"sluice_connections_total{protocol="http"} 4"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"sluice_forwarded_bytes_total{protocol="http",direction="downstream"}"#)
+    );
+    assert!(gw.wait_metric(r#"sluice_connections_open{protocol="http"}"#, 0.0)? <= 1.0);
+    Ok(())
+}
+
+#[test]
+fn readyz_is_200_once_serving() -> TestResult {
+    let gw = Sluice::start("")?;
+    let (status, body) = http_get(gw.admin, "/readyz")?;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let log = gw.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("sluice serving"))
+        .ok_or("no startup line")?;
+    assert!(line.contains(&format!("http={}", gw.proxy)), "{line}");
+    assert!(line.contains(&format!("admin={}", gw.admin)), "{line}");
+    assert!(line.contains("generation=1"), "{line}");
+    assert!(line.contains("policy_load_ms="), "{line}");
+    Ok(())
+}
+
+#[test]
+fn config_errors_are_one_line_naming_the_key_and_exit_1() -> TestResult {
+    let dir = TempDir::new("badcfg")?;
+    for (yaml, expect) in [
+        (
+            "http:\n  listn: 127.0.0.1:1\n",
+            "http.listn: unknown field `listn`",
+        ),
+        (
+            "http:\n  header_timeout: soon\n",
+            "http.header_timeout: invalid duration",
+        ),
+        ("log:\n  format: xml\n", "log.format: unknown variant `xml`"),
+    ] {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, yaml)?;
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "-c"])
+            .arg(&path)
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{yaml}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{yaml}: {err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_1() -> TestResult {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?;
+    let dir = TempDir::new("inuse")?;
+    let path = dir.path().join("c.yaml");
+    let admin = free_port()?;
+    std::fs::write(
+        &path,
+        format!("http:\n  listen: {addr}\nadmin:\n  listen: 127.0.0.1:{admin}\n"),
+    )?;
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "-c"])
+        .arg(&path)
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        format!(
+            "sluice serve: cannot listen on {addr} (http.listen): Address already in use (os error 98)"
+        )
+    );
+    Ok(())
+}
+
+#[test]
+fn json_log_format_flag_writes_json_lines() -> TestResult {
+    let dir = TempDir::new("jsonlog")?;
+    let path = dir.path().join("c.yaml");
+    let (http, admin) = (free_port()?, free_port()?);
+    std::fs::write(
+        &path,
+        format!("http:\n  listen: 127.0.0.1:{http}\nadmin:\n  listen: 127.0.0.1:{admin}\n"),
+    )?;
+    let log = dir.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--log-format", "json", "-c"])
+        .arg(&path)
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(http_get(admin_addr, "/readyz"), Ok((200, _))) {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("not ready".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log)?;
+    let first = text.lines().next().ok_or("no log line")?;
+    let json: serde_json::Value = serde_json::from_str(first)?;
+    assert_eq!(json["message"], "sluice serving");
+    Ok(())
+}
