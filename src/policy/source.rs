@@ -160,12 +160,11 @@ impl PolicySources {
             seen: seen.clone(),
         };
         match &self.kind {
-            Kind::Embedded => Ok(startup(
-                PolicySet::embedded(),
-                String::new(),
-                Origin::Embedded,
-                None,
-            )),
+            Kind::Embedded => {
+                let set = PolicySet::embedded();
+                let rev = content_revision(&set);
+                Ok(startup(set, rev, Origin::Embedded, None))
+            }
             Kind::Paths { paths, .. } => {
                 let set = PolicySet::load(paths, self.act.rego_v0).map_err(|e| e.to_string())?;
                 let rev = content_revision(&set);

@@ -81,9 +81,18 @@ impl PolicyStatus {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A generation went live. Clears the last error: the source is healthy again.
+    /// The policy compiled at start (not counted as a reload).
+    pub fn started(&self, origin: Origin, revision: &str, generation: u64) {
+        self.set_active(origin, revision, generation);
+    }
+
+    /// A new generation went live. Clears the last error: the source is healthy again.
     pub fn activated(&self, origin: Origin, revision: &str, generation: u64) {
         self.activations.fetch_add(1, Ordering::Relaxed);
+        self.set_active(origin, revision, generation);
+    }
+
+    fn set_active(&self, origin: Origin, revision: &str, generation: u64) {
         let mut s = self.lock();
         s.origin = Some(origin);
         s.revision = revision.to_string();

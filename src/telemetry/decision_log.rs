@@ -107,6 +107,8 @@ pub fn now_ms() -> i64 {
 /// Counters exported as metrics.
 #[derive(Debug, Default)]
 pub struct LogStats {
+    /// Entries accepted into the queue.
+    pub queued: AtomicU64,
     /// Rows committed.
     pub written: AtomicU64,
     /// Entries dropped because the queue was full.
@@ -178,7 +180,9 @@ impl DecisionLog {
     pub fn record(&self, entry: Entry) {
         let Some(tx) = &self.tx else { return };
         match tx.try_send(entry) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
             }
@@ -187,6 +191,24 @@ impl DecisionLog {
 
     pub fn stats(&self) -> &Arc<LogStats> {
         &self.stats
+    }
+
+    /// Waits (up to `timeout`) until everything queued so far is written or has failed; used
+    /// at shutdown, where the handle is shared and cannot be closed.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let target = self.stats.queued.load(Ordering::Relaxed);
+        loop {
+            let done = self.stats.written.load(Ordering::Relaxed)
+                + self.stats.dropped_error.load(Ordering::Relaxed);
+            if done >= target {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Writes what is queued and stops the writer.

@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod decision_log;
 pub mod metrics;
+pub mod policy_metrics;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
