@@ -3,7 +3,6 @@
 //! restart without the server, and reloads while a load generator runs through the proxy.
 
 #[path = "http_support/mod.rs"]
-#[allow(dead_code)]
 mod http_support;
 mod reload_support;
 
