@@ -382,6 +382,7 @@ async fn poll_server(
     max: Duration,
 ) {
     let mut failures: u32 = 0;
+    let mut last: Option<Vec<u8>> = None;
     loop {
         match server.fetch(etag.as_deref()).await {
             Ok(Fetched::NotModified) => {
@@ -391,6 +392,14 @@ async fn poll_server(
             }
             Ok(Fetched::Bundle { bytes, etag: tag }) => {
                 act.status.requested(true, true);
+                // A server without ETags sends the same bytes every time: not a new generation.
+                let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+                if last.as_deref() == Some(digest.as_ref()) {
+                    act.status.not_modified.fetch_add(1, Ordering::Relaxed);
+                    failures = 0;
+                    tokio::time::sleep(next_delay(min, max, failures)).await;
+                    continue;
+                }
                 let a = act.clone();
                 let t = tag.clone();
                 let ok =
@@ -399,6 +408,7 @@ async fn poll_server(
                         .unwrap_or(false);
                 if ok {
                     etag = tag;
+                    last = Some(digest.as_ref().to_vec());
                     failures = 0;
                 } else {
                     failures = failures.saturating_add(1);
