@@ -19,6 +19,11 @@ use crate::config::{Config, DEFAULT_DECISION_LOG, parse_duration};
 ///   sluice log --since 10m --verdict deny
 ///   sluice log --target historian --format json --limit 5
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Every denied decision is recorded, allowed ones at decision_log.sample_allowed; \
+payloads never are. Newest first.\n\nExamples:\n  sluice log --since 10m --verdict deny\n  \
+sluice log -c /etc/sluice/sluice.yaml --target historian --format json --limit 5"
+)]
 pub struct LogArgs {
     /// The decision log database [default: decision_log.path of --config, else
     /// /var/lib/sluice/decisions.db]
