@@ -612,6 +612,12 @@ impl Config {
         if let Some(b) = &self.policy.bundle {
             validate_bundle(b, &self.policy)?;
         }
+        if self.policy.watch && self.policy.paths.is_empty() {
+            return Err(
+                "policy.watch: needs policy.paths (the embedded policies never change; a bundle file is always watched)"
+                    .into(),
+            );
+        }
         if let Some(d) = &self.decision_log {
             if !(0.0..=1.0).contains(&d.sample_allowed) {
                 return Err(format!(

@@ -47,7 +47,7 @@ impl Collector for PolicyCollector {
         labelled_counters(
             &mut encoder,
             "policy_reloads",
-            "Policy generations activated after start (success) or rejected while the previous one kept enforcing (failure)",
+            "Policy changes activated after start (success), or refused or not downloadable while the previous generation kept enforcing (failure)",
             "result",
             &[
                 ("success", status.activations.load(Relaxed)),
