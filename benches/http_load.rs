@@ -203,6 +203,9 @@ impl Sluice {
                 let _ = child.kill();
                 return Err("sluice did not become ready".into());
             }
+            // Poll often, but do not spin: on a small machine a busy poller steals the CPU
+            // the starting process needs.
+            std::thread::sleep(Duration::from_micros(100));
         }
     }
 

@@ -118,7 +118,7 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
         }
-        (&Method::GET, "/metrics") => metrics(admin),
+        (&Method::GET, "/metrics") => metrics(admin, &req),
         (&Method::GET, "/health") => health(admin, req.uri().query().unwrap_or("")),
         (&Method::GET, "/v1/status") => policy_status(admin),
         (m, p) if p == "/v1/data" || p.starts_with("/v1/data/") => {
@@ -222,22 +222,24 @@ fn opa_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Byt
     json_response(status, &json!({"code": code, "message": message}), false)
 }
 
-fn metrics(admin: &Admin) -> Response<Full<Bytes>> {
+fn metrics(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(running) = admin.running.get() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
     };
-    let mut out = String::with_capacity(8192);
-    if prometheus_client::encoding::text::encode(&mut out, &running.registry).is_err() {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let Ok((out, content_type)) = crate::telemetry::exposition::render(&running.registry, accept)
+    else {
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "metrics encoding failed\n",
         );
-    }
+    };
     let mut r = Response::new(Full::new(Bytes::from(out)));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 

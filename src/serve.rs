@@ -25,12 +25,21 @@ use crate::proxy::http::{self, HttpProxy};
 use crate::site::Site;
 use crate::telemetry::decision_log::DecisionLog;
 
-/// Run the gateway.
-///
-/// Without -c, the embedded defaults serve: the HTTP forward proxy on 127.0.0.1:3128, the
-/// admin endpoint (/metrics, /healthz, /readyz, OPA's /v1/data) on 127.0.0.1:9901, the
-/// shipped policies. Point clients at the proxy with HTTP_PROXY/HTTPS_PROXY=http://127.0.0.1:3128.
+const SERVE_HELP: &str = "\
+Without -c, the embedded defaults serve: the HTTP forward proxy on 127.0.0.1:3128, the admin
+endpoint on 127.0.0.1:9901 (/metrics, /healthz, /readyz, OPA's /v1/data), the shipped policies
+(data.manufacturing.smart). Point processors at the proxy:
+
+  HTTP_PROXY=http://127.0.0.1:3128 HTTPS_PROXY=http://127.0.0.1:3128
+
+Every request and CONNECT tunnel is judged before a byte (or a DNS lookup) leaves; a refusal
+is 403 with the policy's reasons and a decision id that is also in the log.
+SIGTERM/SIGINT: stop accepting, finish open requests within http.shutdown_grace, exit 0.
+Exit codes: 0 after a clean shutdown, 1 for a config, policy or listen error.";
+
+/// The gateway's command line.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = SERVE_HELP)]
 pub struct ServeArgs {
     /// YAML config file; without it the embedded defaults serve
     #[arg(short = 'c', long = "config", value_name = "FILE")]

@@ -60,7 +60,23 @@ fn allowed_requests_arrive_intact_with_hop_by_hop_headers_removed() -> TestResul
     let n = s.read(&mut buf)?;
     assert!(String::from_utf8_lossy(&buf[..n]).contains("upstream saw GET /second"));
 
+    // Userinfo in the URL never reaches the upstream's Host header.
+    let creds = format!(
+        "GET http://user:secret@{}/creds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        up.addr
+    );
+    let (status, _) = parse_response(&raw_exchange(gw.proxy, creds.as_bytes())?)?;
+    assert_eq!(status, 200);
+
     let seen = up.requests();
+    let with_creds = seen
+        .iter()
+        .find(|r| r.uri == "/creds")
+        .ok_or("/creds never reached the upstream")?;
+    assert_eq!(
+        with_creds.header("host"),
+        Some(up.addr.to_string().as_str())
+    );
     let post = seen
         .iter()
         .find(|r| r.method == "POST")
@@ -81,9 +97,9 @@ fn allowed_requests_arrive_intact_with_hop_by_hop_headers_removed() -> TestResul
     ] {
         assert_eq!(post.header(hop), None, "{hop} reached the upstream");
     }
-    // Pooled upstream connections: three requests, fewer connections than requests is not
+    // Pooled upstream connections: four requests, fewer connections than requests is not
     // guaranteed under load, but never more connections than requests.
-    assert!(up.connections.load(std::sync::atomic::Ordering::SeqCst) <= 3);
+    assert!(up.connections.load(std::sync::atomic::Ordering::SeqCst) <= 4);
     assert!(
         gw.wait_metric(
             "sluice_forwarded_bytes_total{protocol=\"http\",direction=\"upstream\"}",

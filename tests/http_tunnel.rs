@@ -165,3 +165,36 @@ fn tls_server_name_of_an_external_host_in_a_local_tunnel_is_refused() -> TestRes
     assert_eq!((code, out.as_str()), (0, "hello over tls"), "{err}");
     Ok(())
 }
+
+#[test]
+fn workload_identity_from_the_environment_reaches_the_policy() -> TestResult {
+    let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
+    let dir = TempDir::new("identity")?;
+    let policy = policy_config(&dir, &[443])?;
+    let req = format!(
+        "GET http://{}/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        up.addr
+    );
+    let env = [("POD_NAME", "quarantined"), ("NODE_NAME", "edge-17")];
+
+    // From POD_NAME / NODE_NAME.
+    let gw = Sluice::start_with_env(&policy, &env)?;
+    let (status, body) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+    assert_eq!(status, 403, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        json["reasons"],
+        serde_json::json!(["workload quarantined on edge-17 is quarantined"])
+    );
+    drop(gw);
+
+    // The config's identity wins over the environment.
+    let gw = Sluice::start_with_env(
+        &format!("{policy}identity:\n  workload: press-line-1\n"),
+        &env,
+    )?;
+    let (status, body) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(up.requests().len(), 1);
+    Ok(())
+}

@@ -91,7 +91,8 @@ impl Collector for DeciderCollector {
         let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
             .iter()
             .copied()
-            .chain(std::iter::once(f64::INFINITY))
+            // prometheus-client writes `le="+Inf"` only for f64::MAX (INFINITY would print "inf").
+            .chain(std::iter::once(f64::MAX))
             .zip(per_bucket)
             .collect();
         let mut m = encoder.encode_descriptor(

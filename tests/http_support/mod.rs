@@ -68,6 +68,11 @@ impl Sluice {
     /// Starts sluice with `extra` YAML appended to a config holding the test site and free
     /// ports; waits until /readyz says 200.
     pub fn start(extra: &str) -> Result<Self, Error> {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// As [`Sluice::start`], with extra environment variables for the process.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Result<Self, Error> {
         let dir = TempDir::new("serve")?;
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
@@ -84,6 +89,10 @@ impl Sluice {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["serve", "-c"])
             .arg(&path)
+            .env_remove("POD_NAME")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("NODE_NAME")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;

@@ -86,7 +86,12 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
     strip_hop_by_hop(&mut parts.headers);
     // RFC 9112 §3.2.2: a proxy replaces Host with the absolute-form's authority, which is
     // also what the policy judged.
-    if let Ok(h) = HeaderValue::from_str(authority.as_str()) {
+    // Never userinfo (`http://user:pass@host/`): credentials do not belong in Host.
+    let host_header = match authority.port() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    if let Ok(h) = HeaderValue::from_str(&host_header) {
         parts.headers.insert(header::HOST, h);
     }
     add_via(&mut parts.headers);

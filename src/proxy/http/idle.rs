@@ -1,6 +1,7 @@
-//! An idle timeout for byte streams that are only copied (CONNECT tunnels): both ends are
-//! wrapped so every read that moves bytes stamps a shared clock, and a watchdog ends the splice
-//! when neither direction has moved a byte for the timeout.
+//! An idle timeout and byte counting for streams that are only copied (CONNECT tunnels): both
+//! ends are wrapped so every read that moves bytes is counted as it happens (a tunnel that ends
+//! in a reset still has its bytes counted) and stamps a shared clock; a watchdog ends the
+//! splice when neither direction has moved a byte for the timeout.
 //!
 //! Not here: the copy itself (tokio's `copy_bidirectional`).
 
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -53,15 +55,20 @@ impl Default for Activity {
     }
 }
 
-/// A stream whose reads stamp an [`Activity`].
+/// A stream whose reads stamp an [`Activity`] and add to a byte counter.
 pub struct Tracked<T> {
     inner: T,
     activity: Activity,
+    read_bytes: Counter,
 }
 
 impl<T> Tracked<T> {
-    pub fn new(inner: T, activity: Activity) -> Self {
-        Self { inner, activity }
+    pub fn new(inner: T, activity: Activity, read_bytes: Counter) -> Self {
+        Self {
+            inner,
+            activity,
+            read_bytes,
+        }
     }
 }
 
@@ -73,8 +80,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+        let moved = buf.filled().len() - before;
+        if matches!(r, Poll::Ready(Ok(()))) && moved > 0 {
             self.activity.touch();
+            self.read_bytes.inc_by(moved as u64);
         }
         r
     }
@@ -115,7 +124,8 @@ mod tests {
     async fn idle_fires_only_after_a_quiet_period() {
         let activity = Activity::new();
         let (a, mut b) = tokio::io::duplex(64);
-        let mut tracked = Tracked::new(a, activity.clone());
+        let counter = Counter::default();
+        let mut tracked = Tracked::new(a, activity.clone(), counter.clone());
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 8];
             while let Ok(n) = tracked.read(&mut buf).await {
@@ -137,5 +147,6 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
         drop(writer.await);
         reader.abort();
+        assert_eq!(counter.get(), 15);
     }
 }

@@ -19,9 +19,8 @@ use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
@@ -35,7 +34,7 @@ use crate::site::HostKind;
 use crate::telemetry::RateLimiter;
 
 /// Splice buffer per direction: large enough for bulk throughput, small enough for 10k tunnels.
-const SPLICE_BUF: usize = 32 * 1024;
+const SPLICE_BUF: usize = 64 * 1024;
 
 pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<ProxyBody> {
     let Some(authority) = req
@@ -97,23 +96,40 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
     tokio::spawn(async move {
         let _guard = guard;
         match upgrade.await {
-            Ok(client) => splice(&p, TokioIo::new(client), upstream, &host, port).await,
+            // The client's raw socket when hyper hands it back (it does for plain TCP): the
+            // splice then copies socket to socket without hyper's I/O layer in between.
+            Ok(client) => match client.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let early = parts.read_buf.to_vec();
+                    splice(&p, parts.io.into_inner(), early, upstream, &host, port).await
+                }
+                Err(client) => {
+                    splice(&p, TokioIo::new(client), Vec::new(), upstream, &host, port).await
+                }
+            },
             Err(_) => p.error("tunnel_upgrade"),
         }
     });
     reply::empty(StatusCode::OK)
 }
 
-async fn splice(
+/// Checks the first bytes (`early`: what the client sent along with its CONNECT), then
+/// relays both ways until either side closes or the tunnel idles out.
+async fn splice<C: AsyncRead + AsyncWrite + Unpin>(
     p: &HttpProxy,
-    mut client: TokioIo<Upgraded>,
+    mut client: C,
+    early: Vec<u8>,
     mut upstream: TcpStream,
     host: &str,
     port: u16,
 ) {
-    let mut first = Vec::with_capacity(4096);
+    let mut first = early;
+    first.reserve(4096);
     let deadline = tokio::time::Instant::now() + p.cfg.tunnel_peek_timeout.get();
     let hello = loop {
+        if !first.is_empty() && !matches!(sni::parse(&first), ClientHello::Incomplete) {
+            break sni::parse(&first);
+        }
         match tokio::time::timeout_at(deadline, client.read_buf(&mut first)).await {
             // Nothing (more) in time: judge what we have.
             Err(_) => break sni::parse(&first),
@@ -154,8 +170,9 @@ async fn splice(
     }
     drop(first);
     let activity = Activity::new();
-    let mut client = Tracked::new(client, activity.clone());
-    let mut upstream = Tracked::new(upstream, activity.clone());
+    // Bytes read from the client go upstream, bytes read from the upstream go downstream.
+    let mut client = Tracked::new(client, activity.clone(), p.up.bytes.clone());
+    let mut upstream = Tracked::new(upstream, activity.clone(), p.down.bytes.clone());
     let copied = tokio::select! {
         r = tokio::io::copy_bidirectional_with_sizes(
             &mut client,
@@ -168,13 +185,9 @@ async fn splice(
             return;
         }
     };
-    match copied {
-        Ok((up, down)) => {
-            p.up.bytes.inc_by(up);
-            p.down.bytes.inc_by(down);
-        }
+    if copied.is_err() {
         // A reset in the middle of a tunnel is normal life for TCP; it is counted, not logged.
-        Err(_) => p.error("tunnel_io"),
+        p.error("tunnel_io");
     }
 }
 
