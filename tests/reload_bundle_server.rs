@@ -234,3 +234,69 @@ async fn a_restart_while_the_server_is_down_serves_the_persisted_bundle_at_once(
     wait_until("r2 active", || gate.decider.revision() == "r2");
     assert!(allows(&gate.decider, 8883));
 }
+
+/// A one-request-per-connection HTTPS bundle server (rustls over std sockets).
+fn https_bundle_server(dir: &std::path::Path, body: Vec<u8>) -> (String, std::path::PathBuf) {
+    use std::io::{Read, Write};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .unwrap_or_else(|e| panic!("rcgen: {e}"));
+    let (cert, key) = (dir.join("bundle-server.pem"), dir.join("bundle-server.key"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+    let config = Arc::new(
+        sluice::proxy::tls::server_config(&cert, &key, None, &[]).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(tcp) = conn else { continue };
+            let Ok(tls) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut s = rustls::StreamOwned::new(tls, tcp);
+            let mut head = Vec::new();
+            let mut buf = [0u8; 512];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\netag: \"tls-1\"\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let _ = s.write_all(&body);
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+    });
+    (format!("https://localhost:{port}/plant.tar.gz"), cert)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_is_downloaded_over_https_from_a_server_signed_by_the_configured_ca() {
+    let dir = TempDir::new("https");
+    let (url, ca) = https_bundle_server(dir.path(), tar_gz(&bundle_files("tls-1", &[1883])));
+    let extra = format!("    ca: {}\n", ca.display());
+    let gate = start(&bundle_yaml(&url, &dir.join("persist"), &extra));
+    wait_until("tls-1 active", || gate.decider.revision() == "tls-1");
+    assert!(allows(&gate.decider, 1883));
+
+    // Without trusting that CA, the download fails with a TLS error and nothing is activated.
+    let other = TempDir::new("https-untrusted");
+    let (_, wrong_ca) = https_bundle_server(other.path(), Vec::new());
+    let extra = format!("    ca: {}\n", wrong_ca.display());
+    let gate = start(&bundle_yaml(&url, &other.join("persist"), &extra));
+    wait_until("the TLS failure reported", || {
+        gate.status
+            .last_error()
+            .is_some_and(|e| e.starts_with(&format!("bundle server {url}: TLS: ")))
+    });
+    assert_eq!(gate.origin, Origin::DenyExports);
+    assert!(!gate.status.bundles_ready());
+}
