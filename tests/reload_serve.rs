@@ -342,3 +342,48 @@ fn reloads_under_load_fail_no_allowed_request_and_leak_no_denied_one() {
         ok.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn serve_watches_policy_directories_and_keeps_the_last_good_policy_on_a_broken_edit() {
+    let dir = TempDir::new("serve-watch");
+    let policies = dir.join("policies/manufacturing");
+    std::fs::create_dir_all(&policies).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(policies.join("smart.rego"), SMART).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(policies.join("egress.rego"), EGRESS).unwrap_or_else(|e| panic!("{e}"));
+    let data = policies.join("data.json");
+    std::fs::write(&data, r#"{"export_allowlist": []}"#).unwrap_or_else(|e| panic!("{e}"));
+    let outside = Upstream::start("127.0.0.2", Duration::ZERO).unwrap_or_else(|e| panic!("{e}"));
+    let s = Sluice::start(&format!(
+        "{{HTTP}}policy:\n  decision: data.manufacturing.egress\n  paths: [{}]\n  watch: true\n",
+        dir.join("policies").display()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first = status(&s)["active_revision"].clone();
+    assert_eq!(status(&s)["origin"], "paths");
+    assert_eq!(proxied(s.proxy, outside.addr, "/upload").0, 403);
+
+    std::fs::write(
+        &data,
+        r#"{"export_allowlist": [{"name": "upload", "host": "127.0.0.2", "protocols": ["http"]}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    wait_until("the edit active", || status(&s)["active_revision"] != first);
+    assert_eq!(proxied(s.proxy, outside.addr, "/upload").0, 200);
+
+    std::fs::write(&data, r#"{"export_allowlist": [ "#).unwrap_or_else(|e| panic!("{e}"));
+    wait_until("the broken edit reported", || {
+        status(&s)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("data.json:1:"))
+    });
+    assert_eq!(
+        proxied(s.proxy, outside.addr, "/upload").0,
+        200,
+        "the last good policy enforces"
+    );
+    assert_eq!(
+        health_bundles(&s).0,
+        200,
+        "no bundle configured: always healthy"
+    );
+}
