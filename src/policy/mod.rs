@@ -9,7 +9,9 @@ pub mod decider;
 pub mod fetch;
 pub mod input;
 pub mod loader;
+pub mod persist;
 pub mod rules;
+pub mod signature;
 pub mod source;
 pub mod status;
 
