@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use regorus::Engine;
 use regorus::utils::limits::ExecutionTimerConfig;
 
+use super::front::FrontSlots;
 use super::input::{Input, OwnedInput, PassThroughHasher};
 use super::loader::{LoadError, PolicySet};
 use super::rules::declared_rules;
@@ -144,6 +145,8 @@ struct Generation {
 struct CacheEntry {
     input: OwnedInput,
     verdict: Verdict,
+    /// When the shared cache expires it (its time to live); the per-thread front obeys it too.
+    expires: Instant,
 }
 
 type VerdictCache = moka::sync::Cache<u64, Arc<CacheEntry>, BuildHasherDefault<PassThroughHasher>>;
@@ -175,7 +178,12 @@ struct LocalEngine {
 thread_local! {
     // A handful of entries at most (one per live Decider that used this thread).
     static ENGINES: RefCell<Vec<LocalEngine>> = const { RefCell::new(Vec::new()) };
+    // Per-thread fronts of the shared verdict cache, one per Decider used on this thread.
+    static FRONT: RefCell<Vec<(u64, FrontSlots<CacheEntry>)>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Deciders whose front a thread keeps; older ones are dropped first.
+const MAX_FRONTS_PER_THREAD: usize = 8;
 
 impl Decider {
     /// Compiles `policy` and checks that the decision package exists.
@@ -269,10 +277,18 @@ impl Decider {
         let generation = self.generation();
         let key = input.fingerprint(generation);
         if let Some(cache) = &self.inner.cache {
+            let valid =
+                |e: &CacheEntry| e.verdict.generation() == generation && e.input.matches(input);
+            if let Some(verdict) = self.front_get(key, &valid) {
+                self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return verdict;
+            }
             if let Some(entry) = cache.get(&key) {
-                if entry.verdict.generation() == generation && entry.input.matches(input) {
+                if valid(&entry) {
                     self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                    return entry.verdict.clone();
+                    let verdict = entry.verdict.clone();
+                    self.front_put(key, entry);
+                    return verdict;
                 }
             }
         }
@@ -287,16 +303,45 @@ impl Decider {
             // cached so that a transient failure (a timeout under load) is retried next time.
             if verdict.error().is_none() && current.number == self.generation() {
                 let key = input.fingerprint(current.number);
-                cache.insert(
-                    key,
-                    Arc::new(CacheEntry {
-                        input: input.to_owned_input(),
-                        verdict: verdict.clone(),
-                    }),
-                );
+                let entry = Arc::new(CacheEntry {
+                    input: input.to_owned_input(),
+                    verdict: verdict.clone(),
+                    expires: Instant::now() + self.inner.opts.cache_ttl,
+                });
+                cache.insert(key, Arc::clone(&entry));
+                self.front_put(key, entry);
             }
         }
         verdict
+    }
+
+    fn front_get(&self, key: u64, valid: &dyn Fn(&CacheEntry) -> bool) -> Option<Verdict> {
+        FRONT.with(|cell| {
+            let fronts = cell.try_borrow().ok()?;
+            let (_, slots) = fronts.iter().find(|(id, _)| *id == self.inner.id)?;
+            let entry = slots.get(key)?;
+            valid(entry).then(|| entry.verdict.clone())
+        })
+    }
+
+    fn front_put(&self, key: u64, entry: Arc<CacheEntry>) {
+        FRONT.with(|cell| {
+            let Ok(mut fronts) = cell.try_borrow_mut() else {
+                return;
+            };
+            let i = match fronts.iter().position(|(id, _)| *id == self.inner.id) {
+                Some(i) => i,
+                None => {
+                    if fronts.len() >= MAX_FRONTS_PER_THREAD {
+                        fronts.remove(0);
+                    }
+                    fronts.push((self.inner.id, FrontSlots::default()));
+                    fronts.len() - 1
+                }
+            };
+            let expires = entry.expires;
+            fronts[i].1.put(key, entry, expires);
+        });
     }
 
     /// Evaluates a document reference (`data.a.b`) with an optional JSON input on a clone of the

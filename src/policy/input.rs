@@ -291,50 +291,73 @@ impl OwnedInput {
     }
 }
 
-/// The Fx hash (rustc's): a few cycles per word, good enough spread for a cache key whose
-/// collisions are caught by [`OwnedInput::matches`]. Not DoS-resistant, and it need not be:
-/// a collision costs one policy evaluation, never a wrong verdict.
+/// The hasher behind [`Input::fingerprint`]: Fx-style mixing (rotate, xor, multiply) over four
+/// independent lanes, so that the multiplies of consecutive words overlap instead of forming
+/// one long dependency chain; small writes (enum tags, string terminators, ports) are packed
+/// without a multiply. Good enough spread for a cache key whose collisions are caught by
+/// [`OwnedInput::matches`]. Not DoS-resistant, and it need not be: a collision costs one
+/// policy evaluation, never a wrong verdict.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher {
-    hash: u64,
+    lanes: [u64; 4],
+    next: usize,
+    small: u64,
 }
 
 const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl FxHasher {
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+        let lane = &mut self.lanes[self.next & 3];
+        *lane = (lane.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+        self.next = self.next.wrapping_add(1);
+    }
+
+    #[inline(always)]
+    fn add_small(&mut self, v: u64) {
+        self.small = self.small.rotate_left(13) ^ v;
     }
 }
 
 impl Hasher for FxHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
+        let len = bytes.len();
+        let mut i = 0;
+        while i + 8 <= len {
+            self.add(read_u64(bytes, i));
+            i += 8;
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
+        let rest = len - i;
+        if rest > 0 {
+            // The tail is read with fixed-size loads (overlapping the last full word, or two
+            // overlapping halves): a variable-length copy would be a memcpy call per string,
+            // which cost more than all the hashing together.
+            let word = if len >= 8 {
+                read_u64(bytes, len - 8)
+            } else if rest >= 4 {
+                read_u32(bytes, 0) | (read_u32(bytes, len - 4) << 32)
+            } else {
+                u64::from(bytes[0])
+                    | (u64::from(bytes[rest / 2]) << 8)
+                    | (u64::from(bytes[rest - 1]) << 16)
+            };
+            // The length keeps tails that share bytes apart.
+            self.add(word ^ ((rest as u64) << 59));
         }
     }
     #[inline]
     fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
+        self.add_small(u64::from(i));
     }
     #[inline]
     fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
+        self.add_small(u64::from(i));
     }
     #[inline]
     fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
+        self.add_small(u64::from(i));
     }
     #[inline]
     fn write_u64(&mut self, i: u64) {
@@ -342,17 +365,37 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
+        self.add_small(i as u64);
+    }
+    #[inline]
+    fn write_isize(&mut self, i: isize) {
+        self.add_small(i as u64);
     }
     #[inline]
     fn finish(&self) -> u64 {
+        let [a, b, c, d] = self.lanes;
+        let mut x = (a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(47))
+            .wrapping_add(self.small.wrapping_mul(FX_SEED));
         // Final avalanche so moka's sharding sees well-mixed high bits.
-        let mut x = self.hash;
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^= x >> 33;
         x
     }
+}
+
+#[inline(always)]
+fn read_u64(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn read_u32(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[i..i + 4]);
+    u64::from(u32::from_le_bytes(w))
 }
 
 /// A `BuildHasher` for `u64` keys that are already fingerprints: passes them through.
@@ -446,6 +489,31 @@ mod tests {
         let mut other = source();
         other.username = "x".into();
         assert!(!owned.matches(&publish(&other, "a/b", Zone::Local)));
+    }
+
+    #[test]
+    fn fingerprints_of_topics_of_every_length_are_distinct() {
+        let s = source();
+        let mut topics = Vec::new();
+        for len in 0..40 {
+            for c in ['a', 'b', '/', '+'] {
+                topics.push(std::iter::repeat_n('x', len).chain([c]).collect::<String>());
+                topics.push(
+                    [c].into_iter()
+                        .chain(std::iter::repeat_n('x', len))
+                        .collect(),
+                );
+            }
+        }
+        topics.sort();
+        topics.dedup();
+        let mut keys: Vec<u64> = topics
+            .iter()
+            .map(|t| publish(&s, t, Zone::Local).fingerprint(1))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), topics.len());
     }
 
     #[test]

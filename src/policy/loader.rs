@@ -59,31 +59,56 @@ impl LoadError {
     pub fn from_engine(text: &str, fallback_file: &str) -> Self {
         let mut file = fallback_file.to_string();
         let (mut line, mut col) = (0, 0);
-        let mut message = None;
+        let mut message: Option<String> = None;
         for l in text.lines() {
-            if let Some(loc) = l.trim_start().strip_prefix("--> ") {
-                // `path:line:col`; the path itself may contain ':'.
-                let mut parts = loc.rsplitn(3, ':');
-                let c = parts.next().and_then(|s| s.parse().ok());
-                let ln = parts.next().and_then(|s| s.parse().ok());
-                if let (Some(c), Some(ln), Some(f)) = (c, ln, parts.next()) {
-                    file = f.to_string();
-                    line = ln;
-                    col = c;
+            let t = l.trim_start();
+            if let Some(loc) = t.strip_prefix("--> ") {
+                match &mut message {
+                    // The first marker is where the error is.
+                    None => {
+                        if let Some((f, ln, c)) = split_location(loc) {
+                            file = f.to_string();
+                            line = ln;
+                            col = c;
+                        }
+                    }
+                    // A later one points at a related place ("defined earlier:"): keep it.
+                    Some(m) => {
+                        let m2 = m.trim_end().trim_end_matches([':', '.']).to_string();
+                        *m = format!("{m2}: {}", loc.trim());
+                    }
                 }
-            } else if let Some(m) = l.strip_prefix("error: ") {
+            } else if let Some(m) = t.strip_prefix("error: ") {
                 message = Some(m.trim().to_string());
+            } else if let (Some(m), Some(rest)) = (&mut message, l.strip_prefix(": ")) {
+                // regorus appends the related place's own note after the excerpt.
+                m.push_str(": ");
+                m.push_str(rest.trim());
             }
         }
-        let message = message.unwrap_or_else(|| {
+        if file == "<query.rego>" {
+            file = "query".into();
+        }
+        let mut message = message.unwrap_or_else(|| {
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
                 .join(": ")
         });
+        if message.trim_end() == "expecting" {
+            message = "unexpected end of input or token here".into();
+        }
         Self::at(file, line, col, message)
     }
+}
+
+/// `path:line:col`; the path itself may contain ':'.
+fn split_location(loc: &str) -> Option<(&str, u32, u32)> {
+    let mut parts = loc.trim().rsplitn(3, ':');
+    let c = parts.next()?.parse().ok()?;
+    let ln = parts.next()?.parse().ok()?;
+    Some((parts.next()?, ln, c))
 }
 
 impl fmt::Display for LoadError {
