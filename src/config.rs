@@ -23,7 +23,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub site: SiteConfig,
@@ -39,6 +39,24 @@ pub struct Config {
     pub log: LogConfig,
     /// The local SQLite decision log; absent or `null` turns it off.
     pub decision_log: Option<DecisionLogConfig>,
+}
+
+/// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            site: SiteConfig::default(),
+            identity: IdentityConfig::default(),
+            policy: PolicyConfig::default(),
+            cache: CacheConfig::default(),
+            http: default_http(),
+            mqtt: Vec::new(),
+            admin: AdminConfig::default(),
+            webhook: WebhookConfig::default(),
+            log: LogConfig::default(),
+            decision_log: None,
+        }
+    }
 }
 
 fn default_http() -> Option<HttpConfig> {
@@ -381,6 +399,18 @@ pub struct WebhookConfig {
     pub inventory: Option<PathBuf>,
     /// Largest AdmissionReview body accepted.
     pub max_body_bytes: Size,
+    /// Time limit of one template evaluation; past it the evaluation is a violation.
+    pub eval_timeout: Dur,
+    /// Concurrent client connections; further ones wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Time a client has to complete the TLS handshake.
+    pub handshake_timeout: Dur,
+    /// Time a client has to send a whole request (head and body).
+    pub request_timeout: Dur,
+    /// How often, at most, the certificate files are checked for changes.
+    pub cert_reload_interval: Dur,
+    /// Deadline for open requests on SIGTERM.
+    pub shutdown_grace: Dur,
 }
 
 impl Default for WebhookConfig {
@@ -392,6 +422,12 @@ impl Default for WebhookConfig {
             exempt_namespaces: vec!["kube-system".into()],
             inventory: None,
             max_body_bytes: Size(3 * 1024 * 1024),
+            eval_timeout: Dur(Duration::from_secs(1)),
+            max_connections: 1024,
+            handshake_timeout: Dur(Duration::from_secs(10)),
+            request_timeout: Dur(Duration::from_secs(10)),
+            cert_reload_interval: Dur(Duration::from_secs(2)),
+            shutdown_grace: Dur(Duration::from_secs(10)),
         }
     }
 }
@@ -643,6 +679,15 @@ impl Config {
                 return Err("http.max_connections: must be at least 1".into());
             }
         }
+        if self.webhook.max_connections == 0 {
+            return Err("webhook.max_connections: must be at least 1".into());
+        }
+        if self.webhook.max_body_bytes.0 < 1024 {
+            return Err("webhook.max_body_bytes: must be at least 1KiB".into());
+        }
+        if self.webhook.eval_timeout.0.is_zero() {
+            return Err("webhook.eval_timeout: must be greater than zero".into());
+        }
         for (i, m) in self.mqtt.iter().enumerate() {
             split_host_port(&m.upstream).map_err(|e| format!("mqtt[{i}].upstream: {e}"))?;
             if m.max_packet_size.0 < 128 || m.max_packet_size.0 > 268_435_455 {
@@ -782,6 +827,19 @@ mod tests {
                 .map(|c| c.decision_log.is_none())
                 .unwrap_or(false)
         );
+    }
+
+    #[test]
+    fn yaml_1_2_keeps_yes_a_string() {
+        let err = Config::parse("policy:\n  v0_compatible: yes\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("policy.v0_compatible: invalid type: string"),
+            "{err}"
+        );
+        let c = Config::parse("site:\n  name: NO\n").map(|c| c.site.name);
+        assert_eq!(c, Ok("NO".to_string()));
     }
 
     #[test]

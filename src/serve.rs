@@ -207,11 +207,12 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     );
     admin.set_ready(false);
     let _ = shutdown_tx.send(true);
+    // MQTT-only gateways still give sessions time to receive their DISCONNECT.
     let grace = config
         .http
         .as_ref()
         .map(|h| h.shutdown_grace.get())
-        .unwrap_or_default();
+        .unwrap_or_else(|| crate::config::HttpConfig::default().shutdown_grace.get());
     let deadline = tokio::time::Instant::now() + grace;
     for t in tasks {
         let _ = tokio::time::timeout_at(deadline, t).await;
@@ -234,19 +235,13 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the MQTT listeners: the one place the MQTT proxy plugs in, as
-/// `crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, shutdown).await`. A build
-/// without the MQTT proxy refuses a config that asks for it rather than silently ignoring it.
+/// Starts the MQTT listeners (each bound before the gateway reports ready).
 async fn start_mqtt(
     config: &Config,
-    _gateway: Arc<Gateway>,
-    _shutdown: watch::Receiver<bool>,
+    gateway: Arc<Gateway>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
-    if config.mqtt.is_empty() {
-        Ok(Vec::new())
-    } else {
-        Err("mqtt: MQTT listeners are not available in this build".into())
-    }
+    crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, shutdown).await
 }
 
 async fn wait_for_signal() -> &'static str {

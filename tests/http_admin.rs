@@ -209,9 +209,14 @@ fn json_log_format_flag_writes_json_lines() -> TestResult {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Readiness and the startup line are not ordered: wait for the line itself.
+    let mut text = String::new();
+    while !text.contains('\n') && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        text = std::fs::read_to_string(&log)?;
+    }
     let _ = child.kill();
     let _ = child.wait();
-    let text = std::fs::read_to_string(&log)?;
     let first = text.lines().next().ok_or("no log line")?;
     let json: serde_json::Value = serde_json::from_str(first)?;
     assert_eq!(json["message"], "sluice serving");

@@ -320,7 +320,20 @@ fn json_reason(e: &serde_json::Error) -> String {
 
 /// Parses YAML (1.2 semantics) into JSON; the message is one line.
 pub fn parse_yaml(text: &str) -> Result<Json, String> {
-    serde_saphyr::from_str::<Json>(text).map_err(|e| one_line(&e.to_string()))
+    serde_saphyr::from_str_with_options::<Json>(text, yaml_1_2())
+        .map_err(|e| one_line(&e.to_string()))
+}
+
+/// Parses a multi-document YAML stream (YAML 1.2 semantics); the message is one line.
+pub fn parse_yaml_documents(text: &str) -> Result<Vec<Json>, String> {
+    serde_saphyr::from_multiple_with_options::<Json>(text, yaml_1_2())
+        .map_err(|e| one_line(&e.to_string()))
+}
+
+/// YAML 1.2, as Kubernetes and OPA read it: only `true`/`false` are booleans, so `yes`, `on`
+/// and `no` stay strings (a country code `NO` must not turn into `false`).
+fn yaml_1_2() -> serde_saphyr::Options {
+    serde_saphyr::options! { strict_booleans: true }
 }
 
 /// Collapses a multi-line message (YAML errors carry excerpts) into one line.

@@ -4,6 +4,7 @@
 //! the rate-limited deny log, so that every protocol is judged, counted and logged the same way.
 
 pub mod http;
+pub mod mqtt;
 pub mod sni;
 pub mod tls;
 

@@ -1,0 +1,247 @@
+//! `sluice webhook`: the process and its HTTPS listener. One TLS listener serves the webhook
+//! service (service.rs): AdmissionReviews, metrics and probes. Limits: concurrent connections,
+//! handshake and request deadlines. A client that does not speak TLS is logged (rate-limited) and
+//! counted; nothing a client sends stops the server. SIGTERM or SIGINT stop accepting and let
+//! open requests finish within `webhook.shutdown_grace`.
+//!
+//! Not here: routes and reviews (service.rs), certificates (certs.rs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::WebhookArgs;
+use super::certs::{self, ReloadingCert};
+use super::inventory::Inventory;
+use super::policies::Policies;
+use super::service::{Webhook, text};
+use crate::config::{Config, WebhookConfig};
+
+/// Loads the policies the config names (the embedded shipped set when `paths` is empty) and
+/// logs every problem. Errors only when the inventory cannot be read.
+pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
+    let inventory = match &cfg.inventory {
+        Some(dir) => Inventory::load(dir).map_err(|e| format!("webhook.inventory: {e}"))?,
+        None => Inventory::new(),
+    };
+    let mut policies = if cfg.paths.is_empty() {
+        Policies::embedded(inventory)
+    } else {
+        Policies::load(&cfg.paths, inventory)
+    };
+    policies.set_eval_timeout(cfg.eval_timeout.get());
+    for p in &policies.problems {
+        tracing::error!("{p}");
+    }
+    Ok(policies)
+}
+
+/// The process entry point; returns the exit code.
+pub fn main(args: WebhookArgs) -> i32 {
+    let cfg = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("sluice webhook: {e}");
+                return 1;
+            }
+        },
+        None => Config::default(),
+    };
+    if let Err(e) = crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
+        eprintln!("sluice webhook: {e}");
+        return 1;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice webhook: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(cfg.webhook)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("sluice webhook: {e}");
+            1
+        }
+    }
+}
+
+async fn run(cfg: WebhookConfig) -> Result<(), String> {
+    let started = Instant::now();
+    let policies = load_policies(&cfg)?;
+    let webhook = Arc::new(Webhook::new(
+        policies,
+        cfg.exempt_namespaces.clone(),
+        cfg.max_body_bytes.as_usize(),
+    ));
+    let for_reload = webhook.clone();
+    let resolver = Arc::new(ReloadingCert::new(
+        &cfg.tls.cert,
+        &cfg.tls.key,
+        cfg.cert_reload_interval.get(),
+        Box::new(move |r| match r {
+            Ok(()) => {
+                for_reload.metrics.cert_reloads.inc();
+            }
+            Err(_) => for_reload.count_error("cert_reload"),
+        }),
+    )?);
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs::server_config(resolver)?));
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("webhook.listen {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        addr = %addr,
+        templates = webhook.policies.templates.len(),
+        constraints = webhook.policies.constraints.len(),
+        problems = webhook.policies.problems.len(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "webhook listening (HTTPS: /v1/admit, /metrics, /healthz, /readyz)"
+    );
+    serve(listener, tls, webhook, &cfg, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The accept loop; returns after `shutdown` fires and open connections finish (or the grace
+/// period ends).
+pub async fn serve(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    webhook: Arc<Webhook>,
+    cfg: &WebhookConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let open = Arc::new(AtomicUsize::new(0));
+    let handshake_timeout = cfg.handshake_timeout.get();
+    let request_timeout = cfg.request_timeout.get();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (tls, webhook, mut stop_rx, open) =
+            (tls.clone(), webhook.clone(), stop_rx.clone(), open.clone());
+        open.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            connection(
+                tcp,
+                peer,
+                tls,
+                webhook,
+                &mut stop_rx,
+                handshake_timeout,
+                request_timeout,
+            )
+            .await;
+            open.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+        });
+    }
+    tracing::info!("shutting down: no new connections; waiting for open requests");
+    let _ = stop_tx.send(true);
+    let deadline = Instant::now() + cfg.shutdown_grace.get();
+    while open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(unfinished = open.load(Ordering::SeqCst), "webhook stopped");
+}
+
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: tokio_rustls::TlsAcceptor,
+    webhook: Arc<Webhook>,
+    stop_rx: &mut watch::Receiver<bool>,
+    handshake_timeout: Duration,
+    request_timeout: Duration,
+) {
+    let stream = match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            webhook.count_error("tls_handshake");
+            if webhook.error_log.allow() {
+                tracing::warn!(%peer, error = %e, "TLS handshake failed");
+            }
+            return;
+        }
+        Err(_) => {
+            webhook.count_error("tls_handshake");
+            if webhook.error_log.allow() {
+                tracing::warn!(%peer, "TLS handshake timed out");
+            }
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |req| {
+        let webhook = webhook.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                match tokio::time::timeout(request_timeout, webhook.handle(req)).await {
+                    Ok(r) => r,
+                    Err(_) => text(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request not received in time\n",
+                    ),
+                },
+            )
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(request_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

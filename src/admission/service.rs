@@ -1,0 +1,288 @@
+//! The webhook's HTTP service: routes (`POST /v1/admit` and `/`, `GET /metrics`, `/healthz`,
+//! `/readyz`), the body limit (413), malformed reviews (400 with a one-line reason), exempt
+//! namespaces, and the review itself with its metrics and violation log.
+//!
+//! Not here: sockets, TLS and shutdown (server.rs), evaluation (review.rs).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::Value as Json;
+
+use super::constraints::EnforcementAction;
+use super::matching::wildcard_matches;
+use super::metrics::{ErrorLabels, VerdictLabels, ViolationLabels, WebhookMetrics};
+use super::policies::{Policies, Problem};
+use super::{response, review};
+use crate::telemetry::RateLimiter;
+
+/// Everything a request handler needs; shared by all connections.
+pub struct Webhook {
+    pub policies: Policies,
+    pub metrics: WebhookMetrics,
+    registry: prometheus_client::registry::Registry,
+    exempt_namespaces: Vec<String>,
+    max_body: usize,
+    pub(crate) error_log: RateLimiter,
+    violation_log: RateLimiter,
+}
+
+impl Webhook {
+    pub fn new(policies: Policies, exempt_namespaces: Vec<String>, max_body: usize) -> Self {
+        let metrics = WebhookMetrics::new();
+        metrics
+            .template_load_errors
+            .set(policies.template_errors() as i64);
+        metrics.constraint_load_errors.set(
+            policies
+                .problems
+                .iter()
+                .filter(|p| matches!(p, Problem::Constraint(_)))
+                .count() as i64,
+        );
+        metrics.templates.set(policies.templates.len() as i64);
+        metrics.constraints.set(policies.constraints.len() as i64);
+        let registry = metrics.registry();
+        Self {
+            policies,
+            metrics,
+            registry,
+            exempt_namespaces,
+            max_body,
+            error_log: RateLimiter::new(10),
+            violation_log: RateLimiter::new(100),
+        }
+    }
+
+    pub(crate) fn count_error(&self, kind: &'static str) {
+        self.metrics
+            .errors
+            .get_or_create(&ErrorLabels { kind })
+            .inc();
+    }
+
+    /// Answers one AdmissionReview body: (HTTP status, body).
+    pub fn admit(&self, body: &[u8]) -> (StatusCode, Json) {
+        let started = Instant::now();
+        let incoming = match response::parse(body) {
+            Ok(i) => i,
+            Err(e) => return self.bad_request(&e),
+        };
+        let request = match review::prepare(incoming.request) {
+            Ok(r) => r,
+            Err(e) => return self.bad_request(&e),
+        };
+        if self.is_exempt(&request) {
+            self.metrics
+                .requests
+                .get_or_create(&VerdictLabels { verdict: "exempt" })
+                .inc();
+            self.metrics
+                .latency
+                .observe(started.elapsed().as_secs_f64());
+            return (
+                StatusCode::OK,
+                response::exempt(&incoming.api_version, &incoming.uid),
+            );
+        }
+        let violations = self.policies.review(&request);
+        for v in &violations {
+            self.metrics
+                .violations
+                .get_or_create(&ViolationLabels {
+                    constraint_kind: v.kind.clone(),
+                    constraint: v.constraint.clone(),
+                    enforcement_action: v.action.as_str(),
+                })
+                .inc();
+            if !self.violation_log.allow() {
+                continue;
+            }
+            let (kind, name, ns) = (
+                request
+                    .pointer("/kind/kind")
+                    .and_then(Json::as_str)
+                    .unwrap_or(""),
+                request.get("name").and_then(Json::as_str).unwrap_or(""),
+                request
+                    .get("namespace")
+                    .and_then(Json::as_str)
+                    .unwrap_or(""),
+            );
+            tracing::info!(
+                uid = %incoming.uid,
+                constraint = %format_args!("{}/{}", v.kind, v.constraint),
+                enforcement_action = v.action.as_str(),
+                resource = %format_args!("{kind} {ns}/{name}"),
+                msg = %v.msg,
+                "violation"
+            );
+        }
+        let denied = violations
+            .iter()
+            .any(|v| v.action == EnforcementAction::Deny);
+        self.metrics
+            .requests
+            .get_or_create(&VerdictLabels {
+                verdict: if denied { "deny" } else { "allow" },
+            })
+            .inc();
+        let answer = response::verdict(&incoming.api_version, &incoming.uid, &violations);
+        self.metrics
+            .latency
+            .observe(started.elapsed().as_secs_f64());
+        (StatusCode::OK, answer)
+    }
+
+    fn bad_request(&self, reason: &str) -> (StatusCode, Json) {
+        self.count_error("bad_request");
+        self.metrics
+            .requests
+            .get_or_create(&VerdictLabels { verdict: "error" })
+            .inc();
+        if self.error_log.allow() {
+            tracing::warn!(reason, "malformed AdmissionReview");
+        }
+        (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": format!("malformed AdmissionReview: {reason}")}),
+        )
+    }
+
+    /// Gatekeeper's exempt namespaces: by the request's namespace, or a Namespace's own name.
+    fn is_exempt(&self, request: &Json) -> bool {
+        let mut ns = request
+            .get("namespace")
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        if ns.is_empty()
+            && request.pointer("/kind/kind").and_then(Json::as_str) == Some("Namespace")
+            && request
+                .pointer("/kind/group")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .is_empty()
+        {
+            ns = request.get("name").and_then(Json::as_str).unwrap_or("");
+        }
+        !ns.is_empty()
+            && self
+                .exempt_namespaces
+                .iter()
+                .any(|p| wildcard_matches(p, ns))
+    }
+
+    fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Routes one HTTP request.
+    pub(crate) async fn handle(
+        self: std::sync::Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_string();
+        match (req.method(), path.as_str()) {
+            (&Method::POST, "/" | "/v1/admit") => {}
+            (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/readyz") => {
+                return text(
+                    StatusCode::OK,
+                    &format!(
+                        "ready: {} templates, {} constraints\n",
+                        self.policies.templates.len(),
+                        self.policies.constraints.len()
+                    ),
+                );
+            }
+            (&Method::GET, "/metrics") => {
+                let mut r = text(StatusCode::OK, &self.metrics_text());
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                return r;
+            }
+            (_, "/" | "/v1/admit") => {
+                return text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "use POST with an AdmissionReview\n",
+                );
+            }
+            _ => {
+                self.count_error("not_found");
+                return text(
+                    StatusCode::NOT_FOUND,
+                    "not found: POST /v1/admit, GET /metrics, /healthz, /readyz\n",
+                );
+            }
+        }
+        let too_large = || {
+            self.count_error("body_too_large");
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "AdmissionReview larger than webhook.max_body_bytes ({} bytes)\n",
+                    self.max_body
+                ),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return too_large();
+        }
+        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return too_large();
+                }
+                self.count_error("bad_request");
+                return text(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}\n"));
+            }
+        };
+        // Reviews are CPU work of unbounded length (up to eval_timeout per template): off the
+        // async workers, so that probes and other connections are served meanwhile.
+        let webhook = self.clone();
+        let (status, answer) = match tokio::task::spawn_blocking(move || webhook.admit(&body)).await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "review failed");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "review failed\n");
+            }
+        };
+        let mut r = Response::new(Full::new(Bytes::from(
+            serde_json::to_vec(&answer).unwrap_or_default(),
+        )));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+}
+
+pub(crate) fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,480 @@
+//! The two directions of an established session and the per-connection state they keep:
+//! topic aliases (client → broker), locally answered QoS 2 packet ids, and SUBSCRIBEs whose
+//! SUBACK must be merged with local refusals.
+//!
+//! Frames are judged in place in the read buffer; a run of frames to forward as they arrived is
+//! written with one `write_all` of the buffer's prefix (no copy, no re-encoding). Only a frame
+//! that must change (a refused publish, a reduced SUBSCRIBE, an alias the broker does not know
+//! yet) breaks the run.
+//!
+//! Not here: the CONNECT handshake (session.rs) or byte-level parsing (codec.rs).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use prometheus_client::metrics::counter::Counter;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::ListenerCtx;
+use super::codec::{self, CodecError, Version, reason};
+use super::encode;
+use super::session::{READ_CHUNK_MAX, READ_CHUNK_MIN, SessionError, discard};
+use super::wire::{Reader, Writer};
+use crate::config::V3Deny;
+use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
+use crate::proxy::Gateway;
+use crate::telemetry::metrics::BytesLabels;
+
+mod subscribe;
+
+/// How a direction ended.
+pub(super) enum Ended {
+    ClientClosed,
+    BrokerClosed,
+    Shutdown,
+    /// The client broke the protocol; MQTT 5 clients are told why.
+    ClientError(CodecError),
+    /// A denied publish under `v3_deny: disconnect`.
+    DeniedDisconnect,
+    Failed(SessionError),
+}
+
+/// What to do with one client packet.
+enum Action {
+    Forward,
+    Drop,
+    /// Answer the client locally; nothing goes to the broker.
+    Reply(Bytes),
+    /// Send this to the broker instead of the packet.
+    Replace(Bytes),
+    Disconnect,
+}
+
+/// One alias as the client set it. `broker_knows` is false when the publish that set it was
+/// refused, so the broker still maps the alias to something else (or nothing).
+struct Alias {
+    topic: Box<str>,
+    broker_knows: bool,
+}
+
+/// State the two directions share: written by one, read by the other, never across an await.
+#[derive(Default)]
+struct Shared {
+    topic_alias_max: u16,
+    /// SUBSCRIBEs forwarded with fewer filters: per original filter, `None` = the broker's
+    /// next code, `Some(code)` = refused locally.
+    pending_subacks: HashMap<u16, Vec<Option<u8>>>,
+}
+
+pub(super) struct Relay {
+    gw: Arc<Gateway>,
+    ctx: Arc<ListenerCtx>,
+    version: Version,
+    source: Source,
+    ip: Option<IpAddr>,
+    zone: Zone,
+    shared: Mutex<Shared>,
+    client_w: tokio::sync::Mutex<Writer>,
+    up_bytes: Counter,
+    down_bytes: Counter,
+}
+
+impl Relay {
+    pub fn new(
+        gw: Arc<Gateway>,
+        ctx: Arc<ListenerCtx>,
+        version: Version,
+        source: Source,
+        ip: Option<IpAddr>,
+        zone: Zone,
+        client_w: Writer,
+    ) -> Self {
+        let counter = |direction| {
+            gw.metrics
+                .bytes
+                .get_or_create(&BytesLabels {
+                    protocol: "mqtt",
+                    direction,
+                })
+                .clone()
+        };
+        let (up_bytes, down_bytes) = (counter("upstream"), counter("downstream"));
+        Self {
+            gw,
+            ctx,
+            version,
+            source,
+            ip,
+            zone,
+            shared: Mutex::new(Shared::default()),
+            client_w: tokio::sync::Mutex::new(client_w),
+            up_bytes,
+            down_bytes,
+        }
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn decide(&self, operation: Operation, topic: &str, qos: u8, retain: bool) -> bool {
+        let input = Input {
+            protocol: Protocol::Mqtt,
+            operation,
+            source: &self.source,
+            target: Target {
+                host: &self.ctx.upstream_host,
+                port: self.ctx.upstream_port,
+                ip: self.ip,
+                zone: self.zone,
+            },
+            mqtt: Some(MqttFacts { topic, qos, retain }),
+            http: None,
+        };
+        self.gw.decide(&input).allowed()
+    }
+
+    async fn to_client(&self, bytes: &[u8]) -> Result<(), Ended> {
+        let mut w = self.client_w.lock().await;
+        w.write_all(bytes)
+            .await
+            .map_err(|e| Ended::Failed(SessionError::new("client_io", e.to_string())))
+    }
+
+    /// Client → broker until either side closes or the client breaks the protocol.
+    pub async fn client_to_broker(
+        &self,
+        mut r: Reader,
+        mut bw: Writer,
+        mut buf: BytesMut,
+    ) -> Ended {
+        let mut aliases: HashMap<u16, Alias> = HashMap::new();
+        let mut local_qos2: HashSet<u16> = HashSet::new();
+        let max = self.ctx.max_packet;
+        let mut chunk = READ_CHUNK_MIN;
+        let broker_err =
+            |e: std::io::Error| Ended::Failed(SessionError::new("upstream_io", e.to_string()));
+        loop {
+            let mut fwd = 0;
+            loop {
+                let rest = &buf[fwd..];
+                let h = match codec::parse_header(rest, max) {
+                    Ok(Some(h)) if rest.len() >= h.total() => h,
+                    Ok(_) => break,
+                    Err(e) => {
+                        if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
+                            return broker_err(e);
+                        }
+                        return Ended::ClientError(e);
+                    }
+                };
+                let frame = &buf[fwd..fwd + h.total()];
+                let action = match self.judge(h.kind(), frame, &mut aliases, &mut local_qos2) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
+                            return broker_err(e);
+                        }
+                        return Ended::ClientError(e);
+                    }
+                };
+                if let Action::Forward = action {
+                    fwd += h.total();
+                    continue;
+                }
+                if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
+                    return broker_err(e);
+                }
+                fwd = 0;
+                discard(&mut buf, h.total());
+                match action {
+                    Action::Forward | Action::Drop => {}
+                    Action::Reply(b) => {
+                        if let Err(e) = self.to_client(&b).await {
+                            return e;
+                        }
+                    }
+                    Action::Replace(b) => {
+                        if let Err(e) = bw.write_all(&b).await {
+                            return broker_err(e);
+                        }
+                        self.up_bytes.inc_by(b.len() as u64);
+                    }
+                    Action::Disconnect => return Ended::DeniedDisconnect,
+                }
+            }
+            if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
+                return broker_err(e);
+            }
+            match fill(&mut r, &mut buf, &mut chunk, max).await {
+                Ok(true) => {}
+                Ok(false) => return Ended::ClientClosed,
+                Err(e) => return Ended::Failed(SessionError::new("client_io", e.to_string())),
+            }
+        }
+    }
+
+    /// Writes the first `n` bytes of `buf` (judged frames, as they arrived) to the broker.
+    async fn flush(&self, bw: &mut Writer, buf: &mut BytesMut, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let chunk = buf.split_to(n);
+        bw.write_all(&chunk).await?;
+        self.up_bytes.inc_by(n as u64);
+        Ok(())
+    }
+
+    fn judge(
+        &self,
+        kind: u8,
+        frame: &[u8],
+        aliases: &mut HashMap<u16, Alias>,
+        local_qos2: &mut HashSet<u16>,
+    ) -> Result<Action, CodecError> {
+        let v = self.version;
+        match kind {
+            codec::PUBLISH => self.judge_publish(frame, aliases, local_qos2),
+            codec::SUBSCRIBE => self.judge_subscribe(frame),
+            codec::UNSUBSCRIBE => {
+                codec::inspect_unsubscribe(frame, v)?;
+                Ok(Action::Forward)
+            }
+            codec::PUBREL => {
+                let id = codec::ack_packet_id(frame)?;
+                if local_qos2.remove(&id) {
+                    // The PUBREC was ours: so is the PUBCOMP; the broker never saw this id.
+                    Ok(Action::Reply(encode::encode_ack(
+                        codec::PUBCOMP,
+                        id,
+                        v,
+                        reason::SUCCESS,
+                    )))
+                } else {
+                    Ok(Action::Forward)
+                }
+            }
+            codec::CONNECT => Err(CodecError::Protocol("second CONNECT")),
+            codec::CONNACK | codec::SUBACK | codec::UNSUBACK | codec::PINGRESP => Err(
+                CodecError::Protocol("a server-only packet sent by the client"),
+            ),
+            codec::AUTH if !v.is_v5() => Err(CodecError::Malformed("AUTH before MQTT 5")),
+            _ => Ok(Action::Forward),
+        }
+    }
+
+    fn judge_publish(
+        &self,
+        frame: &[u8],
+        aliases: &mut HashMap<u16, Alias>,
+        local_qos2: &mut HashSet<u16>,
+    ) -> Result<Action, CodecError> {
+        let p = codec::inspect_publish(frame, self.version)?;
+        if let Some(id) = p.packet_id {
+            // A new flow with this id ends any local one.
+            local_qos2.remove(&id);
+        }
+        let Some(alias) = p.topic_alias else {
+            if self.decide(Operation::Publish, p.topic, p.qos, p.retain) {
+                return Ok(Action::Forward);
+            }
+            return Ok(self.deny_publish(p.qos, p.packet_id, local_qos2));
+        };
+        if alias > self.shared().topic_alias_max {
+            return Err(CodecError::TopicAliasInvalid(
+                "topic alias above the broker's Topic Alias Maximum",
+            ));
+        }
+        if !p.topic.is_empty() {
+            // Sets (or moves) the alias. A refused publish is not forwarded, so the broker's
+            // mapping stays as it was; ours remembers the refused topic, and every alias-only
+            // publish is judged against it.
+            let allowed = self.decide(Operation::Publish, p.topic, p.qos, p.retain);
+            match aliases.get_mut(&alias) {
+                Some(a) if *a.topic == *p.topic => a.broker_knows |= allowed,
+                _ => {
+                    aliases.insert(
+                        alias,
+                        Alias {
+                            topic: p.topic.into(),
+                            broker_knows: allowed,
+                        },
+                    );
+                }
+            }
+            return Ok(if allowed {
+                Action::Forward
+            } else {
+                self.deny_publish(p.qos, p.packet_id, local_qos2)
+            });
+        }
+        let Some(a) = aliases.get_mut(&alias) else {
+            return Err(CodecError::TopicAliasInvalid("unknown topic alias"));
+        };
+        if !self.decide(Operation::Publish, &a.topic, p.qos, p.retain) {
+            return Ok(self.deny_publish(p.qos, p.packet_id, local_qos2));
+        }
+        if a.broker_knows {
+            return Ok(Action::Forward);
+        }
+        // Allowed now (a policy reload) but the broker never learned this alias: name the
+        // topic so that it does.
+        a.broker_knows = true;
+        Ok(Action::Replace(encode::encode_publish_with_topic(
+            frame, &p, &a.topic,
+        )))
+    }
+
+    fn deny_publish(
+        &self,
+        qos: u8,
+        packet_id: Option<u16>,
+        local_qos2: &mut HashSet<u16>,
+    ) -> Action {
+        let v = self.version;
+        let Some(id) = packet_id else {
+            return Action::Drop;
+        };
+        if !v.is_v5() && self.ctx.config.v3_deny == V3Deny::Disconnect {
+            return Action::Disconnect;
+        }
+        if qos == 1 {
+            Action::Reply(encode::encode_ack(
+                codec::PUBACK,
+                id,
+                v,
+                reason::NOT_AUTHORIZED,
+            ))
+        } else {
+            local_qos2.insert(id);
+            Action::Reply(encode::encode_ack(
+                codec::PUBREC,
+                id,
+                v,
+                reason::NOT_AUTHORIZED,
+            ))
+        }
+    }
+
+    /// Broker → client until either side closes.
+    pub async fn broker_to_client(&self, mut r: Reader) -> Ended {
+        let max = self.ctx.max_packet;
+        let mut buf = BytesMut::new();
+        let mut connack_seen = false;
+        let mut chunk = READ_CHUNK_MIN;
+        loop {
+            let mut fwd = 0;
+            loop {
+                let rest = &buf[fwd..];
+                let h = match codec::parse_header(rest, max) {
+                    Ok(Some(h)) if rest.len() >= h.total() => h,
+                    Ok(_) => break,
+                    Err(e) => return self.broker_broke(e),
+                };
+                let frame = &buf[fwd..fwd + h.total()];
+                let replacement = match h.kind() {
+                    codec::CONNACK if !connack_seen => {
+                        connack_seen = true;
+                        match codec::inspect_connack(frame, self.version) {
+                            Ok(ack) => self.shared().topic_alias_max = ack.topic_alias_max,
+                            Err(e) => return self.broker_broke(e),
+                        }
+                        None
+                    }
+                    codec::SUBACK => match self.merge_suback(frame) {
+                        Ok(r) => r,
+                        Err(e) => return self.broker_broke(e),
+                    },
+                    _ => None,
+                };
+                let Some(replacement) = replacement else {
+                    fwd += h.total();
+                    continue;
+                };
+                if let Err(e) = self.flush_down(&mut buf, fwd).await {
+                    return e;
+                }
+                fwd = 0;
+                discard(&mut buf, h.total());
+                if let Err(e) = self.to_client(&replacement).await {
+                    return e;
+                }
+                self.down_bytes.inc_by(replacement.len() as u64);
+            }
+            if let Err(e) = self.flush_down(&mut buf, fwd).await {
+                return e;
+            }
+            match fill(&mut r, &mut buf, &mut chunk, max).await {
+                Ok(true) => {}
+                Ok(false) => return Ended::BrokerClosed,
+                Err(e) => return Ended::Failed(SessionError::new("upstream_io", e.to_string())),
+            }
+        }
+    }
+
+    fn broker_broke(&self, e: CodecError) -> Ended {
+        Ended::Failed(SessionError::new(
+            "upstream_protocol",
+            format!("broker sent a bad packet: {e}"),
+        ))
+    }
+
+    async fn flush_down(&self, buf: &mut BytesMut, n: usize) -> Result<(), Ended> {
+        if n == 0 {
+            return Ok(());
+        }
+        let chunk = buf.split_to(n);
+        self.to_client(&chunk).await?;
+        self.down_bytes.inc_by(n as u64);
+        Ok(())
+    }
+
+    /// Ends the session: tells an MQTT 5 client why (when it is the client's fault or ours),
+    /// closes the client side; dropping the broker half closes the broker side.
+    pub async fn finish(&self, ended: Ended) -> Result<(), SessionError> {
+        let v5 = self.version.is_v5();
+        let (notice, result) = match ended {
+            Ended::ClientClosed | Ended::BrokerClosed => (None, Ok(())),
+            Ended::Shutdown => (Some(reason::SERVER_SHUTTING_DOWN), Ok(())),
+            Ended::DeniedDisconnect => (None, Ok(())),
+            Ended::ClientError(e) => (Some(e.reason_code()), Err(SessionError::from(e))),
+            Ended::Failed(e) => (None, Err(e)),
+        };
+        let mut w = self.client_w.lock().await;
+        if let (true, Some(code)) = (v5, notice) {
+            let _ = w.write_all(&encode::encode_disconnect(code)).await;
+        }
+        let _ = w.shutdown().await;
+        result
+    }
+}
+
+/// Reads more bytes into `buf`. An empty buffer is released while waiting, so an idle
+/// connection holds no read buffer; `chunk` adapts the read size to the traffic.
+/// `Ok(false)`: end of stream.
+async fn fill(
+    r: &mut Reader,
+    buf: &mut BytesMut,
+    chunk: &mut usize,
+    max: usize,
+) -> std::io::Result<bool> {
+    if buf.is_empty() {
+        *buf = BytesMut::new();
+        r.readable().await?;
+    }
+    let want = match codec::parse_header(buf, max) {
+        Ok(Some(h)) => h.total().saturating_sub(buf.len()).max(*chunk),
+        _ => *chunk,
+    };
+    buf.reserve(want);
+    let room = buf.capacity() - buf.len();
+    let n = r.read_buf(buf).await?;
+    if n >= room {
+        *chunk = (*chunk * 2).min(READ_CHUNK_MAX);
+    } else if n < *chunk / 4 {
+        *chunk = (*chunk / 2).max(READ_CHUNK_MIN);
+    }
+    Ok(n > 0)
+}

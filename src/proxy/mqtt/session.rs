@@ -1,0 +1,363 @@
+//! One client ⇄ broker relay: the CONNECT handshake (TLS, identity, the upstream's zone, the
+//! connect and Will decisions), then two directions that forward frames as they arrived.
+//!
+//! Client → broker: every PUBLISH and every SUBSCRIBE filter is judged; a denied publish is
+//! answered the way the client's protocol allows (relay.rs). Broker → client: frames pass
+//! untouched except a SUBACK that must be merged with local refusals, and the CONNACK, read for
+//! the broker's Topic Alias Maximum. Flow control is the sockets': the next client packet is
+//! read only once the previous ones are written, so a slow broker slows its client.
+//!
+//! Not here: accepting connections (mod.rs) or byte-level parsing (codec.rs).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::ListenerCtx;
+use super::codec::{self, CodecError, Version, reason};
+use super::encode;
+use super::relay::{Ended, Relay};
+use super::wire::{Reader, Stream, Writer, subject_common_name};
+use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
+use crate::proxy::Gateway;
+use crate::site::HostKind;
+
+/// Read sizes: a session starts small (most MQTT packets are tiny and most connections are
+/// idle) and doubles while reads fill the buffer, up to the largest.
+pub(super) const READ_CHUNK_MIN: usize = 1024;
+pub(super) const READ_CHUNK_MAX: usize = 64 * 1024;
+
+/// Serves one accepted client connection to its end, counting it.
+pub async fn run(
+    ctx: Arc<ListenerCtx>,
+    gw: Arc<Gateway>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let labels = crate::telemetry::metrics::ProtocolLabels { protocol: "mqtt" };
+    gw.metrics.connections.get_or_create(&labels).inc();
+    let open = gw.metrics.connections_open.get_or_create(&labels).clone();
+    open.inc();
+    let _ = tcp.set_nodelay(true);
+    if let Err(e) = serve(&ctx, &gw, tcp, shutdown).await {
+        gw.metrics.error("mqtt", e.kind);
+        tracing::debug!(%peer, listener = %ctx.config.listen, kind = e.kind, "mqtt session ended: {}", e.message);
+    }
+    open.dec();
+}
+
+/// Why a session ended abnormally (counted as `errors{protocol="mqtt",kind}`).
+pub(super) struct SessionError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl SessionError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CodecError> for SessionError {
+    fn from(e: CodecError) -> Self {
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
+async fn serve(
+    ctx: &Arc<ListenerCtx>,
+    gw: &Arc<Gateway>,
+    tcp: TcpStream,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
+    // runs, so that an established, idle session keeps just the relay's few hundred bytes.
+    let Some(Established {
+        relay,
+        client_r,
+        broker_r,
+        broker_w,
+        buf,
+    }) = Box::pin(establish(ctx, gw, tcp)).await?
+    else {
+        return Ok(());
+    };
+    let ended = tokio::select! {
+        e = relay.client_to_broker(client_r, broker_w, buf) => e,
+        e = relay.broker_to_client(broker_r) => e,
+        _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+    };
+    relay.finish(ended).await
+}
+
+/// A session past its CONNECT: the relay state and the socket halves it runs on.
+struct Established {
+    relay: Relay,
+    client_r: Reader,
+    broker_r: Reader,
+    broker_w: Writer,
+    /// Client bytes already read after the CONNECT.
+    buf: BytesMut,
+}
+
+/// TLS, CONNECT, the connect and Will decisions, the upstream connection. `None`: the client
+/// was refused (and told so).
+async fn establish(
+    ctx: &Arc<ListenerCtx>,
+    gw: &Arc<Gateway>,
+    tcp: TcpStream,
+) -> Result<Option<Established>, SessionError> {
+    let deadline = tokio::time::Instant::now() + ctx.config.connect_timeout.get();
+    let timed_out = || SessionError::new("connect_timeout", "no CONNECT within connect_timeout");
+
+    let (mut client, cert_name) = match &ctx.tls {
+        None => (Stream::Tcp(tcp), None),
+        Some(acceptor) => {
+            let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e| SessionError::new("tls_handshake", e.to_string()))?;
+            let name = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| subject_common_name(c));
+            (Stream::Other(Box::new(tls)), name)
+        }
+    };
+
+    let mut buf = BytesMut::new();
+    let frame = tokio::time::timeout_at(
+        deadline,
+        read_first_frame(&mut client, &mut buf, ctx.max_packet),
+    )
+    .await
+    .map_err(|_| timed_out())??;
+    let connect = match codec::inspect_connect(&frame) {
+        Ok(c) => c,
+        Err(e) => {
+            if e == CodecError::UnsupportedVersion {
+                let _ = client
+                    .write_all(&encode::encode_connack(
+                        Version::V311,
+                        reason::V3_UNACCEPTABLE_VERSION,
+                    ))
+                    .await;
+            } else if frame.get(8) == Some(&5) && frame.get(4..8) == Some(b"MQTT") {
+                let _ = client
+                    .write_all(&encode::encode_connack(Version::V5, e.reason_code()))
+                    .await;
+            }
+            return Err(e.into());
+        }
+    };
+    let version = connect.version;
+    let refuse = |code_v5: u8, code_v3: u8| {
+        encode::encode_connack(version, if version.is_v5() { code_v5 } else { code_v3 })
+    };
+
+    // Who is asking. A verified client certificate's CN is the user name, whatever CONNECT says.
+    let mut source: Source = gw.identity.clone();
+    source.client_id = connect.client_id.to_string();
+    source.username = match cert_name {
+        Some(cn) => cn,
+        None => connect.username.unwrap_or_default().to_string(),
+    };
+
+    // Where it goes: the zone by the site's DNS rule, before any lookup of an external name.
+    let host = ctx.upstream_host.as_str();
+    let port = ctx.upstream_port;
+    let (mut ip, zone) = match gw.site.classify(host) {
+        HostKind::Address(ip, zone) => (Some(ip), zone),
+        HostKind::LocalName => match resolve(host, port).await {
+            Ok(ip) => (Some(ip), gw.site.zone_of_ip(ip)),
+            Err(e) => {
+                let _ = client
+                    .write_all(&refuse(
+                        reason::SERVER_UNAVAILABLE,
+                        reason::V3_SERVER_UNAVAILABLE,
+                    ))
+                    .await;
+                return Err(SessionError::new("upstream_resolve", e));
+            }
+        },
+        HostKind::ExternalName => (None, Zone::External),
+    };
+
+    let target = Target {
+        host,
+        port,
+        ip,
+        zone,
+    };
+    let connect_input = Input {
+        protocol: Protocol::Mqtt,
+        operation: Operation::Connect,
+        source: &source,
+        target,
+        mqtt: None,
+        http: None,
+    };
+    let mut allowed = gw.decide(&connect_input).allowed();
+    if allowed {
+        if let Some(will) = connect.will {
+            // The Will is a publish the broker makes later on the client's behalf.
+            let will_input = Input {
+                operation: Operation::Publish,
+                mqtt: Some(MqttFacts {
+                    topic: will.topic,
+                    qos: will.qos,
+                    retain: will.retain,
+                }),
+                ..connect_input
+            };
+            allowed = gw.decide(&will_input).allowed();
+        }
+    }
+    if !allowed {
+        let _ = client
+            .write_all(&refuse(reason::NOT_AUTHORIZED, reason::V3_NOT_AUTHORIZED))
+            .await;
+        let _ = client.shutdown().await;
+        return Ok(None);
+    }
+
+    // Only an allowed CONNECT may look up an external name.
+    let addr = match ip {
+        Some(ip) => SocketAddr::new(ip, port),
+        None => match resolve(host, port).await {
+            Ok(found) => {
+                ip = Some(found);
+                SocketAddr::new(found, port)
+            }
+            Err(e) => {
+                let _ = client
+                    .write_all(&refuse(
+                        reason::SERVER_UNAVAILABLE,
+                        reason::V3_SERVER_UNAVAILABLE,
+                    ))
+                    .await;
+                return Err(SessionError::new("upstream_resolve", e));
+            }
+        },
+    };
+    let broker = match connect_upstream(ctx, addr, deadline).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = client
+                .write_all(&refuse(
+                    reason::SERVER_UNAVAILABLE,
+                    reason::V3_SERVER_UNAVAILABLE,
+                ))
+                .await;
+            tracing::warn!(listener = %ctx.config.listen, upstream = %ctx.config.upstream, "cannot reach the MQTT broker: {}", e.message);
+            return Err(e);
+        }
+    };
+
+    let (client_r, client_w) = client.split();
+    let (broker_r, mut broker_w) = broker.split();
+    broker_w
+        .write_all(&frame)
+        .await
+        .map_err(|e| SessionError::new("upstream_io", e.to_string()))?;
+    gw.metrics.forwarded("mqtt", "upstream", frame.len() as u64);
+    // Release the CONNECT's buffer before the session settles into its (long) idle life.
+    drop(frame);
+    let buf = if buf.is_empty() { BytesMut::new() } else { buf };
+
+    let relay = Relay::new(
+        Arc::clone(gw),
+        Arc::clone(ctx),
+        version,
+        source,
+        ip,
+        zone,
+        client_w,
+    );
+    Ok(Some(Established {
+        relay,
+        client_r,
+        broker_r,
+        broker_w,
+        buf,
+    }))
+}
+
+/// Reads exactly one frame (the CONNECT) and leaves anything pipelined after it in `buf`.
+async fn read_first_frame(
+    client: &mut Stream,
+    buf: &mut BytesMut,
+    max_packet: usize,
+) -> Result<Bytes, SessionError> {
+    loop {
+        if let Some(h) = codec::parse_header(buf, max_packet)? {
+            if h.kind() != codec::CONNECT {
+                return Err(CodecError::Protocol("the first packet must be CONNECT").into());
+            }
+            if buf.len() >= h.total() {
+                return Ok(buf.split_to(h.total()).freeze());
+            }
+            buf.reserve(h.total() - buf.len());
+        } else {
+            buf.reserve(512);
+        }
+        let n = client
+            .read_buf(buf)
+            .await
+            .map_err(|e| SessionError::new("client_io", e.to_string()))?;
+        if n == 0 {
+            return Err(SessionError::new(
+                "client_io",
+                "client closed the connection before CONNECT",
+            ));
+        }
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<IpAddr, String> {
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    addrs
+        .next()
+        .map(|a| a.ip())
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+async fn connect_upstream(
+    ctx: &ListenerCtx,
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Result<Stream, SessionError> {
+    let fail = |e: String| SessionError::new("upstream_connect", format!("{addr}: {e}"));
+    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+        .await
+        .map_err(|_| fail("connect timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    match &ctx.upstream_tls {
+        None => Ok(Stream::Tcp(tcp)),
+        Some((connector, name)) => {
+            let tls = tokio::time::timeout_at(deadline, connector.connect(name.clone(), tcp))
+                .await
+                .map_err(|_| fail("TLS handshake timed out".into()))?
+                .map_err(|e| fail(format!("TLS: {e}")))?;
+            Ok(Stream::Other(Box::new(tls)))
+        }
+    }
+}
+
+/// Drops `n` bytes from the front of `buf`.
+pub(super) fn discard(buf: &mut BytesMut, n: usize) {
+    buf.advance(n);
+}

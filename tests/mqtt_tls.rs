@@ -1,0 +1,137 @@
+//! TLS on both sides: clients must present a certificate from the listener's `client_ca`, whose
+//! subject CN becomes `input.source.username`; the upstream broker is reached over TLS verified
+//! against `upstream_tls.ca`.
+//!
+//! Needs mosquitto and mosquitto-clients.
+
+mod mqtt_support;
+
+use mqtt_support::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
+
+struct Pki {
+    dir: Dir,
+}
+
+impl Pki {
+    /// A CA, a server certificate for 127.0.0.1/localhost, and client certificates by CN.
+    fn new(clients: &[&str]) -> Self {
+        let dir = Dir::new("pki");
+        let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "plant-042 test CA");
+        let ca = CertifiedIssuer::self_signed(params, key).unwrap_or_else(|e| panic!("{e}"));
+        dir.file("ca.pem", &ca.pem());
+
+        let leaf = |sans: Vec<String>, cn: &str, purpose: ExtendedKeyUsagePurpose, name: &str| {
+            let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+            let mut p = CertificateParams::new(sans).unwrap_or_else(|e| panic!("{e}"));
+            p.distinguished_name = DistinguishedName::new();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.extended_key_usages = vec![purpose];
+            let cert = p.signed_by(&key, &ca).unwrap_or_else(|e| panic!("{e}"));
+            dir.file(&format!("{name}.pem"), &cert.pem());
+            dir.file(&format!("{name}.key"), &key.serialize_pem());
+        };
+        leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            "broker",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "server",
+        );
+        for cn in clients {
+            leaf(vec![], cn, ExtendedKeyUsagePurpose::ClientAuth, cn);
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.0.join(name).display().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_cn_is_the_identity_and_the_upstream_is_tls_verified() {
+    let pki = Pki::new(&["press-7", "untrusted-device"]);
+    // The broker speaks only TLS.
+    let broker = Broker::start_on(
+        "127.0.0.1",
+        &format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\n",
+            pki.path("ca.pem"),
+            pki.path("server.pem"),
+            pki.path("server.key")
+        ),
+    );
+    let extra = format!(
+        "tls: {{cert: {}, key: {}, client_ca: {}}}\nupstream_tls: {{ca: {}, server_name: localhost}}",
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem"),
+        pki.path("ca.pem"),
+    );
+    let sluice = sluice_for(&broker, &extra);
+    let tls_pub = |cn: &str, version: &str, topic: &str| {
+        let key = format!("{cn}.key");
+        let cert = format!("{cn}.pem");
+        mosquitto_pub(
+            sluice.addr(),
+            &[
+                "--cafile",
+                &pki.path("ca.pem"),
+                "--cert",
+                &pki.path(&cert),
+                "--key",
+                &pki.path(&key),
+                // The CONNECT's user name is ignored in favour of the certificate.
+                "-u",
+                "press-7",
+                "-V",
+                version,
+                "-d",
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                "1",
+            ],
+        )
+    };
+    let out = tls_pub("press-7", "mqttv5", "plant/line1/temp");
+    // 16: accepted by the broker, which has no subscriber for it.
+    assert!(
+        text(&out).contains("received PUBACK (Mid: 1, RC:16)"),
+        "{}",
+        text(&out)
+    );
+    // The policy denies user name `untrusted-device`: its certificate says so, whatever
+    // CONNECT claims.
+    let out = tls_pub("untrusted-device", "mqttv5", "plant/line1/temp");
+    assert!(
+        text(&out).contains("received CONNACK (135)"),
+        "{}",
+        text(&out)
+    );
+    let out = tls_pub("untrusted-device", "mqttv311", "plant/line1/temp");
+    assert!(text(&out).contains("not authorised"), "{}", text(&out));
+
+    // Without a client certificate the handshake fails, and is counted.
+    let out = mosquitto_pub(
+        sluice.addr(),
+        &["--cafile", &pki.path("ca.pem"), "-t", "plant/x", "-m", "1"],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    sluice.wait_metric(
+        "sluice_errors_total{protocol=\"mqtt\",kind=\"tls_handshake\"}",
+        1.0,
+    );
+}
