@@ -6,6 +6,7 @@ pub mod admin;
 pub mod admission;
 pub mod config;
 pub mod drain;
+pub mod logcmd;
 pub mod policy;
 pub mod proxy;
 pub mod serve;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sluice::admission::{self, VerifyArgs, WebhookArgs};
+use sluice::logcmd::{self, LogArgs};
 use sluice::policy::cli::{self, CheckArgs, EvalArgs, TestArgs};
 use sluice::serve::{self, ServeArgs};
 
@@ -35,6 +36,8 @@ enum Command {
     Check(CheckArgs),
     /// Run Gatekeeper test suites (kind: Suite), like `gator verify`
     Verify(VerifyArgs),
+    /// Show recorded decisions from the local decision log
+    Log(LogArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::eval(a),
         Command::Check(a) => cli::check(a),
         Command::Verify(a) => admission::verify(a),
+        Command::Log(a) => logcmd::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
