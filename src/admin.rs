@@ -6,7 +6,10 @@
 //! - OPA's REST Data API, so anything that queries an OPA sidecar can query sluice instead:
 //!   `GET|POST /v1/data/{path}` → `{"result": ...}`, or `{}` when the document is undefined;
 //!   a malformed input is `400 {"code": "invalid_parameter", "message": ...}`; an evaluation
-//!   error is `500 {"code": "internal_error", ...}`. `GET /health` → `{}`.
+//!   error is `500 {"code": "internal_error", ...}`. `GET /health` → `{}`; `GET /health?bundles`
+//!   → 500 until the configured policy bundle is in force (OPA's semantics).
+//! - `GET /v1/status`: policy distribution status (revision, last activation, last error), shaped
+//!   like OPA's status report, and the decision log's counters.
 //!
 //! Data API queries run on a clone of the compiled engine on a blocking thread, outside the
 //! decision cache, so they can neither slow the data path nor change its verdicts.
@@ -30,6 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::proxy::Gateway;
 use crate::telemetry::collector::DeciderCollector;
+use crate::telemetry::policy_metrics::PolicyCollector;
 
 /// Largest Data API request body.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -56,6 +60,9 @@ impl Admin {
         registry
             .sub_registry_with_prefix("sluice")
             .register_collector(Box::new(DeciderCollector::new(gateway.clone())));
+        registry
+            .sub_registry_with_prefix("sluice")
+            .register_collector(Box::new(PolicyCollector::new(gateway.clone())));
         let _ = self.running.set(Running { gateway, registry });
     }
 
@@ -115,7 +122,8 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
             }
         }
         (&Method::GET, "/metrics") => metrics(admin, &req),
-        (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({}), false),
+        (&Method::GET, "/health") => health(admin, req.uri().query().unwrap_or("")),
+        (&Method::GET, "/v1/status") => policy_status(admin),
         (m, p) if p == "/v1/data" || p.starts_with("/v1/data/") => {
             if m != Method::GET && m != Method::POST {
                 return opa_error(
@@ -129,9 +137,61 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
         _ => opa_error(
             StatusCode::NOT_FOUND,
             "resource_not_found",
-            &format!("{path}: no such endpoint (try /metrics, /healthz, /readyz, /v1/data)"),
+            &format!(
+                "{path}: no such endpoint (try /metrics, /healthz, /readyz, /health?bundles, /v1/status, /v1/data)"
+            ),
         ),
     }
+}
+
+/// OPA's `/health`: 200 `{}`; with `?bundles`, 500 until the configured bundle (downloaded
+/// or persisted) is in force.
+fn health(admin: &Admin, query: &str) -> Response<Full<Bytes>> {
+    let wants_bundles = query
+        .split('&')
+        .any(|p| p == "bundles" || p.starts_with("bundles="));
+    if wants_bundles {
+        let ready = admin
+            .running
+            .get()
+            .is_some_and(|r| r.gateway.policy_status.bundles_ready());
+        if !ready {
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "the configured policy bundle has not been activated"}),
+                false,
+            );
+        }
+    }
+    json_response(StatusCode::OK, &json!({}), false)
+}
+
+/// Policy distribution status, shaped like OPA's status report (`bundles.<name>`), plus the
+/// decision log's counters.
+fn policy_status(admin: &Admin) -> Response<Full<Bytes>> {
+    let Some(running) = admin.running.get() else {
+        return opa_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "policies are still loading",
+        );
+    };
+    let gw = &running.gateway;
+    let mut doc = gw.policy_status.to_json();
+    if let (Some(log), Json::Object(o)) = (&gw.decision_log, &mut doc) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = log.stats();
+        o.insert(
+            "decision_log".into(),
+            json!({
+                "written": s.written.load(Relaxed),
+                "dropped_queue_full": s.dropped_full.load(Relaxed),
+                "dropped_write_error": s.dropped_error.load(Relaxed),
+                "expired": s.expired.load(Relaxed),
+            }),
+        );
+    }
+    json_response(StatusCode::OK, &json!({ "result": doc }), true)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

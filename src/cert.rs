@@ -110,7 +110,8 @@ fn generate(args: &CertArgs) -> Result<String, String> {
         leaf_key.serialize_pem().as_bytes(),
         true,
     )?;
-    Ok(data_encoding::BASE64.encode(ca.pem().as_bytes()))
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.encode(ca.pem().as_bytes()))
 }
 
 fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {

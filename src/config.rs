@@ -37,6 +37,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub webhook: WebhookConfig,
     pub log: LogConfig,
+    /// The local SQLite decision log; absent or `null` turns it off.
+    pub decision_log: Option<DecisionLogConfig>,
 }
 
 /// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
@@ -52,6 +54,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             webhook: WebhookConfig::default(),
             log: LogConfig::default(),
+            decision_log: None,
         }
     }
 }
@@ -133,6 +136,103 @@ pub struct PolicyConfig {
     pub eval_timeout: Dur,
     /// Only `deny` exists: an evaluation error never lets traffic through.
     pub on_error: OnError,
+    /// Poll `paths` for changes and reload (debounced; picked up within a second).
+    pub watch: bool,
+    /// An OPA bundle (from a file or an HTTP(S) server) instead of `paths`.
+    pub bundle: Option<BundleConfig>,
+    /// What serves while no bundle was ever activated (nothing persisted, server unreachable).
+    pub on_missing_policy: OnMissingPolicy,
+}
+
+/// What enforces before the first bundle arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissingPolicy {
+    /// The shipped policies embedded in the binary.
+    Embedded,
+    /// Local traffic passes, every export is denied.
+    DenyExports,
+}
+
+/// `policy.bundle`: where an OPA bundle comes from and how it is checked and kept.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleConfig {
+    /// `http://` or `https://` URL of the bundle (`.tar.gz`); polled with `If-None-Match`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A bundle file on disk; re-read when it changes.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Delay between polls is random in [poll_min, poll_max]; failures back off up to poll_max.
+    #[serde(default = "default_poll_min")]
+    pub poll_min: Dur,
+    #[serde(default = "default_poll_max")]
+    pub poll_max: Dur,
+    /// Deadline for one download (connect, headers and body).
+    #[serde(default = "default_bundle_timeout")]
+    pub timeout: Dur,
+    /// Largest bundle accepted, compressed and uncompressed.
+    #[serde(default = "default_bundle_max_size")]
+    pub max_size: Size,
+    /// PEM public key (RSA or P-256); when set, only bundles signed by it are activated.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+    /// Expected `kid`/`keyid` of the signature, when the signer sets one.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Expected `scope` claim of the signature.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// PEM CA bundle trusted for an `https://` bundle server.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Where the last activated bundle is kept for restarts without the server.
+    #[serde(default)]
+    pub persist_dir: Option<PathBuf>,
+}
+
+fn default_poll_min() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn default_poll_max() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn default_bundle_timeout() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn default_bundle_max_size() -> Size {
+    Size(32 * 1024 * 1024)
+}
+
+/// `decision_log`: the local SQLite record of decisions (never payloads).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionLogConfig {
+    pub path: PathBuf,
+    /// Fraction of allowed decisions recorded (0 to 1); every deny is recorded.
+    pub sample_allowed: f64,
+    /// Rows older than this are deleted.
+    pub max_age: Dur,
+    /// The database is trimmed (oldest rows first) to stay under this size.
+    pub max_size: Size,
+    /// Entries waiting for the writer; beyond it entries are dropped and counted.
+    pub queue: usize,
+}
+
+/// Where `sluice log` and the gateway look when `decision_log.path` is not set.
+pub const DEFAULT_DECISION_LOG: &str = "/var/lib/sluice/decisions.db";
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(DEFAULT_DECISION_LOG),
+            sample_allowed: 0.0,
+            max_age: Dur(Duration::from_secs(7 * 24 * 3600)),
+            max_size: Size(256 * 1024 * 1024),
+            queue: 10_000,
+        }
+    }
 }
 
 impl Default for PolicyConfig {
@@ -143,6 +243,9 @@ impl Default for PolicyConfig {
             v0_compatible: false,
             eval_timeout: Dur(Duration::from_millis(50)),
             on_error: OnError::Deny,
+            watch: false,
+            bundle: None,
+            on_missing_policy: OnMissingPolicy::Embedded,
         }
     }
 }
@@ -542,6 +645,32 @@ impl Config {
         if self.policy.eval_timeout.0.is_zero() {
             return Err("policy.eval_timeout: must be greater than zero".into());
         }
+        if let Some(b) = &self.policy.bundle {
+            validate_bundle(b, &self.policy)?;
+        }
+        if self.policy.watch && self.policy.paths.is_empty() {
+            return Err(
+                "policy.watch: needs policy.paths (the embedded policies never change; a bundle file is always watched)"
+                    .into(),
+            );
+        }
+        if let Some(d) = &self.decision_log {
+            if !(0.0..=1.0).contains(&d.sample_allowed) {
+                return Err(format!(
+                    "decision_log.sample_allowed: {} must be between 0 and 1",
+                    d.sample_allowed
+                ));
+            }
+            if d.queue == 0 {
+                return Err("decision_log.queue: must be at least 1".into());
+            }
+            if d.max_size.0 < 64 * 1024 {
+                return Err("decision_log.max_size: must be at least 64KiB".into());
+            }
+            if d.max_age.0.is_zero() {
+                return Err("decision_log.max_age: must be greater than zero".into());
+            }
+        }
         if let Some(h) = &self.http {
             if h.max_header_bytes.0 < 1024 {
                 return Err("http.max_header_bytes: must be at least 1KiB".into());
@@ -572,6 +701,42 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn validate_bundle(b: &BundleConfig, policy: &PolicyConfig) -> Result<(), String> {
+    match (&b.url, &b.file) {
+        (None, None) => return Err("policy.bundle: needs `url` or `file`".into()),
+        (Some(_), Some(_)) => {
+            return Err("policy.bundle: `url` and `file` are exclusive; set one".into());
+        }
+        (Some(u), None) => {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!(
+                    "policy.bundle.url: {u:?} must start with http:// or https://"
+                ));
+            }
+        }
+        (None, Some(_)) => {}
+    }
+    if !policy.paths.is_empty() {
+        return Err(
+            "policy.bundle: cannot be combined with policy.paths; put the policies in the bundle"
+                .into(),
+        );
+    }
+    if b.poll_min.0.is_zero() {
+        return Err("policy.bundle.poll_min: must be greater than zero".into());
+    }
+    if b.poll_max.0 < b.poll_min.0 {
+        return Err("policy.bundle.poll_max: must not be less than poll_min".into());
+    }
+    if b.timeout.0.is_zero() {
+        return Err("policy.bundle.timeout: must be greater than zero".into());
+    }
+    if b.max_size.0 < 1024 {
+        return Err("policy.bundle.max_size: must be at least 1KiB".into());
+    }
+    Ok(())
 }
 
 /// Splits `host:port` (IPv6 as `[::1]:1883`).
@@ -630,6 +795,38 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.starts_with("site.local_networks[0]:"), "{err}");
+    }
+
+    #[test]
+    fn bundle_and_decision_log_keys_are_validated_with_their_path() {
+        let err = Config::parse("policy:\n  bundle: {url: ftp://x/b.tar.gz}\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("policy.bundle.url: "), "{err}");
+        let err = Config::parse("policy:\n  bundle: {file: b.tar.gz, poll_mn: 1s}\n")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("policy.bundle.poll_mn: unknown field"),
+            "{err}"
+        );
+        let err = Config::parse("decision_log: {sample_allowed: 2}\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("decision_log.sample_allowed: "), "{err}");
+        let err = Config::parse("policy:\n  on_missing_policy: allow_all\n")
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("policy.on_missing_policy: "), "{err}");
+        let ok = Config::parse(
+            "policy:\n  on_missing_policy: deny_exports\n  bundle: {url: http://127.0.0.1:1/b.tar.gz, poll_min: 1s, poll_max: 2s}\ndecision_log: {path: /tmp/d.db}\n",
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        assert!(
+            Config::parse("")
+                .map(|c| c.decision_log.is_none())
+                .unwrap_or(false)
+        );
     }
 
     #[test]

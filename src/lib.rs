@@ -8,6 +8,7 @@ pub mod cert;
 pub mod config;
 pub mod drain;
 pub mod health;
+pub mod logcmd;
 pub mod policy;
 pub mod proxy;
 pub mod serve;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sluice::admission::{self, VerifyArgs, WebhookArgs};
+use sluice::logcmd::{self, LogArgs};
 use sluice::cert::{self, CertArgs};
 use sluice::health::{self, HealthArgs};
 use sluice::policy::cli::{self, CheckArgs, EvalArgs, TestArgs};
@@ -37,6 +38,8 @@ enum Command {
     Check(CheckArgs),
     /// Run Gatekeeper test suites (kind: Suite), like `gator verify`
     Verify(VerifyArgs),
+    /// Show recorded decisions from the local decision log
+    Log(LogArgs),
     /// Make the webhook's serving certificate and the caBundle for its configuration
     Cert(CertArgs),
     /// Probe an admin endpoint (for container health checks); exit 0 when it answers 2xx
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::eval(a),
         Command::Check(a) => cli::check(a),
         Command::Verify(a) => admission::verify(a),
+        Command::Log(a) => logcmd::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
     };

@@ -17,10 +17,13 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, Admin};
 use crate::config::{Config, LogFormat};
 use crate::drain::InFlight;
-use crate::policy::{Decider, DeciderOptions, PolicySet, Source};
+use crate::policy::source::PolicySources;
+use crate::policy::status::{Origin, PolicyStatus};
+use crate::policy::{Decider, DeciderOptions, Source};
 use crate::proxy::Gateway;
 use crate::proxy::http::{self, HttpProxy};
 use crate::site::Site;
+use crate::telemetry::decision_log::DecisionLog;
 
 const SERVE_HELP: &str = "\
 Without -c, the embedded defaults serve: the HTTP forward proxy on 127.0.0.1:3128, the admin
@@ -115,29 +118,44 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     let admin_task = admin::spawn(admin.clone(), admin_listener, shutdown_rx.clone());
 
-    let (policy, policy_name) = if config.policy.paths.is_empty() {
-        (PolicySet::embedded(), "embedded".to_string())
-    } else {
-        let set = PolicySet::load(&config.policy.paths, config.policy.v0_compatible)
-            .map_err(|e| e.to_string())?;
-        let shown: Vec<_> = config
-            .policy
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        (set, shown.join(","))
-    };
-    let decider = Decider::new(
-        &policy,
+    // The first policy is chosen without waiting for any network: policy.paths, the bundle
+    // file, the persisted bundle, else policy.on_missing_policy. A bundle server is polled
+    // once everything listens.
+    let sources = PolicySources::from_config(&config.policy)?;
+    let startup = sources.initial()?;
+    let decider = Decider::with_revision(
+        &startup.policy,
         DeciderOptions {
             decision: config.policy.decision.clone(),
             eval_timeout: config.policy.eval_timeout.get(),
             cache_capacity: config.cache.capacity,
             cache_ttl: config.cache.ttl.get(),
         },
+        &startup.revision,
     )
     .map_err(|e| e.to_string())?;
+    let status = Arc::new(PolicyStatus::new(sources.describe(), sources.is_bundle()));
+    status.started(startup.origin, &startup.revision, decider.generation());
+    if let Some(problem) = &startup.problem {
+        status.failed(problem);
+        tracing::warn!("policy source not usable at start: {problem}");
+    }
+    match startup.origin {
+        Origin::Persisted => tracing::info!(
+            revision = %startup.revision,
+            "bundle server not reached yet: serving the persisted bundle"
+        ),
+        Origin::Embedded | Origin::DenyExports if sources.is_bundle() => tracing::warn!(
+            on_missing_policy = startup.origin.as_str(),
+            "no bundle activated yet and none persisted: serving policy.on_missing_policy until one arrives"
+        ),
+        _ => {}
+    }
+    let decision_log = match &config.decision_log {
+        Some(cfg) => Some(DecisionLog::open(cfg)?),
+        None => None,
+    };
+    let policy_name = sources.describe();
     let identity = config.identity.resolved();
     let source = Source {
         workload: identity.workload,
@@ -146,7 +164,12 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
         site: config.site.name.clone(),
         ..Source::default()
     };
-    let gateway = Arc::new(Gateway::new(decider, Site::new(&config.site), source));
+    let gateway = Arc::new(
+        Gateway::new(decider, Site::new(&config.site), source)
+            .with_policy_status(status.clone())
+            .with_decision_log(decision_log),
+    );
+    let _policy_sources = sources.start(gateway.decider.clone(), status, &startup)?;
     admin.attach(gateway.clone());
 
     let in_flight = InFlight::default();
@@ -167,7 +190,8 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
         listening = %listening.join(" "),
         policy = %policy_name,
         decision = %config.policy.decision,
-        revision = %policy_revision(&policy),
+        revision = %gateway.decider.revision(),
+        origin = startup.origin.as_str(),
         generation = gateway.decider.generation(),
         policy_load_ms = format_args!("{:.2}", gateway.decider.load_time().as_secs_f64() * 1e3),
         startup_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
@@ -202,6 +226,11 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
             "shutdown grace over; closing connections still open"
         );
     }
+    if let Some(log) = &gateway.decision_log {
+        if !log.flush(std::time::Duration::from_secs(2)) {
+            tracing::warn!("decision log: entries still queued at exit were not written");
+        }
+    }
     admin_task.abort();
     Ok(())
 }
@@ -213,18 +242,6 @@ async fn start_mqtt(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, shutdown).await
-}
-
-/// A short content hash of the policy set, so logs show which policy text is in force.
-fn policy_revision(policy: &PolicySet) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = crate::policy::input::FxHasher::default();
-    for m in &policy.modules {
-        m.path.hash(&mut h);
-        m.text.hash(&mut h);
-    }
-    policy.data.to_string().hash(&mut h);
-    format!("{:016x}", h.finish())
 }
 
 async fn wait_for_signal() -> &'static str {

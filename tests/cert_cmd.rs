@@ -37,7 +37,8 @@ async fn serving_certificate_verifies_against_the_printed_ca_bundle() -> Result<
         .lines()
         .find_map(|l| l.strip_prefix("caBundle: "))
         .ok_or("no caBundle line")?;
-    let ca_pem = data_encoding::BASE64
+    use base64::Engine as _;
+    let ca_pem = base64::engine::general_purpose::STANDARD
         .decode(bundle.as_bytes())
         .map_err(|e| e.to_string())?;
     assert_eq!(

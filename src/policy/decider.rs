@@ -161,6 +161,7 @@ struct Inner {
     id: u64,
     opts: DeciderOptions,
     current: RwLock<Arc<Generation>>,
+    reload_lock: Mutex<()>,
     generation: AtomicU64,
     cache: Option<VerdictCache>,
     stats: DeciderStats,
@@ -187,7 +188,16 @@ const MAX_FRONTS_PER_THREAD: usize = 8;
 impl Decider {
     /// Compiles `policy` and checks that the decision package exists.
     pub fn new(policy: &PolicySet, opts: DeciderOptions) -> Result<Self, LoadError> {
-        let generation = compile(policy, &opts, 1, "")?;
+        Self::with_revision(policy, opts, "")
+    }
+
+    /// As [`Decider::new`], naming the revision (a bundle's) of the first generation.
+    pub fn with_revision(
+        policy: &PolicySet,
+        opts: DeciderOptions,
+        revision: &str,
+    ) -> Result<Self, LoadError> {
+        let generation = compile(policy, &opts, 1, revision)?;
         let cache = (opts.cache_capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(opts.cache_capacity)
@@ -199,6 +209,7 @@ impl Decider {
                 id: NEXT_DECIDER_ID.fetch_add(1, Ordering::Relaxed),
                 opts,
                 current: RwLock::new(Arc::new(generation)),
+                reload_lock: Mutex::new(()),
                 generation: AtomicU64::new(1),
                 cache,
                 stats: DeciderStats::default(),
@@ -209,14 +220,20 @@ impl Decider {
     /// Compiles a new policy and makes it current. On error the old generation keeps serving.
     /// Returns the new generation number.
     pub fn reload(&self, policy: &PolicySet, revision: &str) -> Result<u64, LoadError> {
-        let mut current = self
+        // Reloads are serialised by their own lock and compile outside the generation lock, so
+        // decisions keep running on the old generation for the whole compile.
+        let _reloading = self
+            .inner
+            .reload_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let number = self.current().number + 1;
+        let generation = compile(policy, &self.inner.opts, number, revision)?;
+        *self
             .inner
             .current
             .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let number = current.number + 1;
-        let generation = compile(policy, &self.inner.opts, number, revision)?;
-        *current = Arc::new(generation);
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
         // Publish the number only once the generation is in place: a reader that sees the new
         // number and a cached entry of the old one rejects the entry by its key.
         self.inner.generation.store(number, Ordering::Release);

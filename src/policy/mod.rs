@@ -3,15 +3,21 @@
 //!
 //! The proxies see `Decider::decide(&Input) -> Verdict` and nothing of regorus.
 
+pub mod bundle;
 pub mod cli;
 pub mod coverage;
 pub mod decider;
 pub mod eval;
+pub mod fetch;
 mod front;
 pub mod input;
 pub mod loader;
+pub mod persist;
 pub mod report;
 pub mod rules;
+pub mod signature;
+pub mod source;
+pub mod status;
 pub mod testrun;
 
 pub use decider::{Decider, DeciderOptions, DeciderStats, Verdict};

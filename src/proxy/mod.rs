@@ -8,8 +8,12 @@ pub mod mqtt;
 pub mod sni;
 pub mod tls;
 
+use std::sync::Arc;
+
+use crate::policy::status::PolicyStatus;
 use crate::policy::{Decider, Input, Source, Verdict};
 use crate::site::Site;
+use crate::telemetry::decision_log::{DecisionLog, Entry};
 use crate::telemetry::metrics::DecisionLabels;
 use crate::telemetry::{Metrics, RateLimiter};
 
@@ -21,6 +25,10 @@ pub struct Gateway {
     /// The workload identity; proxies copy it and add per-connection fields (client id).
     pub identity: Source,
     pub metrics: Metrics,
+    /// Where the policy came from and how reloads went (admin's status and health).
+    pub policy_status: Arc<PolicyStatus>,
+    /// Every deny and sampled allows, written off the data path.
+    pub decision_log: Option<DecisionLog>,
     deny_log: RateLimiter,
 }
 
@@ -34,7 +42,31 @@ impl Gateway {
             site,
             identity,
             metrics: Metrics::new(),
+            policy_status: Arc::new(PolicyStatus::new("embedded policies", false)),
+            decision_log: None,
             deny_log: RateLimiter::new(DENY_LOGS_PER_SECOND),
+        }
+    }
+
+    pub fn with_policy_status(mut self, status: Arc<PolicyStatus>) -> Self {
+        self.policy_status = status;
+        self
+    }
+
+    pub fn with_decision_log(mut self, log: Option<DecisionLog>) -> Self {
+        self.decision_log = log;
+        self
+    }
+
+    /// Queues a decision-log entry when the log wants this outcome; never blocks.
+    fn record(&self, input: &Input<'_>, verdict: &Verdict, decision_id: Option<&str>) {
+        if let Some(log) = &self.decision_log {
+            if log.wants(verdict.allowed()) {
+                let id = decision_id
+                    .map(str::to_string)
+                    .unwrap_or_else(crate::telemetry::decision_id);
+                log.record(Entry::new(input, verdict, id, self.decider.revision()));
+            }
         }
     }
 
@@ -60,7 +92,10 @@ impl Gateway {
                 verdict: if allowed { "allow" } else { "deny" },
             })
             .inc();
-        if !allowed {
+        if allowed {
+            // Denies are recorded by log_denied, with the decision id the client is shown.
+            self.record(input, &verdict, None);
+        } else {
             self.metrics.denied(
                 input.protocol.as_str(),
                 input.target.host,
@@ -71,8 +106,10 @@ impl Gateway {
         verdict
     }
 
-    /// Logs a denied decision (rate-limited; never a payload).
+    /// Logs a denied decision (rate-limited; never a payload) and records it in the decision
+    /// log (every one).
     pub fn log_denied(&self, input: &Input<'_>, verdict: &Verdict, decision_id: Option<&str>) {
+        self.record(input, verdict, decision_id);
         if self.deny_log.allow() {
             tracing::warn!(
                 protocol = input.protocol.as_str(),

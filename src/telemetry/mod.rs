@@ -2,8 +2,10 @@
 //! Nothing here may block the data path.
 
 pub mod collector;
+pub mod decision_log;
 pub mod exposition;
 pub mod metrics;
+pub mod policy_metrics;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
