@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sluice::admission::{self, VerifyArgs, WebhookArgs};
-use sluice::logcmd::{self, LogArgs};
 use sluice::cert::{self, CertArgs};
 use sluice::health::{self, HealthArgs};
+use sluice::logcmd::{self, LogArgs};
 use sluice::policy::cli::{self, CheckArgs, EvalArgs, TestArgs};
 use sluice::serve::{self, ServeArgs};
 

@@ -28,7 +28,12 @@ allow if allowlisted
 deny contains msg if {
 	smart.deny
 	not allowlisted
-	msg := sprintf("%s %s to %s is an export and no allowlist entry permits it", [input.protocol, input.operation, input.destination])
+	# object.get: a seed-shaped input (no protocol/operation) must still carry its reason.
+	msg := sprintf("%s %s to %s is an export and no allowlist entry permits it", [
+		object.get(input, "protocol", "traffic"),
+		object.get(input, "operation", "sent"),
+		object.get(input, "destination", "outside the site"),
+	])
 }
 
 # The allowlist entry names that permit this input (for logs and tests).
@@ -46,11 +51,12 @@ entry_permits(entry) if {
 	operation_permitted(entry)
 }
 
-host_matches(pattern, host) if pattern == host
+# Host names compare case-insensitively (DNS does).
+host_matches(pattern, host) if lower(pattern) == lower(host)
 
 host_matches(pattern, host) if {
 	startswith(pattern, "*.")
-	endswith(host, substring(pattern, 1, -1))
+	endswith(lower(host), lower(substring(pattern, 1, -1)))
 }
 
 port_matches(entry) if not entry.port
@@ -83,11 +89,25 @@ method_matches(entry) if not entry.methods
 
 method_matches(entry) if input.http.method in entry.methods
 
-path_matches(entry) if not entry.paths
+path_matches(entry) if {
+	not entry.paths
+	path_is_normal(input.http.path)
+}
 
 path_matches(entry) if {
 	some prefix in entry.paths
+	path_is_normal(input.http.path)
 	startswith(input.http.path, prefix)
+}
+
+# A prefix check is only meaningful on a normalised path: "/v1/aggregates/../raw" starts with
+# "/v1/aggregates/" but the server resolves it to "/v1/raw". Dot segments, encoded dots or
+# slashes and backslashes are refused.
+path_is_normal(path) if {
+	p := split(path, "?")[0]
+	not regex.match(`(^|/)\.\.?(/|$)`, p)
+	not regex.match(`(?i)%2e|%2f|%5c`, p)
+	not contains(p, "\\")
 }
 
 # MQTT topic filter matching (`+` one level, trailing `#` any number of levels). For a
@@ -96,6 +116,7 @@ path_matches(entry) if {
 topic_matches(filter, topic) if {
 	f := split(filter, "/")
 	t := split(topic, "/")
+	dollar_rule(f, t)
 	f[count(f) - 1] == "#"
 	prefix := array.slice(f, 0, count(f) - 1)
 	count(t) >= count(prefix)
@@ -107,11 +128,21 @@ topic_matches(filter, topic) if {
 topic_matches(filter, topic) if {
 	f := split(filter, "/")
 	t := split(topic, "/")
+	dollar_rule(f, t)
 	f[count(f) - 1] != "#"
 	count(f) == count(t)
 	every i, seg in f {
 		segment_matches(seg, t[i])
 	}
+}
+
+# MQTT 4.7.2: a filter starting with a wildcard never matches a topic starting with `$`
+# (`$SYS/...`, `$share/...`); such topics must be named literally.
+dollar_rule(f, t) if not startswith(t[0], "$")
+
+dollar_rule(f, t) if {
+	startswith(t[0], "$")
+	not f[0] in {"+", "#"}
 }
 
 segment_matches("+", seg) if seg != "#"
