@@ -231,6 +231,26 @@ fn referenced_metrics() -> Result<BTreeSet<String>, Error> {
     Ok(names)
 }
 
+/// Every exact-match label selector (`metric{label="value"}`) in the dashboard and alerts.
+fn referenced_selectors() -> Result<BTreeSet<(String, String)>, Error> {
+    let sel = regex::Regex::new(r#"\b(sluice_[a-z_]+)\{([^}]*)\}"#)?;
+    let pair = regex::Regex::new(r#"([a-z_]+)="([^"$]*)""#)?;
+    let mut out = BTreeSet::new();
+    for f in [
+        "deploy/grafana/sluice.json",
+        "deploy/prometheus/alerts.yaml",
+    ] {
+        // The dashboard's JSON escapes quotes.
+        let text = std::fs::read_to_string(root().join(f))?.replace("\\\"", "\"");
+        for c in sel.captures_iter(&text) {
+            for p in pair.captures_iter(&c[2]) {
+                out.insert((c[1].to_string(), format!("{}=\"{}\"", &p[1], &p[2])));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The `# HELP` names of a Prometheus text scrape.
 fn exposed(scrape: &str) -> BTreeSet<String> {
     scrape
@@ -394,6 +414,22 @@ fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> T
         Some(webhook_scrape.as_bytes()),
     )?;
     assert!(ok, "promtool check metrics (webhook):\n{out}");
+
+    // Label values the queries select on must exist too (`result="failure"`, `verdict="deny"`).
+    let both = format!("{scrape}\n{webhook_scrape}");
+    let unmatched: Vec<String> = referenced_selectors()?
+        .into_iter()
+        .filter(|(metric, label)| {
+            !both
+                .lines()
+                .any(|l| l.starts_with(metric.as_str()) && l.contains(label.as_str()))
+        })
+        .map(|(m, l)| format!("{m}{{{l}}}"))
+        .collect();
+    assert!(
+        unmatched.is_empty(),
+        "selectors with no matching series: {unmatched:?}"
+    );
 
     let mut available = exposed(&scrape);
     available.extend(exposed(&webhook_scrape));

@@ -117,7 +117,8 @@ impl Gateway {
                 target = %format_args!("{}:{}", input.target.host, input.target.port),
                 topic = input.mqtt.map(|m| m.topic),
                 path = input.http.map(|h| h.path),
-                client_id = %input.source.client_id,
+                client_id = (!input.source.client_id.is_empty())
+                    .then_some(input.source.client_id.as_str()),
                 decision_id,
                 reasons = ?verdict.reasons(),
                 error = verdict.error(),
