@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 
 use super::body::{Aborted, Counted, ProxyBody, aborted_by};
 use super::headers::{add_via, strip_hop_by_hop};
-use super::target::{Ask, Judged, host_port, judge};
+use super::target::{Ask, host_port};
 use super::upstream::{ConnectError, connect_error, judged_uri};
 use super::{HttpProxy, reply};
 use crate::policy::{HttpFacts, Operation, Protocol};
@@ -51,28 +51,10 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
             path: uri.path(),
         }),
     };
-    let addr = match judge(&p.gateway, ask, p.cfg.connect_timeout.get()).await {
-        Judged::Allowed(addr) => addr,
-        Judged::Denied {
-            verdict,
-            decision_id,
-        } => return reply::denied("request", &verdict, &decision_id),
-        Judged::Unresolvable(msg) => {
-            p.error("dns");
-            return reply::error(StatusCode::BAD_GATEWAY, msg);
-        }
-        Judged::LookupTimeout(msg) => {
-            p.error("dns_timeout");
-            return reply::error(StatusCode::GATEWAY_TIMEOUT, msg);
-        }
+    let addr = match p.judge_or_refuse(ask, "request", &authority).await {
+        Ok(addr) => addr,
+        Err(refusal) => return refusal,
     };
-    if p.is_self(addr) {
-        p.error("loop");
-        return reply::error(
-            StatusCode::LOOP_DETECTED,
-            format!("{authority} is this proxy itself"),
-        );
-    }
 
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(upstream_uri) = judged_uri(addr, target) else {

@@ -93,6 +93,40 @@ impl HttpProxy {
                 || (self.local.ip().is_unspecified()
                     && self.gateway.site.zone_of_ip(addr.ip()) == crate::policy::Zone::Local))
     }
+
+    /// Judges `ask` and turns every refusal into the client's answer (403, 502, 504, 508), so
+    /// requests and tunnels refuse alike. `what` names the operation in the 403 body.
+    async fn judge_or_refuse(
+        &self,
+        ask: target::Ask<'_>,
+        what: &'static str,
+        authority: &http::uri::Authority,
+    ) -> Result<SocketAddr, http::Response<body::ProxyBody>> {
+        use http::StatusCode;
+        let addr = match target::judge(&self.gateway, ask, self.cfg.connect_timeout.get()).await {
+            target::Judged::Allowed(addr) => addr,
+            target::Judged::Denied {
+                verdict,
+                decision_id,
+            } => return Err(reply::denied(what, &verdict, &decision_id)),
+            target::Judged::Unresolvable(msg) => {
+                self.error("dns");
+                return Err(reply::error(StatusCode::BAD_GATEWAY, msg));
+            }
+            target::Judged::LookupTimeout(msg) => {
+                self.error("dns_timeout");
+                return Err(reply::error(StatusCode::GATEWAY_TIMEOUT, msg));
+            }
+        };
+        if self.is_self(addr) {
+            self.error("loop");
+            return Err(reply::error(
+                StatusCode::LOOP_DETECTED,
+                format!("{authority} is this proxy itself"),
+            ));
+        }
+        Ok(addr)
+    }
 }
 
 fn error_counter(gateway: &Gateway, kind: &'static str) -> Counter {

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
 use super::idle::{Activity, Tracked};
-use super::target::{Ask, Judged, host_port, judge};
+use super::target::{Ask, host_port};
 use super::upstream::{ConnectError, connect};
 use super::{HttpProxy, reply};
 use crate::policy::{Input, Operation, Protocol, Target, Zone};
@@ -54,28 +54,10 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
         port,
         http: None,
     };
-    let addr = match judge(&p.gateway, ask, p.cfg.connect_timeout.get()).await {
-        Judged::Allowed(addr) => addr,
-        Judged::Denied {
-            verdict,
-            decision_id,
-        } => return reply::denied("tunnel", &verdict, &decision_id),
-        Judged::Unresolvable(msg) => {
-            p.error("dns");
-            return reply::error(StatusCode::BAD_GATEWAY, msg);
-        }
-        Judged::LookupTimeout(msg) => {
-            p.error("dns_timeout");
-            return reply::error(StatusCode::GATEWAY_TIMEOUT, msg);
-        }
+    let addr = match p.judge_or_refuse(ask, "tunnel", &authority).await {
+        Ok(addr) => addr,
+        Err(refusal) => return refusal,
     };
-    if p.is_self(addr) {
-        p.error("loop");
-        return reply::error(
-            StatusCode::LOOP_DETECTED,
-            format!("{authority} is this proxy itself"),
-        );
-    }
     let upstream = match connect(addr, p.cfg.connect_timeout.get()).await {
         Ok(s) => s,
         Err(ConnectError::Timeout(_)) => {
