@@ -106,7 +106,17 @@ impl Webhook {
                     .pointer("/kind/kind")
                     .and_then(Json::as_str)
                     .unwrap_or(""),
-                request.get("name").and_then(Json::as_str).unwrap_or(""),
+                // CREATE requests often carry no name (generateName); the object has it.
+                request
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| {
+                        request
+                            .pointer("/object/metadata/name")
+                            .and_then(Json::as_str)
+                    })
+                    .unwrap_or(""),
                 request
                     .get("namespace")
                     .and_then(Json::as_str)
