@@ -69,21 +69,47 @@ struct Shared {
 }
 
 /// Client → broker state kept for the whole session.
-struct Upstream {
+pub(super) struct Upstream {
     r: Reader,
     bw: Writer,
+    /// Client bytes read and not yet judged; empty (no allocation) while idle.
     buf: BytesMut,
     aliases: HashMap<u16, Alias>,
     local_qos2: HashSet<u16>,
     chunk: usize,
 }
 
+impl Upstream {
+    /// `buf`: client bytes already read after the CONNECT.
+    pub fn new(r: Reader, bw: Writer, buf: BytesMut) -> Self {
+        Self {
+            r,
+            bw,
+            buf,
+            aliases: HashMap::new(),
+            local_qos2: HashSet::new(),
+            chunk: READ_CHUNK_MIN,
+        }
+    }
+}
+
 /// Broker → client state kept for the whole session.
-struct Downstream {
+pub(super) struct Downstream {
     r: Reader,
     buf: BytesMut,
     connack_seen: bool,
     chunk: usize,
+}
+
+impl Downstream {
+    pub fn new(r: Reader) -> Self {
+        Self {
+            r,
+            buf: BytesMut::new(),
+            connack_seen: false,
+            chunk: READ_CHUNK_MIN,
+        }
+    }
 }
 
 pub(super) struct Relay {
@@ -162,21 +188,13 @@ impl Relay {
     }
 
     /// Client → broker until either side closes or the client breaks the protocol.
-    pub async fn client_to_broker(&self, r: Reader, bw: Writer, buf: BytesMut) -> Ended {
-        let mut st = Upstream {
-            r,
-            bw,
-            buf,
-            aliases: HashMap::new(),
-            local_qos2: HashSet::new(),
-            chunk: READ_CHUNK_MIN,
-        };
+    pub async fn client_to_broker(&self, st: &mut Upstream) -> Ended {
         // Bytes the client pipelined after its CONNECT are judged before the first read.
         let mut read = false;
         loop {
             // The busy part of a direction (its frame loop and pending writes) lives on the heap
             // only while it runs, so an idle session keeps just this loop and its socket halves.
-            if let Some(ended) = Box::pin(self.client_turn(&mut st, read)).await {
+            if let Some(ended) = Box::pin(self.client_turn(st, read)).await {
                 return ended;
             }
             read = true;
@@ -412,16 +430,10 @@ impl Relay {
     }
 
     /// Broker → client until either side closes.
-    pub async fn broker_to_client(&self, r: Reader) -> Ended {
-        let mut st = Downstream {
-            r,
-            buf: BytesMut::new(),
-            connack_seen: false,
-            chunk: READ_CHUNK_MIN,
-        };
+    pub async fn broker_to_client(&self, st: &mut Downstream) -> Ended {
         loop {
             // As client_to_broker: the busy part is on the heap only while it runs.
-            if let Some(ended) = Box::pin(self.broker_turn(&mut st)).await {
+            if let Some(ended) = Box::pin(self.broker_turn(st)).await {
                 return ended;
             }
             st.buf = BytesMut::new();
