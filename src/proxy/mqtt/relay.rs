@@ -7,6 +7,12 @@
 //! that must change (a refused publish, a reduced SUBSCRIBE, an alias the broker does not know
 //! yet) breaks the run.
 //!
+//! Each direction alternates between idle (waiting for its socket to be readable, with no
+//! buffer) and a turn (read, judge, write until the buffer is empty), whose state is boxed for
+//! the turn only: an idle session costs its socket halves and a few small structs, not the
+//! frame loop's futures. The next read of a side starts only when the previous write to the
+//! other side has completed, so a slow receiver slows its sender.
+//!
 //! Not here: the CONNECT handshake (session.rs) or byte-level parsing (codec.rs).
 
 use std::collections::{HashMap, HashSet};
@@ -440,6 +446,10 @@ impl Relay {
             if let Err(e) = st.r.readable().await {
                 return Ended::Failed(SessionError::new("upstream_io", e.to_string()));
             }
+            // A broker answers a batch of publishes with one small ack each; letting the other
+            // tasks run once before reading gathers the acks that follow into the same read
+            // and write, instead of a wake-up, a read and a write per ack.
+            tokio::task::yield_now().await;
         }
     }
 
