@@ -538,3 +538,69 @@ async fn a_broker_restart_disconnects_the_client_which_reconnects_and_flows_agai
         let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_publishes_in_one_write_keep_their_order_and_denied_ones_never_leak() {
+    let broker = Broker::start();
+    let sluice = sluice_for(&broker, "");
+    let watcher = Watcher::start(broker.addr, &["#"]).await;
+    let mut raw = Raw::connect(sluice.addr());
+    raw.send(&connect_packet(5, "pipeliner"));
+    let connack = raw.read_packet();
+    assert_eq!(
+        connack[..4],
+        [0x20, connack[1], 0, 0],
+        "CONNACK refused: {connack:?}"
+    );
+    // One write of 300 QoS 1 publishes, every third one denied, plus denied QoS 0 ones
+    // between them: sluice sees many frames per read, and frames cut across reads.
+    const N: u16 = 300;
+    let denied = |id: u16| id % 3 == 0;
+    let mut burst = Vec::new();
+    for id in 1..=N {
+        let topic: &[u8] = if denied(id) {
+            b"secret/pipe"
+        } else {
+            b"plant/pipe"
+        };
+        burst.extend_from_slice(&publish_packet(
+            topic,
+            Some((1, id)),
+            Some(&[]),
+            &id.to_be_bytes(),
+        ));
+        if id % 50 == 0 {
+            burst.extend_from_slice(&publish_packet(b"secret/q0", None, Some(&[]), b"q0"));
+        }
+    }
+    raw.send(&burst);
+
+    // Every publish is acknowledged exactly once: the denied ones by sluice with 0x87, in
+    // their order; the allowed ones by the broker with success, in theirs.
+    let (mut refused, mut accepted) = (Vec::new(), Vec::new());
+    for _ in 1..=N {
+        let p = raw.read_packet();
+        assert_eq!(p[0], 0x40, "expected a PUBACK, got {p:?}");
+        let id = u16::from_be_bytes([p[2], p[3]]);
+        match p.get(4).copied().unwrap_or(0) {
+            0x87 => refused.push(id),
+            0 => accepted.push(id),
+            code => panic!("PUBACK {id} with reason {code:#x}"),
+        }
+    }
+    let want_refused: Vec<u16> = (1..=N).filter(|&id| denied(id)).collect();
+    let want_accepted: Vec<u16> = (1..=N).filter(|&id| !denied(id)).collect();
+    assert_eq!(refused, want_refused);
+    assert_eq!(accepted, want_accepted);
+
+    // The broker got the allowed ones in the order sent, and nothing denied.
+    watcher.wait_for("plant/pipe", want_accepted.len()).await;
+    let got: Vec<Vec<u8>> = watcher.payloads("plant/pipe");
+    let want: Vec<Vec<u8>> = want_accepted
+        .iter()
+        .map(|id| id.to_be_bytes().to_vec())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(watcher.count("secret/pipe"), 0);
+    assert_eq!(watcher.count("secret/q0"), 0);
+}

@@ -7,6 +7,12 @@
 //! that must change (a refused publish, a reduced SUBSCRIBE, an alias the broker does not know
 //! yet) breaks the run.
 //!
+//! Each direction alternates between idle (waiting for its socket to be readable, with no
+//! buffer) and a turn (read, judge, write until the buffer is empty), whose state is boxed for
+//! the turn only: an idle session costs its socket halves and a few small structs, not the
+//! frame loop's futures. The next read of a side starts only when the previous write to the
+//! other side has completed, so a slow receiver slows its sender.
+//!
 //! Not here: the CONNECT handshake (session.rs) or byte-level parsing (codec.rs).
 
 use std::collections::{HashMap, HashSet};
@@ -66,6 +72,50 @@ struct Shared {
     /// SUBSCRIBEs forwarded with fewer filters: per original filter, `None` = the broker's
     /// next code, `Some(code)` = refused locally.
     pending_subacks: HashMap<u16, Vec<Option<u8>>>,
+}
+
+/// Client → broker state kept for the whole session.
+pub(super) struct Upstream {
+    r: Reader,
+    bw: Writer,
+    /// Client bytes read and not yet judged; empty (no allocation) while idle.
+    buf: BytesMut,
+    aliases: HashMap<u16, Alias>,
+    local_qos2: HashSet<u16>,
+    chunk: usize,
+}
+
+impl Upstream {
+    /// `buf`: client bytes already read after the CONNECT.
+    pub fn new(r: Reader, bw: Writer, buf: BytesMut) -> Self {
+        Self {
+            r,
+            bw,
+            buf,
+            aliases: HashMap::new(),
+            local_qos2: HashSet::new(),
+            chunk: READ_CHUNK_MIN,
+        }
+    }
+}
+
+/// Broker → client state kept for the whole session.
+pub(super) struct Downstream {
+    r: Reader,
+    buf: BytesMut,
+    connack_seen: bool,
+    chunk: usize,
+}
+
+impl Downstream {
+    pub fn new(r: Reader) -> Self {
+        Self {
+            r,
+            buf: BytesMut::new(),
+            connack_seen: false,
+            chunk: READ_CHUNK_MIN,
+        }
+    }
 }
 
 pub(super) struct Relay {
@@ -144,19 +194,48 @@ impl Relay {
     }
 
     /// Client → broker until either side closes or the client breaks the protocol.
-    pub async fn client_to_broker(
-        &self,
-        mut r: Reader,
-        mut bw: Writer,
-        mut buf: BytesMut,
-    ) -> Ended {
-        let mut aliases: HashMap<u16, Alias> = HashMap::new();
-        let mut local_qos2: HashSet<u16> = HashSet::new();
+    pub async fn client_to_broker(&self, st: &mut Upstream) -> Ended {
+        // Bytes the client pipelined after its CONNECT are judged before the first read.
+        let mut read = false;
+        loop {
+            // The busy part of a direction (its frame loop and pending writes) lives on the heap
+            // only while it runs, so an idle session keeps just this loop and its socket halves.
+            if let Some(ended) = Box::pin(self.client_turn(st, read)).await {
+                return ended;
+            }
+            read = true;
+            st.buf = BytesMut::new();
+            if let Err(e) = st.r.readable().await {
+                return Ended::Failed(SessionError::new("client_io", e.to_string()));
+            }
+        }
+    }
+
+    /// Reads (when `read`), judges and forwards client frames until the buffer is empty.
+    /// `Some`: the direction ended.
+    async fn client_turn(&self, st: &mut Upstream, mut read: bool) -> Option<Ended> {
         let max = self.ctx.max_packet;
-        let mut chunk = READ_CHUNK_MIN;
         let broker_err =
             |e: std::io::Error| Ended::Failed(SessionError::new("upstream_io", e.to_string()));
+        let Upstream {
+            r,
+            bw,
+            buf,
+            aliases,
+            local_qos2,
+            chunk,
+        } = st;
         loop {
+            if read {
+                match fill(r, buf, chunk, max).await {
+                    Ok(true) => {}
+                    Ok(false) => return Some(Ended::ClientClosed),
+                    Err(e) => {
+                        return Some(Ended::Failed(SessionError::new("client_io", e.to_string())));
+                    }
+                }
+            }
+            read = true;
             let mut fwd = 0;
             loop {
                 let rest = &buf[fwd..];
@@ -164,54 +243,52 @@ impl Relay {
                     Ok(Some(h)) if rest.len() >= h.total() => h,
                     Ok(_) => break,
                     Err(e) => {
-                        if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
-                            return broker_err(e);
+                        if let Err(e) = self.flush(bw, buf, fwd).await {
+                            return Some(broker_err(e));
                         }
-                        return Ended::ClientError(e);
+                        return Some(Ended::ClientError(e));
                     }
                 };
                 let frame = &buf[fwd..fwd + h.total()];
-                let action = match self.judge(h.kind(), frame, &mut aliases, &mut local_qos2) {
+                let action = match self.judge(h.kind(), frame, aliases, local_qos2) {
                     Ok(a) => a,
                     Err(e) => {
-                        if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
-                            return broker_err(e);
+                        if let Err(e) = self.flush(bw, buf, fwd).await {
+                            return Some(broker_err(e));
                         }
-                        return Ended::ClientError(e);
+                        return Some(Ended::ClientError(e));
                     }
                 };
                 if let Action::Forward = action {
                     fwd += h.total();
                     continue;
                 }
-                if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
-                    return broker_err(e);
+                if let Err(e) = self.flush(bw, buf, fwd).await {
+                    return Some(broker_err(e));
                 }
                 fwd = 0;
-                discard(&mut buf, h.total());
+                discard(buf, h.total());
                 match action {
                     Action::Forward | Action::Drop => {}
                     Action::Reply(b) => {
                         if let Err(e) = self.to_client(&b).await {
-                            return e;
+                            return Some(e);
                         }
                     }
                     Action::Replace(b) => {
                         if let Err(e) = bw.write_all(&b).await {
-                            return broker_err(e);
+                            return Some(broker_err(e));
                         }
                         self.up_bytes.inc_by(b.len() as u64);
                     }
-                    Action::Disconnect => return Ended::DeniedDisconnect,
+                    Action::Disconnect => return Some(Ended::DeniedDisconnect),
                 }
             }
-            if let Err(e) = self.flush(&mut bw, &mut buf, fwd).await {
-                return broker_err(e);
+            if let Err(e) = self.flush(bw, buf, fwd).await {
+                return Some(broker_err(e));
             }
-            match fill(&mut r, &mut buf, &mut chunk, max).await {
-                Ok(true) => {}
-                Ok(false) => return Ended::ClientClosed,
-                Err(e) => return Ended::Failed(SessionError::new("client_io", e.to_string())),
+            if buf.is_empty() {
+                return None;
             }
         }
     }
@@ -359,33 +436,64 @@ impl Relay {
     }
 
     /// Broker → client until either side closes.
-    pub async fn broker_to_client(&self, mut r: Reader) -> Ended {
-        let max = self.ctx.max_packet;
-        let mut buf = BytesMut::new();
-        let mut connack_seen = false;
-        let mut chunk = READ_CHUNK_MIN;
+    pub async fn broker_to_client(&self, st: &mut Downstream) -> Ended {
         loop {
+            // As client_to_broker: the busy part is on the heap only while it runs.
+            if let Some(ended) = Box::pin(self.broker_turn(st)).await {
+                return ended;
+            }
+            st.buf = BytesMut::new();
+            if let Err(e) = st.r.readable().await {
+                return Ended::Failed(SessionError::new("upstream_io", e.to_string()));
+            }
+            // A broker answers a batch of publishes with one small ack each; letting the other
+            // tasks run once before reading gathers the acks that follow into the same read
+            // and write, instead of a wake-up, a read and a write per ack.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Reads broker frames and forwards them (merging SUBACKs) until the buffer is empty.
+    async fn broker_turn(&self, st: &mut Downstream) -> Option<Ended> {
+        let max = self.ctx.max_packet;
+        let Downstream {
+            r,
+            buf,
+            connack_seen,
+            chunk,
+        } = st;
+        loop {
+            match fill(r, buf, chunk, max).await {
+                Ok(true) => {}
+                Ok(false) => return Some(Ended::BrokerClosed),
+                Err(e) => {
+                    return Some(Ended::Failed(SessionError::new(
+                        "upstream_io",
+                        e.to_string(),
+                    )));
+                }
+            }
             let mut fwd = 0;
             loop {
                 let rest = &buf[fwd..];
                 let h = match codec::parse_header(rest, max) {
                     Ok(Some(h)) if rest.len() >= h.total() => h,
                     Ok(_) => break,
-                    Err(e) => return self.broker_broke(e),
+                    Err(e) => return Some(self.broker_broke(e)),
                 };
                 let frame = &buf[fwd..fwd + h.total()];
                 let replacement = match h.kind() {
-                    codec::CONNACK if !connack_seen => {
-                        connack_seen = true;
+                    codec::CONNACK if !*connack_seen => {
+                        *connack_seen = true;
                         match codec::inspect_connack(frame, self.version) {
                             Ok(ack) => self.shared().topic_alias_max = ack.topic_alias_max,
-                            Err(e) => return self.broker_broke(e),
+                            Err(e) => return Some(self.broker_broke(e)),
                         }
                         None
                     }
                     codec::SUBACK => match self.merge_suback(frame) {
                         Ok(r) => r,
-                        Err(e) => return self.broker_broke(e),
+                        Err(e) => return Some(self.broker_broke(e)),
                     },
                     _ => None,
                 };
@@ -393,23 +501,21 @@ impl Relay {
                     fwd += h.total();
                     continue;
                 };
-                if let Err(e) = self.flush_down(&mut buf, fwd).await {
-                    return e;
+                if let Err(e) = self.flush_down(buf, fwd).await {
+                    return Some(e);
                 }
                 fwd = 0;
-                discard(&mut buf, h.total());
+                discard(buf, h.total());
                 if let Err(e) = self.to_client(&replacement).await {
-                    return e;
+                    return Some(e);
                 }
                 self.down_bytes.inc_by(replacement.len() as u64);
             }
-            if let Err(e) = self.flush_down(&mut buf, fwd).await {
-                return e;
+            if let Err(e) = self.flush_down(buf, fwd).await {
+                return Some(e);
             }
-            match fill(&mut r, &mut buf, &mut chunk, max).await {
-                Ok(true) => {}
-                Ok(false) => return Ended::BrokerClosed,
-                Err(e) => return Ended::Failed(SessionError::new("upstream_io", e.to_string())),
+            if buf.is_empty() {
+                return None;
             }
         }
     }

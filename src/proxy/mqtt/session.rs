@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
 use super::encode;
-use super::relay::{Ended, Relay};
+use super::relay::{Downstream, Ended, Relay, Upstream};
 use super::wire::{Reader, Stream, Writer, subject_common_name};
 use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
 use crate::proxy::Gateway;
@@ -76,26 +76,41 @@ async fn serve(
     ctx: &Arc<ListenerCtx>,
     gw: &Arc<Gateway>,
     tcp: TcpStream,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
-    // runs, so that an established, idle session keeps just the relay's few hundred bytes.
-    let Some(Established {
+    // runs, and the relay's state is one exact-size allocation after it: the task itself stays
+    // a few hundred bytes, and an idle session holds little more than its relay.
+    let Some(established) = Box::pin(establish(ctx, gw, tcp)).await? else {
+        return Ok(());
+    };
+    let relaying = Box::pin(relay_until_end(established, shutdown));
+    relaying.await
+}
+
+/// Both directions until either ends (or shutdown), then the session's close. A plain fn
+/// returning the future, so that each part of the session is stored in it once.
+fn relay_until_end(
+    established: Established,
+    mut shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = Result<(), SessionError>> {
+    let Established {
         relay,
         client_r,
         broker_r,
         broker_w,
         buf,
-    }) = Box::pin(establish(ctx, gw, tcp)).await?
-    else {
-        return Ok(());
-    };
-    let ended = tokio::select! {
-        e = relay.client_to_broker(client_r, broker_w, buf) => e,
-        e = relay.broker_to_client(broker_r) => e,
-        _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
-    };
-    relay.finish(ended).await
+    } = established;
+    let mut up = Upstream::new(client_r, broker_w, buf);
+    let mut down = Downstream::new(broker_r);
+    async move {
+        let ended = tokio::select! {
+            e = relay.client_to_broker(&mut up) => e,
+            e = relay.broker_to_client(&mut down) => e,
+            _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+        };
+        relay.finish(ended).await
+    }
 }
 
 /// A session past its CONNECT: the relay state and the socket halves it runs on.
