@@ -54,10 +54,17 @@ fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
-    let mut head = [0u8; 64];
-    let n = s.read(&mut head).map_err(|e| e.to_string())?;
-    // "HTTP/1.1 200 OK"
-    std::str::from_utf8(&head[..n])
+    // Read until the status line is complete ("HTTP/1.1 200 OK\r\n"): a read may return less.
+    let mut head = Vec::with_capacity(64);
+    let mut chunk = [0u8; 64];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
+        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    std::str::from_utf8(&head)
         .ok()
         .and_then(|h| h.split(' ').nth(1))
         .and_then(|c| c.parse().ok())

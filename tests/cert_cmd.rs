@@ -102,8 +102,15 @@ fn health_probe_exits_zero_only_on_2xx() -> Result<(), String> {
     let server = std::thread::spawn(move || {
         for status in ["200 OK", "503 Service Unavailable"] {
             if let Ok((mut s, _)) = listener.accept() {
+                // Read the whole request head before answering.
+                let mut seen = Vec::new();
                 let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf);
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let _ = write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
             }
         }
@@ -115,7 +122,12 @@ fn health_probe_exits_zero_only_on_2xx() -> Result<(), String> {
             .map_err(|e| e.to_string())
     };
     let ok = probe(format!("http://{addr}/readyz"))?;
-    assert_eq!(ok.status.code(), Some(0));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let unready = probe(format!("http://{addr}/readyz"))?;
     assert_eq!(unready.status.code(), Some(1));
     assert_eq!(
