@@ -49,11 +49,9 @@ fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    // One write: `write!` on an unbuffered socket would send the request in pieces.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     // Read until the status line is complete ("HTTP/1.1 200 OK\r\n"): a read may return less.
     let mut head = Vec::with_capacity(64);
     let mut chunk = [0u8; 64];
