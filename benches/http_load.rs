@@ -306,7 +306,7 @@ async fn small_upstream() -> Result<SocketAddr, Error> {
     Ok(addr)
 }
 
-/// Reads everything until EOF, then answers one byte.
+/// Reads everything until EOF, then answers with the number of bytes it received.
 async fn bulk_sink() -> Result<SocketAddr, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -314,12 +314,14 @@ async fn bulk_sink() -> Result<SocketAddr, Error> {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 256 * 1024];
+                let mut total: u64 = 0;
                 while let Ok(n) = stream.read(&mut buf).await {
                     if n == 0 {
                         break;
                     }
+                    total += n as u64;
                 }
-                let _ = stream.write_all(b"k").await;
+                let _ = stream.write_all(&total.to_be_bytes()).await;
             });
         }
     });
@@ -358,8 +360,14 @@ async fn bulk(sink: SocketAddr, proxy: Option<SocketAddr>) -> Result<f64, Error>
             sent += chunk.len();
         }
         s.shutdown().await?;
-        let mut ack = [0u8; 1];
+        // The sink's count proves every byte arrived (and that the half-close went through).
+        let mut ack = [0u8; 8];
         s.read_exact(&mut ack).await?;
+        if u64::from_be_bytes(ack) != sent as u64 {
+            return Err(
+                format!("sink received {} of {sent} bytes", u64::from_be_bytes(ack)).into(),
+            );
+        }
         best = best.max(sent as f64 / 1e6 / t.elapsed().as_secs_f64());
     }
     Ok(best)

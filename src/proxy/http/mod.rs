@@ -17,6 +17,8 @@ mod reply;
 mod target;
 mod tunnel;
 mod upstream;
+#[cfg(target_os = "linux")]
+mod zerocopy;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -83,7 +83,11 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
             Ok(client) => match client.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let early = parts.read_buf.to_vec();
-                    splice(&p, parts.io.into_inner(), early, upstream, &host, port).await
+                    let client = parts.io.into_inner();
+                    #[cfg(target_os = "linux")]
+                    splice_tcp(&p, client, early, upstream, &host, port).await;
+                    #[cfg(not(target_os = "linux"))]
+                    splice(&p, client, early, upstream, &host, port).await;
                 }
                 Err(client) => {
                     splice(&p, TokioIo::new(client), Vec::new(), upstream, &host, port).await
@@ -93,6 +97,33 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
         }
     });
     reply::empty(StatusCode::OK)
+}
+
+/// As [`splice`] for two plain TCP sockets: the same check, then a kernel-side relay.
+#[cfg(target_os = "linux")]
+async fn splice_tcp(
+    p: &HttpProxy,
+    mut client: TcpStream,
+    early: Vec<u8>,
+    mut upstream: TcpStream,
+    host: &str,
+    port: u16,
+) {
+    if !check_first_bytes(p, &mut client, early, &mut upstream, host, port).await {
+        return;
+    }
+    let activity = Activity::new();
+    let relayed = tokio::select! {
+        r = super::zerocopy::relay(&client, &upstream, &p.up.bytes, &p.down.bytes, &activity) => r,
+        _ = activity.idle_for(p.cfg.idle_timeout.get()) => {
+            p.error("tunnel_idle_timeout");
+            return;
+        }
+    };
+    if relayed.is_err() {
+        // A reset in the middle of a tunnel is normal life for TCP; it is counted, not logged.
+        p.error("tunnel_io");
+    }
 }
 
 /// Checks the first bytes (`early`: what the client sent along with its CONNECT), then
@@ -105,52 +136,9 @@ async fn splice<C: AsyncRead + AsyncWrite + Unpin>(
     host: &str,
     port: u16,
 ) {
-    let mut first = early;
-    first.reserve(4096);
-    let deadline = tokio::time::Instant::now() + p.cfg.tunnel_peek_timeout.get();
-    let hello = loop {
-        if !first.is_empty() && !matches!(sni::parse(&first), ClientHello::Incomplete) {
-            break sni::parse(&first);
-        }
-        match tokio::time::timeout_at(deadline, client.read_buf(&mut first)).await {
-            // Nothing (more) in time: judge what we have.
-            Err(_) => break sni::parse(&first),
-            Ok(Ok(0)) if first.is_empty() => return,
-            Ok(Ok(0)) => break sni::parse(&first),
-            Ok(Ok(_)) => match sni::parse(&first) {
-                ClientHello::Incomplete if first.len() < sni::MAX_HELLO + 5 * 8 => continue,
-                other => break other,
-            },
-            Ok(Err(_)) => {
-                p.error("tunnel_io");
-                return;
-            }
-        }
-    };
-    match hello {
-        ClientHello::Incomplete if !first.is_empty() => {
-            p.error("tls_incomplete");
-            return;
-        }
-        ClientHello::Malformed(why) => {
-            tracing::debug!(target = %format_args!("{host}:{port}"), why, "tunnel refused: malformed ClientHello");
-            p.error("tls_malformed");
-            return;
-        }
-        ClientHello::Hello { sni: Some(name) } if !sni_permitted(p, host, port, &name) => {
-            p.error("sni_refused");
-            return;
-        }
-        _ => {}
+    if !check_first_bytes(p, &mut client, early, &mut upstream, host, port).await {
+        return;
     }
-    if !first.is_empty() {
-        if upstream.write_all(&first).await.is_err() {
-            p.error("tunnel_io");
-            return;
-        }
-        p.up.bytes.inc_by(first.len() as u64);
-    }
-    drop(first);
     let activity = Activity::new();
     // Bytes read from the client go upstream, bytes read from the upstream go downstream.
     let mut client = Tracked::new(client, activity.clone(), p.up.bytes.clone());
@@ -171,6 +159,65 @@ async fn splice<C: AsyncRead + AsyncWrite + Unpin>(
         // A reset in the middle of a tunnel is normal life for TCP; it is counted, not logged.
         p.error("tunnel_io");
     }
+}
+
+/// Reads the client's first bytes (waiting at most `tunnel_peek_timeout`), refuses a tunnel
+/// whose ClientHello is malformed or names an external host the policy does not allow, and
+/// otherwise sends those bytes upstream. False when the tunnel must end.
+async fn check_first_bytes<C: AsyncRead + Unpin>(
+    p: &HttpProxy,
+    client: &mut C,
+    early: Vec<u8>,
+    upstream: &mut TcpStream,
+    host: &str,
+    port: u16,
+) -> bool {
+    let mut first = early;
+    first.reserve(4096);
+    let deadline = tokio::time::Instant::now() + p.cfg.tunnel_peek_timeout.get();
+    let hello = loop {
+        if !first.is_empty() && !matches!(sni::parse(&first), ClientHello::Incomplete) {
+            break sni::parse(&first);
+        }
+        match tokio::time::timeout_at(deadline, client.read_buf(&mut first)).await {
+            // Nothing (more) in time: judge what we have.
+            Err(_) => break sni::parse(&first),
+            Ok(Ok(0)) if first.is_empty() => return false,
+            Ok(Ok(0)) => break sni::parse(&first),
+            Ok(Ok(_)) => match sni::parse(&first) {
+                ClientHello::Incomplete if first.len() < sni::MAX_HELLO + 5 * 8 => continue,
+                other => break other,
+            },
+            Ok(Err(_)) => {
+                p.error("tunnel_io");
+                return false;
+            }
+        }
+    };
+    match hello {
+        ClientHello::Incomplete if !first.is_empty() => {
+            p.error("tls_incomplete");
+            return false;
+        }
+        ClientHello::Malformed(why) => {
+            tracing::debug!(target = %format_args!("{host}:{port}"), why, "tunnel refused: malformed ClientHello");
+            p.error("tls_malformed");
+            return false;
+        }
+        ClientHello::Hello { sni: Some(name) } if !sni_permitted(p, host, port, &name) => {
+            p.error("sni_refused");
+            return false;
+        }
+        _ => {}
+    }
+    if !first.is_empty() {
+        if upstream.write_all(&first).await.is_err() {
+            p.error("tunnel_io");
+            return false;
+        }
+        p.up.bytes.inc_by(first.len() as u64);
+    }
+    true
 }
 
 /// Domain-fronting check: an SNI naming the CONNECT host, or a host inside the site, is fine;
