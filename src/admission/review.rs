@@ -127,8 +127,9 @@ impl Policies {
             .map(|o| subject(o, request, namespace))
             .collect();
 
-        let mut review_value: Option<regorus::Value> = None;
-        let mut out = Vec::new();
+        // Match first (cheap), then evaluate the matched constraints, in parallel when there
+        // is enough work to pay for the threads; results keep the constraints' order.
+        let mut steps: Vec<Step<'_>> = Vec::new();
         for (c, idx) in &self.constraints {
             let mut matched = Ok(false);
             for s in &subjects {
@@ -142,64 +143,134 @@ impl Policies {
                 }
             }
             match matched {
-                Ok(false) => continue,
-                Err(e) => {
-                    out.push(Violation {
-                        kind: c.kind.clone(),
-                        constraint: c.name.clone(),
-                        action: c.action,
-                        msg: e,
-                        details: Json::Object(Default::default()),
-                    });
-                    continue;
-                }
-                Ok(true) => {}
-            }
-            let review = review_value
-                .get_or_insert_with(|| to_value(request))
-                .clone();
-            let mut input = BTreeMap::new();
-            input.insert(regorus::Value::from("review"), review);
-            input.insert(regorus::Value::from("parameters"), c.parameters.clone());
-            let template = &self.templates[*idx];
-            let result = template.with_engine(|engine| {
-                engine.set_input(regorus::Value::from(input));
-                engine.eval_rule(template.template.violation_rule.clone())
-            });
-            let violation = |msg: String, details: Json| Violation {
-                kind: c.kind.clone(),
-                constraint: c.name.clone(),
-                action: c.action,
-                msg,
-                details,
-            };
-            match result {
-                Ok(regorus::Value::Set(set)) => {
-                    for v in set.iter() {
-                        let (msg, details) = violation_fields(v);
-                        out.push(violation(msg, details));
-                    }
-                }
-                Ok(regorus::Value::Undefined) => {}
-                Ok(other) => out.push(violation(
-                    format!(
-                        "template {} evaluation error: violation must be a set, got {}",
-                        c.kind,
-                        other.to_json_str().unwrap_or_default()
-                    ),
-                    Json::Object(Default::default()),
-                )),
-                Err(e) => out.push(violation(
-                    format!(
-                        "template {} evaluation error: {}",
-                        c.kind,
-                        crate::policy::loader::one_line(&e.to_string())
-                    ),
-                    Json::Object(Default::default()),
-                )),
+                Ok(false) => {}
+                Ok(true) => steps.push(Step::Evaluate(c, *idx)),
+                Err(e) => steps.push(Step::Done(vec![Violation {
+                    kind: c.kind.clone(),
+                    constraint: c.name.clone(),
+                    action: c.action,
+                    msg: e,
+                    details: Json::Object(Default::default()),
+                }])),
             }
         }
+        if !steps.iter().any(|s| matches!(s, Step::Evaluate(..))) {
+            return steps.into_iter().flat_map(Step::into_done).collect();
+        }
+        let review = to_value(request);
+        let run = |step: Step<'_>| match step {
+            Step::Done(v) => v,
+            Step::Evaluate(c, idx) => self.evaluate(c, idx, &review),
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_REVIEW_THREADS);
+        if threads < 2 || steps.len() < PARALLEL_FROM {
+            return steps.into_iter().flat_map(run).collect();
+        }
+        let per_thread = steps.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<Step<'_>>> = Vec::new();
+        let mut steps = steps.into_iter().peekable();
+        while steps.peek().is_some() {
+            chunks.push(steps.by_ref().take(per_thread).collect());
+        }
+        std::thread::scope(|scope| {
+            let run = &run;
+            // The first chunk runs on this thread; the others on scoped threads.
+            let mut chunks = chunks.into_iter();
+            let first = chunks.next().unwrap_or_default();
+            let handles: Vec<_> = chunks
+                .map(|chunk| {
+                    scope.spawn(move || chunk.into_iter().flat_map(run).collect::<Vec<_>>())
+                })
+                .collect();
+            let mut out: Vec<Violation> = first.into_iter().flat_map(run).collect();
+            for h in handles {
+                // A panic in an evaluation thread would be a bug; fail closed with a violation.
+                out.extend(h.join().unwrap_or_else(|_| {
+                    vec![Violation {
+                        kind: "sluice".into(),
+                        constraint: "review".into(),
+                        action: EnforcementAction::Deny,
+                        msg: "internal error while evaluating templates".into(),
+                        details: Json::Object(Default::default()),
+                    }]
+                }));
+            }
+            out
+        })
+    }
+
+    /// Evaluates one matched constraint's template on the review.
+    fn evaluate(
+        &self,
+        c: &super::constraints::Constraint,
+        idx: usize,
+        review: &regorus::Value,
+    ) -> Vec<Violation> {
+        let mut input = BTreeMap::new();
+        input.insert(regorus::Value::from("review"), review.clone());
+        input.insert(regorus::Value::from("parameters"), c.parameters.clone());
+        let template = &self.templates[idx];
+        let result = template.with_engine(|engine| {
+            engine.set_input(regorus::Value::from(input));
+            engine.eval_rule(template.template.violation_rule.clone())
+        });
+        let violation = |msg: String, details: Json| Violation {
+            kind: c.kind.clone(),
+            constraint: c.name.clone(),
+            action: c.action,
+            msg,
+            details,
+        };
+        let mut out = Vec::new();
+        match result {
+            Ok(regorus::Value::Set(set)) => {
+                for v in set.iter() {
+                    let (msg, details) = violation_fields(v);
+                    out.push(violation(msg, details));
+                }
+            }
+            Ok(regorus::Value::Undefined) => {}
+            Ok(other) => out.push(violation(
+                format!(
+                    "template {} evaluation error: violation must be a set, got {}",
+                    c.kind,
+                    other.to_json_str().unwrap_or_default()
+                ),
+                Json::Object(Default::default()),
+            )),
+            Err(e) => out.push(violation(
+                format!(
+                    "template {} evaluation error: {}",
+                    c.kind,
+                    crate::policy::loader::one_line(&e.to_string())
+                ),
+                Json::Object(Default::default()),
+            )),
+        }
         out
+    }
+}
+
+/// Matched constraints from this many on are evaluated on several threads (below it, thread
+/// start-up costs more than it saves).
+const PARALLEL_FROM: usize = 8;
+/// Threads one review may use.
+const MAX_REVIEW_THREADS: usize = 4;
+
+/// One constraint's part of a review: already decided (a match error), or to evaluate.
+enum Step<'a> {
+    Done(Vec<Violation>),
+    Evaluate(&'a super::constraints::Constraint, usize),
+}
+
+impl Step<'_> {
+    fn into_done(self) -> Vec<Violation> {
+        match self {
+            Step::Done(v) => v,
+            Step::Evaluate(..) => Vec::new(),
+        }
     }
 }
 
@@ -258,6 +329,30 @@ mod tests {
         request_for_object(
             &serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"}}),
         )
+    }
+
+    #[test]
+    fn many_constraints_evaluated_in_parallel_keep_their_order() {
+        // Enough matched constraints to take the multi-threaded path, each with its own message.
+        let rego =
+            "package m\nviolation[{\"msg\": msg}] { msg := sprintf(\"%v\", [input.parameters.n]) }";
+        let mut yaml = template("ManyKind", rego);
+        for n in 0..(PARALLEL_FROM * 3 + 1) {
+            yaml.push_str(&format!(
+                "---\napiVersion: constraints.gatekeeper.sh/v1beta1\nkind: ManyKind\nmetadata: {{name: c{n:03}}}\nspec: {{parameters: {{n: {n}}}}}\n"
+            ));
+        }
+        let p = policies(&yaml);
+        assert_eq!(p.constraints.len(), PARALLEL_FROM * 3 + 1);
+        let got: Vec<(String, String)> = p
+            .review(&pod_request())
+            .into_iter()
+            .map(|v| (v.constraint, v.msg))
+            .collect();
+        let want: Vec<(String, String)> = (0..(PARALLEL_FROM * 3 + 1))
+            .map(|n| (format!("c{n:03}"), n.to_string()))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
