@@ -14,7 +14,6 @@ use crate::policy::status::PolicyStatus;
 use crate::policy::{Decider, Input, Source, Verdict};
 use crate::site::Site;
 use crate::telemetry::decision_log::{DecisionLog, Entry};
-use crate::telemetry::metrics::DecisionLabels;
 use crate::telemetry::{Metrics, RateLimiter};
 
 /// What every proxy shares: the policy, the site, who we are, and the metrics.
@@ -85,13 +84,7 @@ impl Gateway {
         let verdict = self.decider.decide(input);
         let allowed = verdict.allowed();
         self.metrics
-            .decisions
-            .get_or_create(&DecisionLabels {
-                protocol: input.protocol.as_str(),
-                operation: input.operation.as_str(),
-                verdict: if allowed { "allow" } else { "deny" },
-            })
-            .inc();
+            .decision(input.protocol, input.operation, allowed);
         if allowed {
             // Denies are recorded by log_denied, with the decision id the client is shown.
             self.record(input, &verdict, None);

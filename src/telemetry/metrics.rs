@@ -3,13 +3,15 @@
 //! set exists.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::policy::{Operation, Protocol};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -71,7 +73,14 @@ pub struct Metrics {
     pub ready: Gauge,
     seen_targets: Mutex<HashSet<String>>,
     seen_topics: Mutex<HashSet<String>>,
+    /// The `decisions` counter of each protocol × operation × verdict, looked up in the family
+    /// once: counting a decision is then one atomic add, with no lock or label hashing.
+    decision_counters: [OnceLock<Counter>; DECISION_SERIES],
 }
+
+const PROTOCOLS: usize = 4;
+const OPERATIONS: usize = 5;
+const DECISION_SERIES: usize = PROTOCOLS * OPERATIONS * 2;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -92,6 +101,7 @@ impl Metrics {
             ready: Gauge::default(),
             seen_targets: Mutex::new(HashSet::new()),
             seen_topics: Mutex::new(HashSet::new()),
+            decision_counters: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 
@@ -138,6 +148,22 @@ impl Metrics {
             "Errors by protocol and kind (malformed input, timeouts, upstream failures)",
             self.errors.clone(),
         );
+    }
+
+    /// Counts one decision. The series appears on its first use, as with `get_or_create`.
+    pub fn decision(&self, protocol: Protocol, operation: Operation, allowed: bool) {
+        let slot = (protocol as usize * OPERATIONS + operation as usize) * 2 + usize::from(allowed);
+        self.decision_counters[slot]
+            .get_or_init(|| {
+                self.decisions
+                    .get_or_create(&DecisionLabels {
+                        protocol: protocol.as_str(),
+                        operation: operation.as_str(),
+                        verdict: if allowed { "allow" } else { "deny" },
+                    })
+                    .clone()
+            })
+            .inc();
     }
 
     /// Counts a denied decision by target (and topic), within the label budget.
@@ -189,6 +215,28 @@ fn bounded(seen: &Mutex<HashSet<String>>, value: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_decision_lands_in_its_own_series() {
+        let m = Metrics::new();
+        m.decision(Protocol::Mqtt, Operation::Publish, true);
+        m.decision(Protocol::Mqtt, Operation::Publish, true);
+        m.decision(Protocol::Mqtt, Operation::Publish, false);
+        m.decision(Protocol::Tcp, Operation::Tunnel, false);
+        let get = |protocol, operation, verdict| {
+            m.decisions
+                .get_or_create(&DecisionLabels {
+                    protocol,
+                    operation,
+                    verdict,
+                })
+                .get()
+        };
+        assert_eq!(get("mqtt", "publish", "allow"), 2);
+        assert_eq!(get("mqtt", "publish", "deny"), 1);
+        assert_eq!(get("tcp", "tunnel", "deny"), 1);
+        assert_eq!(get("http", "request", "allow"), 0);
+    }
 
     #[test]
     fn denied_labels_are_bounded_and_topics_cut_to_three_levels() {
