@@ -204,3 +204,16 @@ async fn an_unsupported_protocol_level_gets_connack_0x01() {
     bad[8] = 9; // protocol level 9
     case("", None, bad, &[0x20, 2, 0, 0x01], "unsupported_version").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_sends_connect_is_closed_after_connect_timeout() {
+    // Opens the socket and stays silent: the slot is freed once `connect_timeout` passes.
+    case(
+        "connect_timeout: 300ms",
+        None,
+        Vec::new(),
+        &[],
+        "connect_timeout",
+    )
+    .await;
+}
