@@ -198,3 +198,35 @@ fn workload_identity_from_the_environment_reaches_the_policy() -> TestResult {
     assert_eq!(up.requests().len(), 1);
     Ok(())
 }
+
+#[test]
+fn a_tunnel_silent_both_ways_is_closed_after_the_idle_timeout() -> TestResult {
+    // A local upstream that accepts and then says nothing, keeping the connection open.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let target = upstream.local_addr()?;
+    let held = std::thread::spawn(move || upstream.accept().map(|(s, _)| s));
+    let gw = Sluice::start("{HTTP}  idle_timeout: 300ms\n  tunnel_peek_timeout: 100ms\n")?;
+    let (head, mut client) = connect(gw.proxy, &target.to_string())?;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Neither side sends: sluice closes the tunnel (EOF here), not the 20 s read timeout.
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        client.read(&mut buf)?,
+        0,
+        "the tunnel should close with EOF"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "closed by the read timeout instead"
+    );
+    assert_eq!(
+        gw.wait_metric(
+            "sluice_errors_total{protocol=\"http\",kind=\"tunnel_idle_timeout\"}",
+            1.0
+        )?,
+        1.0
+    );
+    drop(held);
+    Ok(())
+}
