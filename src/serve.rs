@@ -18,8 +18,8 @@ use crate::admin::{self, Admin};
 use crate::config::{Config, LogFormat};
 use crate::drain::InFlight;
 use crate::policy::source::PolicySources;
-use crate::policy::status::{Origin, PolicyStatus};
-use crate::policy::{Decider, DeciderOptions, Source};
+use crate::policy::status::Origin;
+use crate::policy::{DeciderOptions, Source};
 use crate::proxy::Gateway;
 use crate::proxy::http::{self, HttpProxy};
 use crate::site::Site;
@@ -122,22 +122,13 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     // file, the persisted bundle, else policy.on_missing_policy. A bundle server is polled
     // once everything listens.
     let sources = PolicySources::from_config(&config.policy)?;
-    let startup = sources.initial()?;
-    let decider = Decider::with_revision(
-        &startup.policy,
-        DeciderOptions {
-            decision: config.policy.decision.clone(),
-            eval_timeout: config.policy.eval_timeout.get(),
-            cache_capacity: config.cache.capacity,
-            cache_ttl: config.cache.ttl.get(),
-        },
-        &startup.revision,
-    )
-    .map_err(|e| e.to_string())?;
-    let status = Arc::new(PolicyStatus::new(sources.describe(), sources.is_bundle()));
-    status.started(startup.origin, &startup.revision, decider.generation());
+    let (startup, decider, status) = sources.open(DeciderOptions {
+        decision: config.policy.decision.clone(),
+        eval_timeout: config.policy.eval_timeout.get(),
+        cache_capacity: config.cache.capacity,
+        cache_ttl: config.cache.ttl.get(),
+    })?;
     if let Some(problem) = &startup.problem {
-        status.failed(problem);
         tracing::warn!("policy source not usable at start: {problem}");
     }
     match startup.origin {

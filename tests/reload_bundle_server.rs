@@ -22,18 +22,9 @@ struct Gate {
 fn start(yaml: &str) -> Gate {
     let cfg = policy_config(yaml);
     let sources = PolicySources::from_config(&cfg).unwrap_or_else(|e| panic!("{e}"));
-    let startup = sources.initial().unwrap_or_else(|e| panic!("{e}"));
-    let decider = Decider::with_revision(
-        &startup.policy,
-        DeciderOptions::default(),
-        &startup.revision,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let status = Arc::new(PolicyStatus::new(sources.describe(), sources.is_bundle()));
-    status.activated(startup.origin, &startup.revision, decider.generation());
-    if let Some(p) = &startup.problem {
-        status.failed(p);
-    }
+    let (startup, decider, status) = sources
+        .open(DeciderOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let origin = startup.origin;
     let handle = sources
         .start(decider.clone(), status.clone(), &startup)

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::Decider;
 use super::bundle::{VerificationKey, read_bundle};
 use super::fetch::{BundleServer, Fetched, next_delay};
 use super::loader::{Module, PolicySet};
 use super::persist::{load_persisted, persist};
 use super::status::{Origin, PolicyStatus};
+use super::{Decider, DeciderOptions};
 use crate::config::{OnMissingPolicy, PolicyConfig};
 
 /// How often watched files are looked at; a change is activated well within a second.
@@ -137,6 +137,23 @@ impl PolicySources {
 
     pub fn is_bundle(&self) -> bool {
         matches!(self.kind, Kind::File(_) | Kind::Server(_))
+    }
+
+    /// The first generation, as `sluice serve` starts it: the initial policy compiled into a
+    /// Decider, and a status recording it (and why the configured source could not serve).
+    pub fn open(
+        &self,
+        opts: DeciderOptions,
+    ) -> Result<(Startup, Decider, Arc<PolicyStatus>), String> {
+        let startup = self.initial()?;
+        let decider = Decider::with_revision(&startup.policy, opts, &startup.revision)
+            .map_err(|e| e.to_string())?;
+        let status = Arc::new(PolicyStatus::new(self.describe(), self.is_bundle()));
+        status.started(startup.origin, &startup.revision, decider.generation());
+        if let Some(problem) = &startup.problem {
+            status.failed(problem);
+        }
+        Ok((startup, decider, status))
     }
 
     /// The first policy, at once: `policy.paths` (an error here is a startup error), the
