@@ -56,14 +56,9 @@ fn start(
 ) {
     let cfg = policy_config(yaml);
     let sources = PolicySources::from_config(&cfg).unwrap_or_else(|e| panic!("{e}"));
-    let startup = sources.initial().unwrap_or_else(|e| panic!("{e}"));
-    let decider = Decider::with_revision(
-        &startup.policy,
-        DeciderOptions::default(),
-        &startup.revision,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let status = Arc::new(PolicyStatus::new(sources.describe(), sources.is_bundle()));
+    let (startup, decider, status) = sources
+        .open(DeciderOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let handle = sources
         .start(decider.clone(), status.clone(), &startup)
         .unwrap_or_else(|e| panic!("{e}"));
