@@ -1,7 +1,7 @@
 //! Graceful shutdown: one signal every listener watches, and a count of work in flight that
 //! the process waits on (up to a deadline) before exiting.
 //!
-//! Not here: catching SIGTERM (serve.rs) or what each listener does when told to stop.
+//! Not here: catching SIGTERM (cmd/serve.rs) or what each listener does when told to stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -16,12 +16,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use super::WebhookArgs;
 use super::certs::{self, ReloadingCert};
 use super::inventory::Inventory;
 use super::policies::Policies;
 use super::service::{Webhook, text};
-use crate::config::{Config, WebhookConfig};
+use crate::config::WebhookConfig;
 
 /// Loads the policies the config names (the embedded shipped set when `paths` is empty) and
 /// logs every problem. Errors only when the inventory cannot be read.
@@ -42,42 +41,8 @@ pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
     Ok(policies)
 }
 
-/// The process entry point; returns the exit code.
-pub fn main(args: WebhookArgs) -> i32 {
-    let cfg = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("sluice webhook: {e}");
-                return 1;
-            }
-        },
-        None => Config::default(),
-    };
-    if let Err(e) = crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
-        eprintln!("sluice webhook: {e}");
-        return 1;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sluice webhook: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    match runtime.block_on(run(cfg.webhook)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("sluice webhook: {e}");
-            1
-        }
-    }
-}
-
-async fn run(cfg: WebhookConfig) -> Result<(), String> {
+/// Serves the webhook until the process is stopped.
+pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
     let started = Instant::now();
     let policies = load_policies(&cfg)?;
     let webhook = Arc::new(Webhook::new(

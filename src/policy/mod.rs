@@ -1,10 +1,10 @@
 //! The policy core: loading Rego and data, the [`Decider`] the proxies ask, the decision
-//! [`Input`], and the `opa`-style CLI commands (`sluice test`, `eval`, `check`).
+//! [`Input`], and what the `opa`-style commands (`sluice test`, `eval`, `check`) run.
 //!
 //! The proxies see `Decider::decide(&Input) -> Verdict` and nothing of regorus.
 
 pub mod bundle;
-pub mod cli;
+pub mod check;
 pub mod coverage;
 pub mod decider;
 pub mod eval;

@@ -7,7 +7,7 @@
 //! Recorded: time, decision id, protocol, operation, source (workload, client id), target
 //! host:port, topic or path, verdict, reasons and policy revision. Never payloads.
 //!
-//! Not here: querying (`sluice log`, in `logcmd.rs`).
+//! Not here: querying (`sluice log`, in `cmd/log.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
