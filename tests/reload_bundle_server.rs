@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use reload_support::*;
-use sluice::policy::source::PolicySources;
-use sluice::policy::status::{Origin, PolicyStatus};
+use sluice::policy::bundle::source::PolicySources;
+use sluice::policy::bundle::status::{Origin, PolicyStatus};
 use sluice::policy::{Decider, DeciderOptions, Zone};
 
 struct Gate {
     decider: Decider,
     status: Arc<PolicyStatus>,
     origin: Origin,
-    _handle: sluice::policy::source::SourceHandle,
+    _handle: sluice::policy::bundle::source::SourceHandle,
 }
 
 /// Starts the policy sources of `yaml` as `sluice serve` does.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use reload_support::*;
-use sluice::policy::source::PolicySources;
-use sluice::policy::status::PolicyStatus;
+use sluice::policy::bundle::source::PolicySources;
+use sluice::policy::bundle::status::PolicyStatus;
 use sluice::policy::{Decider, DeciderOptions, PolicySet};
 
 fn write_policy(dir: &std::path::Path, ports: &[u16]) {
@@ -24,7 +24,7 @@ fn write_policy(dir: &std::path::Path, ports: &[u16]) {
 struct Watched {
     decider: Decider,
     status: Arc<PolicyStatus>,
-    _handle: sluice::policy::source::SourceHandle,
+    _handle: sluice::policy::bundle::source::SourceHandle,
 }
 
 fn watch(yaml: &str) -> Watched {

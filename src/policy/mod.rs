@@ -8,16 +8,11 @@ pub mod check;
 pub mod coverage;
 pub mod decider;
 pub mod eval;
-pub mod fetch;
 mod front;
 pub mod input;
 pub mod loader;
-pub mod persist;
 pub mod report;
 pub mod rules;
-pub mod signature;
-pub mod source;
-pub mod status;
 pub mod testrun;
 
 pub use decider::{Decider, DeciderOptions, DeciderStats, Verdict};

@@ -10,7 +10,7 @@ pub mod tls;
 
 use std::sync::Arc;
 
-use crate::policy::status::PolicyStatus;
+use crate::policy::bundle::status::PolicyStatus;
 use crate::policy::{Decider, Input, Source, Verdict};
 use crate::site::Site;
 use crate::telemetry::decision_log::{DecisionLog, Entry};

@@ -15,8 +15,8 @@ use rustls_pki_types::SubjectPublicKeyInfoDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::Value as Json;
 
-use super::bundle::{BundleError, clean_name, err};
-use super::loader::one_line;
+use super::error::{BundleError, clean_name, err};
+use crate::policy::loader::one_line;
 
 /// The key signed bundles are checked with (`policy.bundle.public_key`).
 #[derive(Clone)]

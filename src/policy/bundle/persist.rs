@@ -7,7 +7,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::bundle::{Bundle, VerificationKey, read_bundle};
+use super::archive::{Bundle, read_bundle};
+use super::signature::VerificationKey;
 
 const PERSISTED_BUNDLE: &str = "bundle.tar.gz";
 const PERSISTED_META: &str = "bundle.meta";

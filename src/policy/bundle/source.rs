@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::bundle::{VerificationKey, read_bundle};
+use super::archive::read_bundle;
 use super::fetch::{BundleServer, Fetched, next_delay};
-use super::loader::{Module, PolicySet};
 use super::persist::{load_persisted, persist};
+use super::signature::VerificationKey;
 use super::status::{Origin, PolicyStatus};
-use super::{Decider, DeciderOptions};
 use crate::config::{OnMissingPolicy, PolicyConfig};
+use crate::policy::loader::{Module, PolicySet};
+use crate::policy::{Decider, DeciderOptions};
 
 /// How often watched files are looked at; a change is activated well within a second.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
