@@ -77,7 +77,7 @@ pub struct TestArgs {
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = crate::config::parse_duration(s)?;
+    let d = crate::config::parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("the timeout must be above 0".into());
     }
