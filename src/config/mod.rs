@@ -15,7 +15,7 @@ mod identity;
 mod log;
 mod mqtt;
 mod policy;
-mod site;
+pub mod site;
 pub mod units;
 mod webhook;
 

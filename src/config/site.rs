@@ -50,14 +50,61 @@ impl SiteConfig {
             })?;
         }
         for (i, d) in self.local_domains.iter().enumerate() {
-            if d.is_empty() || d[1..].contains('*') || (d.starts_with('*') && !d.starts_with("*."))
-            {
+            // By characters, not bytes: a name may start with a multibyte character.
+            let wildcard_inside = d.chars().skip(1).any(|c| c == '*');
+            if d.is_empty() || wildcard_inside || (d.starts_with('*') && !d.starts_with("*.")) {
                 return Err(invalid(
                     format!("site.local_domains[{i}]"),
                     format!("{d:?} must be a name or *.suffix"),
                 ));
             }
+            wire_domain(d).map_err(|_| {
+                invalid(
+                    format!("site.local_domains[{i}]"),
+                    format!("{d:?} is not a valid domain name (IDNA refuses it)"),
+                )
+            })?;
         }
         Ok(())
+    }
+}
+
+/// A `local_domains` entry (`name` or `*.suffix`) as names on the wire are compared: ASCII
+/// lowercase, and a non-ASCII name in its IDNA form, so `é.local` matches the `xn--9ca.local`
+/// a client sends; a non-ASCII name must also be a valid host name (STD3: letters, digits,
+/// hyphens). ASCII names are only lowercased, as they always were.
+pub fn wire_domain(pattern: &str) -> Result<String, idna::Errors> {
+    let (wildcard, name) = match pattern.strip_prefix("*.") {
+        Some(rest) => ("*.", rest),
+        None => ("", pattern),
+    };
+    let name = if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii_strict(name)?
+    };
+    Ok(format!("{wildcard}{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_take_the_form_they_have_on_the_wire() {
+        assert_eq!(
+            wire_domain("é.local").ok().as_deref(),
+            Some("xn--9ca.local")
+        );
+        assert_eq!(
+            wire_domain("*.Bäckerei.internal").ok().as_deref(),
+            Some("*.xn--bckerei-5wa.internal")
+        );
+        // ASCII names keep today's rule: lowercase only, no IDNA checks.
+        assert_eq!(
+            wire_domain("Historian_1").ok().as_deref(),
+            Some("historian_1")
+        );
+        assert!(wire_domain("é local").is_err());
     }
 }
