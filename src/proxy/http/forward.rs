@@ -10,10 +10,12 @@ use hyper::body::Incoming;
 
 use super::body::{Aborted, Counted, ProxyBody, aborted_by};
 use super::headers::{add_via, strip_hop_by_hop};
-use super::target::{Ask, host_port};
-use super::upstream::{ConnectError, connect_error, judged_uri};
+use super::target::host_port;
+use super::upstream::{connect_error, judged_uri};
 use super::{HttpProxy, reply};
 use crate::policy::{HttpFacts, Operation, Protocol};
+use crate::proxy::Ask;
+use crate::proxy::socket::ConnectError;
 
 /// Entry point for every request on a client connection.
 pub async fn handle(proxy: Arc<HttpProxy>, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -43,13 +45,16 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
     let ask = Ask {
         protocol: Protocol::Http,
         operation: Operation::Request,
+        source: &p.gateway.identity,
         host,
         port,
+        mqtt: None,
         http: Some(HttpFacts {
             method: req.method().as_str(),
             scheme: "http",
             path: uri.path(),
         }),
+        will: None,
     };
     let addr = match p.judge_or_refuse(ask, "request", &authority).await {
         Ok(addr) => addr,
