@@ -76,10 +76,13 @@ pub fn run(args: ServeArgs) -> i32 {
         },
     };
     let format = args.log_format.unwrap_or(config.log.format);
-    if let Err(e) = crate::telemetry::init_logging(format, &config.log.level) {
-        eprintln!("sluice serve: {e}");
-        return 1;
-    }
+    let _log = match crate::telemetry::init_logging(format, &config.log.level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("sluice serve: {e}");
+            return 1;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
