@@ -18,7 +18,10 @@ fn free_port() -> Result<u16, Error> {
 fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
@@ -72,7 +75,10 @@ fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result
             let _ = s.read(&mut sink);
         }
         let dropped = metric(admin, "sluice_log_lines_dropped_total")?;
-        assert!(dropped > 0.0, "lines the writer could not queue are counted");
+        assert!(
+            dropped > 0.0,
+            "lines the writer could not queue are counted"
+        );
         let ready = get(admin, "/readyz")?;
         assert!(ready.starts_with("HTTP/1.1 200"), "still serving: {ready}");
         Ok(())
