@@ -121,24 +121,7 @@ async fn establish(
     tcp: TcpStream,
 ) -> Result<Option<Established>, SessionError> {
     let deadline = tokio::time::Instant::now() + ctx.config.connect_timeout.get();
-    let timed_out = || SessionError::new("connect_timeout", "no CONNECT within connect_timeout");
-
-    let (mut client, cert_name) = match &ctx.tls {
-        None => (Stream::Tcp(tcp), None),
-        Some(acceptor) => {
-            let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|e| SessionError::new("tls_handshake", e.to_string()))?;
-            let name = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| subject_common_name(c));
-            (Stream::Other(Box::new(tls)), name)
-        }
-    };
+    let (mut client, cert_name) = accept_tls(ctx, tcp, deadline).await?;
 
     let mut buf = BytesMut::new();
     let frame = tokio::time::timeout_at(
@@ -146,29 +129,12 @@ async fn establish(
         read_first_frame(&mut client, &mut buf, ctx.max_packet),
     )
     .await
-    .map_err(|_| timed_out())??;
+    .map_err(|_| connect_timed_out())??;
     let connect = match codec::inspect_connect(&frame) {
         Ok(c) => c,
-        Err(e) => {
-            if e == CodecError::UnsupportedVersion {
-                let _ = client
-                    .write_all(&encode::encode_connack(
-                        Version::V311,
-                        reason::V3_UNACCEPTABLE_VERSION,
-                    ))
-                    .await;
-            } else if frame.get(8) == Some(&5) && frame.get(4..8) == Some(b"MQTT") {
-                let _ = client
-                    .write_all(&encode::encode_connack(Version::V5, e.reason_code()))
-                    .await;
-            }
-            return Err(e.into());
-        }
+        Err(e) => return Err(answer_bad_connect(&mut client, &frame, e).await),
     };
     let version = connect.version;
-    let refuse = |code_v5: u8, code_v3: u8| {
-        encode::encode_connack(version, if version.is_v5() { code_v5 } else { code_v3 })
-    };
 
     // Who is asking. A verified client certificate's CN is the user name, whatever CONNECT says.
     let mut source: Source = gw.identity.clone();
@@ -177,55 +143,37 @@ async fn establish(
         Some(cn) => cn,
         None => connect.username.unwrap_or_default().to_string(),
     };
-
-    // Where it goes, by the site's DNS rule (an external name is looked up only once allowed);
-    // the lookups share the CONNECT's deadline.
-    let ask = Ask {
-        protocol: Protocol::Mqtt,
-        operation: Operation::Connect,
-        source: &source,
-        host: &ctx.upstream_host,
-        port: ctx.upstream_port,
-        mqtt: None,
-        http: None,
-        will: connect.will.map(|w| MqttFacts {
-            topic: w.topic,
-            qos: w.qos,
-            retain: w.retain,
-        }),
-    };
-    let lookup_time = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let failure = match gw.judge(ask, lookup_time).await {
-        Judged::Allowed { addr, zone } => match connect_upstream(ctx, addr, deadline).await {
-            Ok(broker) => Ok((broker, addr, zone)),
-            Err(e) => Err(e),
-        },
-        Judged::Denied(_) => {
+    let will = connect.will.map(|w| MqttFacts {
+        topic: w.topic,
+        qos: w.qos,
+        retain: w.retain,
+    });
+    let (broker, addr, zone) = match reach_broker(ctx, gw, &source, will, deadline).await {
+        Reach::Connected(broker, addr, zone) => (broker, addr, zone),
+        Reach::Denied => {
             let _ = client
-                .write_all(&refuse(reason::NOT_AUTHORIZED, reason::V3_NOT_AUTHORIZED))
+                .write_all(&refusal(
+                    version,
+                    reason::NOT_AUTHORIZED,
+                    reason::V3_NOT_AUTHORIZED,
+                ))
                 .await;
             let _ = client.shutdown().await;
             return Ok(None);
         }
-        Judged::Unresolvable(msg) => Err(SessionError::new("upstream_resolve", msg)),
-        Judged::LookupTimeout(msg) => Err(SessionError::new("upstream_resolve_timeout", msg)),
-    };
-    let (broker, addr, zone) = match failure {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = client
-                .write_all(&refuse(
-                    reason::SERVER_UNAVAILABLE,
-                    reason::V3_SERVER_UNAVAILABLE,
-                ))
-                .await;
+        Reach::Failed(e) => {
+            let unavailable = refusal(
+                version,
+                reason::SERVER_UNAVAILABLE,
+                reason::V3_SERVER_UNAVAILABLE,
+            );
+            let _ = client.write_all(&unavailable).await;
             if ctx.upstream_errors.allow() {
                 tracing::warn!(listener = %ctx.config.listen, upstream = %ctx.config.upstream, kind = e.kind, "cannot reach the MQTT broker: {}", e.message);
             }
             return Err(e);
         }
     };
-    let ip = Some(addr.ip());
 
     let (client_r, client_w) = client.split();
     let (broker_r, mut broker_w) = broker.split();
@@ -238,15 +186,8 @@ async fn establish(
     drop(frame);
     let buf = if buf.is_empty() { BytesMut::new() } else { buf };
 
-    let relay = Relay::new(
-        Arc::clone(gw),
-        Arc::clone(ctx),
-        version,
-        source,
-        ip,
-        zone,
-        client_w,
-    );
+    let (ctx, gw) = (Arc::clone(ctx), Arc::clone(gw));
+    let relay = Relay::new(gw, ctx, version, source, Some(addr.ip()), zone, client_w);
     Ok(Some(Established {
         relay,
         client_r,
@@ -254,6 +195,91 @@ async fn establish(
         broker_w,
         buf,
     }))
+}
+
+fn connect_timed_out() -> SessionError {
+    SessionError::new("connect_timeout", "no CONNECT within connect_timeout")
+}
+
+/// A CONNACK refusing the session in the client's protocol version.
+fn refusal(version: Version, code_v5: u8, code_v3: u8) -> Bytes {
+    encode::encode_connack(version, if version.is_v5() { code_v5 } else { code_v3 })
+}
+
+/// The listener's TLS handshake (when configured) and the verified client certificate's CN.
+async fn accept_tls(
+    ctx: &ListenerCtx,
+    tcp: TcpStream,
+    deadline: tokio::time::Instant,
+) -> Result<(Stream, Option<String>), SessionError> {
+    let Some(acceptor) = &ctx.tls else {
+        return Ok((Stream::Tcp(tcp), None));
+    };
+    let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
+        .await
+        .map_err(|_| connect_timed_out())?
+        .map_err(|e| SessionError::new("tls_handshake", e.to_string()))?;
+    let name = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| subject_common_name(c));
+    Ok((Stream::Other(Box::new(tls)), name))
+}
+
+/// Tells the client why its CONNECT was refused, where its protocol has a way to say so.
+async fn answer_bad_connect(client: &mut Stream, frame: &[u8], e: CodecError) -> SessionError {
+    if e == CodecError::UnsupportedVersion {
+        let answer = encode::encode_connack(Version::V311, reason::V3_UNACCEPTABLE_VERSION);
+        let _ = client.write_all(&answer).await;
+    } else if frame.get(8) == Some(&5) && frame.get(4..8) == Some(b"MQTT") {
+        let _ = client
+            .write_all(&encode::encode_connack(Version::V5, e.reason_code()))
+            .await;
+    }
+    e.into()
+}
+
+/// How reaching the broker went.
+enum Reach {
+    Connected(Stream, SocketAddr, crate::policy::Zone),
+    Denied,
+    Failed(SessionError),
+}
+
+/// Judges the CONNECT (and its Will) by the site's DNS rule — an external broker name is
+/// looked up only once allowed, every lookup within the CONNECT's deadline — then connects to
+/// exactly the judged address.
+async fn reach_broker(
+    ctx: &ListenerCtx,
+    gw: &Gateway,
+    source: &Source,
+    will: Option<MqttFacts<'_>>,
+    deadline: tokio::time::Instant,
+) -> Reach {
+    let ask = Ask {
+        protocol: Protocol::Mqtt,
+        operation: Operation::Connect,
+        source,
+        host: &ctx.upstream_host,
+        port: ctx.upstream_port,
+        mqtt: None,
+        http: None,
+        will,
+    };
+    let lookup_time = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match gw.judge(ask, lookup_time).await {
+        Judged::Allowed { addr, zone } => match connect_upstream(ctx, addr, deadline).await {
+            Ok(broker) => Reach::Connected(broker, addr, zone),
+            Err(e) => Reach::Failed(e),
+        },
+        Judged::Denied(_) => Reach::Denied,
+        Judged::Unresolvable(msg) => Reach::Failed(SessionError::new("upstream_resolve", msg)),
+        Judged::LookupTimeout(msg) => {
+            Reach::Failed(SessionError::new("upstream_resolve_timeout", msg))
+        }
+    }
 }
 
 /// Reads exactly one frame (the CONNECT) and leaves anything pipelined after it in `buf`.
