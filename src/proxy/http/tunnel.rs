@@ -24,8 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
+use super::proxy::HttpProxy;
+use super::reply;
 use super::target::host_port;
-use super::{HttpProxy, reply};
 use crate::policy::{Input, Operation, Protocol, Target, Zone};
 use crate::proxy::Ask;
 use crate::proxy::copy::{self, Ended};

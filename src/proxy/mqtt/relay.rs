@@ -19,14 +19,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
+use super::context::ListenerCtx;
 use super::encode;
-use super::session::{SessionError, discard};
+use super::error::SessionError;
 use super::wire::{Reader, Writer};
 use crate::config::V3Deny;
 use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
@@ -268,7 +268,7 @@ impl Relay {
                     return Some(broker_err(e));
                 }
                 fwd = 0;
-                discard(buf, h.total());
+                buf.advance(h.total());
                 match action {
                     Action::Forward | Action::Drop => {}
                     Action::Reply(b) => {
@@ -506,7 +506,7 @@ impl Relay {
                     return Some(e);
                 }
                 fwd = 0;
-                discard(buf, h.total());
+                buf.advance(h.total());
                 if let Err(e) = self.to_client(&replacement).await {
                     return Some(e);
                 }
