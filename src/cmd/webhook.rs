@@ -39,10 +39,13 @@ pub fn run(args: WebhookArgs) -> i32 {
         },
         None => Config::default(),
     };
-    if let Err(e) = crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
-        eprintln!("sluice webhook: {e}");
-        return 1;
-    }
+    let _log = match crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("sluice webhook: {e}");
+            return 1;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
