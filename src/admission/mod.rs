@@ -10,6 +10,7 @@
 
 pub mod certs;
 pub mod constraints;
+pub mod error;
 pub mod inventory;
 pub mod manifests;
 pub mod matching;

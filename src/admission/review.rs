@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use super::constraints::EnforcementAction;
+use super::error::AdmissionError;
 use super::matching::Subject;
 use super::policies::Policies;
 
@@ -30,13 +31,15 @@ pub struct Violation {
 
 /// Prepares an AdmissionRequest for review: on DELETE the object is the old object (Gatekeeper's
 /// SetObjectOnDelete). Errors are the client's fault (a malformed request).
-pub fn prepare(mut request: Json) -> Result<Json, String> {
+pub fn prepare(mut request: Json) -> Result<Json, AdmissionError> {
     let Json::Object(map) = &mut request else {
-        return Err("request must be an object".into());
+        return Err(AdmissionError::Review("request must be an object".into()));
     };
     let present = |v: Option<&Json>| v.is_some_and(|v| !v.is_null());
     if !present(map.get("object")) && !present(map.get("oldObject")) {
-        return Err("request has neither object nor oldObject".into());
+        return Err(AdmissionError::Review(
+            "request has neither object nor oldObject".into(),
+        ));
     }
     if map.get("operation").and_then(Json::as_str) == Some("DELETE") && !present(map.get("object"))
     {
@@ -46,7 +49,9 @@ pub fn prepare(mut request: Json) -> Result<Json, String> {
     for key in ["object", "oldObject"] {
         if let Some(v) = map.get(key) {
             if !v.is_null() && !v.is_object() {
-                return Err(format!("request.{key} must be an object"));
+                return Err(AdmissionError::Review(format!(
+                    "request.{key} must be an object"
+                )));
             }
         }
     }

@@ -51,18 +51,23 @@ pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
         cfg.max_body_bytes.as_usize(),
     ));
     let for_reload = webhook.clone();
-    let resolver = Arc::new(ReloadingCert::new(
-        &cfg.tls.cert,
-        &cfg.tls.key,
-        cfg.cert_reload_interval.get(),
-        Box::new(move |r| match r {
-            Ok(()) => {
-                for_reload.metrics.cert_reloads.inc();
-            }
-            Err(_) => for_reload.count_error("cert_reload"),
-        }),
-    )?);
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs::server_config(resolver)?));
+    let resolver = Arc::new(
+        ReloadingCert::new(
+            &cfg.tls.cert,
+            &cfg.tls.key,
+            cfg.cert_reload_interval.get(),
+            Box::new(move |r| match r {
+                Ok(()) => {
+                    for_reload.metrics.cert_reloads.inc();
+                }
+                Err(_) => for_reload.count_error("cert_reload"),
+            }),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(
+        certs::server_config(resolver).map_err(|e| e.to_string())?,
+    ));
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("webhook.listen {}: {e}", cfg.listen))?;

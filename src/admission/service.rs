@@ -69,11 +69,11 @@ impl Webhook {
         let started = Instant::now();
         let incoming = match response::parse(body) {
             Ok(i) => i,
-            Err(e) => return self.bad_request(&e),
+            Err(e) => return self.bad_request(&e.to_string()),
         };
         let request = match review::prepare(incoming.request) {
             Ok(r) => r,
-            Err(e) => return self.bad_request(&e),
+            Err(e) => return self.bad_request(&e.to_string()),
         };
         if self.is_exempt(&request) {
             self.metrics

@@ -96,7 +96,7 @@ impl Config {
         let doc = if text.trim().is_empty() {
             serde_json::Value::Object(Default::default())
         } else {
-            crate::policy::loader::parse_yaml(text).map_err(ConfigError::Yaml)?
+            crate::policy::loader::parse_yaml(text).map_err(|e| ConfigError::Yaml(e.0))?
         };
         let doc = if doc.is_null() {
             serde_json::Value::Object(Default::default())

@@ -311,7 +311,7 @@ mod tests {
     fn overlapping_roots_are_refused() {
         let e = read_manifest(br#"{"revision":"1","roots":["a","a/b"]}"#);
         assert_eq!(
-            e.err().map(|e| e.0),
+            e.err().map(|e| e.to_string()),
             Some(
                 r#".manifest: roots "a" and "a/b" overlap; each part of data must belong to one root"#
                     .to_string()
@@ -326,6 +326,6 @@ mod tests {
         assert!(check_data_roots(&mut Vec::new(), &ok, &roots, "data.json").is_ok());
         let bad = serde_json::json!({"m": {"allow": [1], "other": 2}});
         let e = check_data_roots(&mut Vec::new(), &bad, &roots, "data.json");
-        assert!(e.is_err_and(|e| e.0.contains("data.m.other is outside")));
+        assert!(e.is_err_and(|e| e.to_string().contains("data.m.other is outside")));
     }
 }
