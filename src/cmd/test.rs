@@ -11,7 +11,7 @@ use regex::Regex;
 
 use super::{EXIT_ERROR, EXIT_FAIL, EXIT_OK, fail_load};
 use crate::policy::loader::{PolicySet, one_line};
-use crate::policy::testrun::{Outcome, RunOptions, TestResult, run_tests};
+use crate::policy::testrun::{Outcome, Run, RunOptions, TestResult, run_tests};
 use crate::policy::{coverage, report};
 
 /// Output formats of `sluice test`.
@@ -129,26 +129,8 @@ pub fn run(args: TestArgs) -> i32 {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if coverage {
-        // As OPA: the coverage report is only printed when every test passed; otherwise the
-        // first non-passing test is the error (exit 1, as `opa test --coverage` does).
-        if let Some(bad) = run.results.iter().find(|r| !r.passed()) {
-            match &bad.outcome {
-                Outcome::Error(e) => eprintln!("{e}"),
-                _ => eprintln!("{}", report::result_line(bad)),
-            }
-            return EXIT_ERROR;
-        }
-        let report = coverage::opa_report(run.coverage.as_ref(), &run.modules);
-        if report.coverage < args.threshold {
-            eprintln!(
-                "{}",
-                coverage::threshold_error(&report, args.threshold, args.verbose)
-            );
-            return EXIT_FAIL;
-        }
-        if let Err(e) = coverage::write_json(&mut out, &report) {
-            eprintln!("writing the report: {e}");
-            return EXIT_ERROR;
+        if let Some(code) = print_coverage(&mut out, &run, &args) {
+            return code;
         }
     } else {
         let written = match args.format {
@@ -165,4 +147,31 @@ pub fn run(args: TestArgs) -> i32 {
         return EXIT_ERROR;
     }
     code
+}
+
+/// The coverage report, printed only when every test passed; `Some(exit code)` when the run
+/// ends here instead.
+fn print_coverage(out: &mut impl std::io::Write, run: &Run, args: &TestArgs) -> Option<i32> {
+    // As OPA: the coverage report is only printed when every test passed; otherwise the
+    // first non-passing test is the error (exit 1, as `opa test --coverage` does).
+    if let Some(bad) = run.results.iter().find(|r| !r.passed()) {
+        match &bad.outcome {
+            Outcome::Error(e) => eprintln!("{e}"),
+            _ => eprintln!("{}", report::result_line(bad)),
+        }
+        return Some(EXIT_ERROR);
+    }
+    let report = coverage::opa_report(run.coverage.as_ref(), &run.modules);
+    if report.coverage < args.threshold {
+        eprintln!(
+            "{}",
+            coverage::threshold_error(&report, args.threshold, args.verbose)
+        );
+        return Some(EXIT_FAIL);
+    }
+    if let Err(e) = coverage::write_json(out, &report) {
+        eprintln!("writing the report: {e}");
+        return Some(EXIT_ERROR);
+    }
+    None
 }
