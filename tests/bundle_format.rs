@@ -1,11 +1,11 @@
 //! OPA bundle reading and signature verification: what is activated and what is refused, with
 //! the one-line reason a user sees.
 
-mod reload_support;
+mod support;
 
-use reload_support::*;
 use sluice::policy::bundle::{VerificationKey, read_bundle};
 use sluice::policy::{Decider, DeciderOptions};
+use support::*;
 
 const MAX: u64 = 1 << 20;
 
