@@ -11,15 +11,17 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// The resident memory of `pid` in KiB. A reading that fails fails the test: a 0 would make
+/// any bound on growth hold without measuring anything.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    let path = format!("/proc/{pid}/status");
+    let status =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {path} (is it a process?):\n{status}"))
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub trait Scrape {
     /// Waits until the counter `name` reaches at least `at_least` and returns the value read.
     /// Counters only grow, so this is the wait for "it happened (n times)"; for a gauge that
     /// must come back down, use [`super::wait_until`] with the exact value.
+    #[track_caller]
     fn wait_metric(&self, name: &str, at_least: f64) -> f64 {
         let deadline = Instant::now() + WAIT;
         loop {

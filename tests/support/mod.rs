@@ -44,6 +44,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Polls `condition` every 10 ms until it holds; fails the test naming `what` once `timeout`
 /// passes.
+#[track_caller]
 pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     loop {
@@ -82,6 +83,7 @@ pub fn free_addr() -> SocketAddr {
 }
 
 /// Waits until something accepts TCP connections on `addr`.
+#[track_caller]
 pub fn wait_for_port(addr: SocketAddr) {
     wait_until(WAIT, &format!("a listener on {addr}"), || {
         TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
