@@ -186,7 +186,7 @@ fn a_wrong_scope_is_refused() {
     );
 }
 
-/// RS256 with keys and signature made by the `openssl` CLI (installed by .ci/run).
+/// RS256 with keys and signature made by the `openssl` CLI (installed by scripts/test).
 #[test]
 fn a_bundle_signed_with_rs256_by_openssl_is_accepted_and_checked() {
     let dir = TempDir::new("rs256");

@@ -4,7 +4,7 @@
 //! alerts name exists in a live scrape that `promtool check metrics` accepts.
 //!
 //! Needs: `kubernetes-validate` (PyPI), `promtool` (Debian `prometheus`), `curl`, `mosquitto`
-//! and `mosquitto_pub`; `.ci/run` installs them.
+//! and `mosquitto_pub`; `scripts/test` installs them.
 
 mod support;
 
@@ -35,7 +35,7 @@ fn tool(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<(bool, String
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{name}: {e} (.ci/run installs it)"))?;
+        .map_err(|e| format!("{name}: {e} (scripts/test installs it)"))?;
     if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
         input.write_all(data)?;
     }
