@@ -121,11 +121,8 @@ fn readyz_is_200_once_serving() -> TestResult {
     let gw = Sluice::start("");
     let (status, body) = http_get(gw.admin, "/readyz")?;
     assert_eq!((status, body.as_str()), (200, "ready\n"));
-    let log = gw.logs();
-    let line = log
-        .lines()
-        .find(|l| l.contains("sluice serving"))
-        .ok_or("no startup line")?;
+    // Readiness comes first, the startup line right after it: wait for the line itself.
+    let line = gw.wait_for_log("sluice serving");
     assert!(line.contains(&format!("http={}", gw.proxy())), "{line}");
     assert!(line.contains(&format!("admin={}", gw.admin)), "{line}");
     assert!(line.contains("generation=1"), "{line}");

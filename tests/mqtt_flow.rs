@@ -82,10 +82,7 @@ fn sigterm_sends_mqtt5_clients_disconnect_0x8b_and_exits_cleanly() {
     v3.send(&connect_packet(4, "leaving-v3"));
     assert_eq!(v3.read_packet(), vec![0x20, 2, 0, 0]);
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &sluice.pid().to_string()])
-        .status();
-    assert!(status.is_ok_and(|s| s.success()));
+    sluice.sigterm();
     assert_eq!(v5.read_to_close(), vec![0xE0, 2, 0x8B, 0]);
     assert_eq!(v3.read_to_close(), Vec::<u8>::new());
     let code = sluice.wait_exit();

@@ -70,17 +70,9 @@ fn proxied(proxy: SocketAddr, target: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn sluice_log(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("log")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"))
+    let out = support::sluice(&[&["log"], args].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -120,15 +120,20 @@ impl Process {
         self.child.id()
     }
 
-    /// Sends SIGTERM (the system `kill`, from procps) and waits for the exit code.
+    /// Sends SIGTERM (with the system `kill`, from procps) and waits for the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
+        self.sigterm();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM and returns at once, for tests that watch the shutdown happen.
+    pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(
             sent.as_ref().is_ok_and(|s| s.success()),
             "kill -TERM {pid}: {sent:?}"
         );
-        self.wait_exit()
     }
 
     /// Waits for the process to exit on its own; its exit code (None: killed by a signal).
