@@ -4,22 +4,22 @@
 //!
 //! Needs mosquitto and mosquitto-clients.
 
-mod mqtt_support;
+mod support;
 
-use mqtt_support::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair,
 };
+use support::*;
 
 struct Pki {
-    dir: Dir,
+    dir: TempDir,
 }
 
 impl Pki {
     /// A CA, a server certificate for 127.0.0.1/localhost, and client certificates by CN.
     fn new(clients: &[&str]) -> Self {
-        let dir = Dir::new("pki");
+        let dir = TempDir::new("pki");
         let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
         let mut params =
             CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
@@ -54,7 +54,7 @@ impl Pki {
     }
 
     fn path(&self, name: &str) -> String {
-        self.dir.0.join(name).display().to_string()
+        self.dir.join(name).display().to_string()
     }
 }
 
