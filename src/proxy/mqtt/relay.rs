@@ -29,9 +29,9 @@ use super::encode;
 use super::error::SessionError;
 use super::wire::{Reader, Writer};
 use crate::config::V3Deny;
-use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
-use crate::proxy::Gateway;
+use crate::policy::{MqttFacts, Operation, Protocol, Source, Zone};
 use crate::proxy::copy::ReadSize;
+use crate::proxy::{Ask, Gateway};
 use crate::telemetry::metrics::BytesLabels;
 
 mod subscribe;
@@ -171,20 +171,17 @@ impl Relay {
     }
 
     fn decide(&self, operation: Operation, topic: &str, qos: u8, retain: bool) -> bool {
-        let input = Input {
+        let ask = Ask {
             protocol: Protocol::Mqtt,
             operation,
             source: &self.source,
-            target: Target {
-                host: &self.ctx.upstream_host,
-                port: self.ctx.upstream_port,
-                ip: self.ip,
-                zone: self.zone,
-            },
+            host: &self.ctx.upstream_host,
+            port: self.ctx.upstream_port,
             mqtt: Some(MqttFacts { topic, qos, retain }),
             http: None,
+            will: None,
         };
-        self.gw.decide(&input).allowed()
+        self.gw.decide_at(&ask, self.ip, self.zone).allowed()
     }
 
     async fn to_client(&self, bytes: &[u8]) -> Result<(), Ended> {
