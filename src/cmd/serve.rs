@@ -199,9 +199,15 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     );
 
     let signal = wait_for_signal().await;
+    // MQTT-only gateways still give sessions time to receive their DISCONNECT.
+    let grace = config
+        .http
+        .as_ref()
+        .map(|h| h.shutdown_grace)
+        .unwrap_or_else(|| crate::config::HttpConfig::default().shutdown_grace);
     tracing::info!(
         signal,
-        grace = ?config.http.as_ref().map(|h| h.shutdown_grace.get()),
+        grace = %grace,
         // Every accept loop and the HTTP proxy hold a watch too; the rest are connections.
         open = data_drain
             .open()
@@ -209,13 +215,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
         "shutting down: no new connections, finishing open requests"
     );
     admin.set_ready(false);
-    // MQTT-only gateways still give sessions time to receive their DISCONNECT.
-    let grace = config
-        .http
-        .as_ref()
-        .map(|h| h.shutdown_grace.get())
-        .unwrap_or_else(|| crate::config::HttpConfig::default().shutdown_grace.get());
-    let left = data_drain.drain(grace).await;
+    let left = data_drain.drain(grace.get()).await;
     if left > 0 {
         tracing::warn!(
             open = left,

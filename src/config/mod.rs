@@ -130,7 +130,7 @@ impl Config {
         for (i, m) in self.mqtt.iter().enumerate() {
             m.validate(i)?;
         }
-        Ok(())
+        self.log.validate()
     }
 }
 

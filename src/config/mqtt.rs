@@ -46,6 +46,7 @@ pub struct UpstreamTls {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttListenerConfig {
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
     /// `host:port` of the broker this listener relays to.
     pub upstream: String,

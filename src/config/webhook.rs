@@ -14,6 +14,7 @@ use super::units::{Dur, Size};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
     pub tls: WebhookTls,
     /// ConstraintTemplates and Constraints; empty means the shipped policies/gatekeeper.
