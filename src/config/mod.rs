@@ -34,7 +34,7 @@ pub use mqtt::{MqttListenerConfig, ServerTls, UpstreamTls, V3Deny};
 pub use policy::{BundleConfig, OnError, OnMissingPolicy, PolicyConfig};
 pub use site::SiteConfig;
 pub use units::{Dur, Size, UnitError, parse_duration, parse_size, split_host_port};
-pub use webhook::{WebhookConfig, WebhookTls};
+pub use webhook::{OnTemplateError, WebhookConfig, WebhookTls};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
