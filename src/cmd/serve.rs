@@ -76,22 +76,9 @@ pub fn run(args: ServeArgs) -> i32 {
         },
     };
     let format = args.log_format.unwrap_or(config.log.format);
-    let _log = match crate::telemetry::init_logging(format, &config.log.level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("sluice serve: {e}");
-            return 1;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sluice serve: cannot start the runtime: {e}");
-            return 1;
-        }
+    let (_log, runtime) = match super::start_process("serve", format, &config.log.level) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(serve(config, started)) {
         Ok(()) => 0,
