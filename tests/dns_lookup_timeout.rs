@@ -14,7 +14,7 @@ mod support;
 
 use std::process::Stdio;
 
-use support::{Error, Namespace, Options, Scrape, Sluice, is_root};
+use support::{Error, LaunchOptions, Namespace, Scrape, Sluice, is_root};
 
 /// Reads every UDP query and TCP connection on 127.0.0.53:53 and answers none.
 const SILENT_RESOLVER: &str = "import socket, time
@@ -57,9 +57,9 @@ fn a_hanging_lookup_is_cut_off_and_counted_for_http_and_mqtt() -> Result<(), Err
     let sluice = Sluice::launch(
         "http: {listen: 127.0.0.1:3128, connect_timeout: 300ms}\n\
          mqtt:\n  - listen: 127.0.0.1:1883\n    upstream: broker.plant.local:1883\n    connect_timeout: 300ms\n",
-        Options {
+        LaunchOptions {
             wrapper: &ns.wrapper(),
-            ..Options::default()
+            ..LaunchOptions::default()
         },
     );
     // HTTP: the resolver's own timeout is 30 s; the proxy gives up at connect_timeout.

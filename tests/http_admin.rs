@@ -182,9 +182,9 @@ fn json_log_format_flag_writes_json_lines() -> TestResult {
     let (http, admin) = (free_port(), free_port());
     let config =
         format!("http:\n  listen: 127.0.0.1:{http}\nadmin:\n  listen: 127.0.0.1:{admin}\n");
-    let options = Options {
+    let options = LaunchOptions {
         args: &["--log-format", "json"],
-        ..Options::default()
+        ..LaunchOptions::default()
     };
     let gw = Sluice::launch(&config, options);
     // Readiness and the startup line are not ordered: wait for the line itself.

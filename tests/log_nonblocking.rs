@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{Error, Options, Scrape, Sluice, free_addr, http_get};
+use support::{Error, LaunchOptions, Scrape, Sluice, free_addr, http_get};
 
 #[test]
 fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result<(), Error> {
@@ -20,9 +20,9 @@ fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result
          mqtt:\n  - listen: {mqtt}\n    upstream: 127.0.0.1:9\n"
     );
     // stderr is a pipe we never read: once its 64 KiB fill, a blocking writer would stall.
-    let options = Options {
+    let options = LaunchOptions {
         unread_stderr: true,
-        ..Options::default()
+        ..LaunchOptions::default()
     };
     let sluice = Sluice::launch(&config, options);
     // Each garbage session ends with one debug line (~150 bytes): far more than the pipe

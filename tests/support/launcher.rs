@@ -26,9 +26,9 @@ const SCRUBBED_ENV: [&str; 5] = [
     "NODE_NAME",
 ];
 
-/// How a server is started, beyond its config. `Options::default()`: nothing more.
+/// How a server is started, beyond its config; `LaunchOptions::default()`: nothing more.
 #[derive(Clone, Copy, Default)]
-pub struct Options<'a> {
+pub struct LaunchOptions<'a> {
     /// Arguments before `-c`, e.g. `["--log-format", "json"]`.
     pub args: &'a [&'a str],
     pub env: &'a [(&'a str, &'a str)],
@@ -51,7 +51,7 @@ pub struct Process {
 impl Process {
     /// Writes `config` to `dir/sluice.yaml` and runs `sluice <command> [args] -c <it>` from the
     /// repository root (relative fixture paths work), stderr to `dir/sluice.log`.
-    pub fn spawn(dir: TempDir, command: &str, config: &str, options: Options) -> Self {
+    pub fn spawn(dir: TempDir, command: &str, config: &str, options: LaunchOptions) -> Self {
         let path = dir.file("sluice.yaml", config);
         let log = dir.join("sluice.log");
         let mut cmd = wrapped(options.wrapper, env!("CARGO_BIN_EXE_sluice"));
@@ -223,27 +223,27 @@ pub struct Sluice {
 impl Sluice {
     /// `sluice serve` on [`gateway_config`]`(extra)`.
     pub fn start(extra: &str) -> Self {
-        Self::launch(&gateway_config(extra), Options::default())
+        Self::launch(&gateway_config(extra), LaunchOptions::default())
     }
 
     /// As [`Sluice::start`], with extra environment variables for the process.
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Self {
-        let options = Options {
+        let options = LaunchOptions {
             env,
-            ..Options::default()
+            ..LaunchOptions::default()
         };
         Self::launch(&gateway_config(extra), options)
     }
 
     /// `sluice serve` on a whole config of the test's own.
     pub fn serve(config: &str) -> Self {
-        Self::launch(config, Options::default())
+        Self::launch(config, LaunchOptions::default())
     }
 
     /// `sluice serve [args] -c <config>`, started as `options` say. The listener addresses are
     /// read from the config with sluice's own parser; every one must be a fixed port, as
     /// readiness is asked of the admin address and the tests connect to the others.
-    pub fn launch(config: &str, options: Options) -> Self {
+    pub fn launch(config: &str, options: LaunchOptions) -> Self {
         let parsed = sluice::config::Config::parse(config)
             .unwrap_or_else(|e| panic!("the test's config does not parse: {e}\n{config}"));
         let admin = fixed(parsed.admin.listen, "admin.listen");

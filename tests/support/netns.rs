@@ -42,7 +42,7 @@ impl Namespace {
         &self.name
     }
 
-    /// The command prefix that runs a program inside, for [`super::Options::wrapper`].
+    /// The command prefix that runs a program inside, for [`super::LaunchOptions::wrapper`].
     pub fn wrapper(&self) -> [&str; 4] {
         ["ip", "netns", "exec", &self.name]
     }

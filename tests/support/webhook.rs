@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value as Json, json};
 
 use super::http::parse_response;
-use super::launcher::{Options, Process};
+use super::launcher::{LaunchOptions, Process};
 use super::metrics::Scrape;
 use super::tempdir::TempDir;
 use super::{free_port, repo};
@@ -81,7 +81,7 @@ impl Webhook {
             0,
             "webhook.listen: give the test a free port, not 0"
         );
-        let mut process = Process::spawn(dir, "webhook", config, Options::default());
+        let mut process = Process::spawn(dir, "webhook", config, LaunchOptions::default());
         process.wait_ready(&format!("GET https://{addr}/readyz with 200"), || {
             matches!(https_get(addr, &ca, "/readyz"), Ok((200, _)))
         });
