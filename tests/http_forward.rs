@@ -323,10 +323,10 @@ fn client_vanishing_mid_body_is_counted_and_others_are_served() -> TestResult {
 }
 
 #[test]
-fn sigterm_lets_an_open_request_finish_then_exits_zero() -> TestResult {
+fn sigterm_turns_readyz_503_while_an_open_request_finishes_then_exits_zero() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::from_millis(1500))?;
     let mut gw = Sluice::start("");
-    let addr = gw.proxy();
+    let (addr, admin) = (gw.proxy(), gw.admin);
     let target = up.addr;
     let client = std::thread::spawn(move || {
         let req =
@@ -334,17 +334,26 @@ fn sigterm_lets_an_open_request_finish_then_exits_zero() -> TestResult {
         raw_exchange(addr, req.as_bytes())
     });
     // Wait until the request is at the upstream, then ask sluice to stop.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while up.heads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        if std::time::Instant::now() > deadline {
-            return Err("request never reached the upstream".into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let code = gw.terminate();
+    wait_until(WAIT, "the request reaching the upstream", || {
+        up.heads.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
+    gw.sigterm();
+    // Kubernetes takes the endpoint out on 503 while the process is still alive and serving.
+    wait_until(WAIT, "/readyz answering 503 during the drain", || {
+        matches!(http_get(admin, "/readyz"), Ok((503, _)))
+    });
+    assert_eq!(
+        http_get(admin, "/healthz")?.0,
+        200,
+        "still alive while draining"
+    );
+    assert!(
+        !client.is_finished(),
+        "the drain phase was observed before the request ended"
+    );
     let resp = client.join().map_err(|_| "client thread panicked")??;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
-    assert_eq!(code, Some(0));
+    assert_eq!(gw.wait_exit(), Some(0));
     // After exit, nothing listens.
     assert!(TcpStream::connect(addr).is_err());
     Ok(())

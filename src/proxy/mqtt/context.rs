@@ -21,6 +21,8 @@ pub struct ListenerCtx {
     pub(super) upstream_tls: Option<(TlsConnector, ServerName<'static>)>,
     /// Broker lookup and connect failures are logged at most once a second per listener.
     pub(super) upstream_errors: RateLimiter,
+    /// Refused client TLS handshakes, logged with their reason at most once a second.
+    pub(super) handshake_errors: RateLimiter,
 }
 
 impl ListenerCtx {
@@ -59,6 +61,7 @@ impl ListenerCtx {
             tls,
             upstream_tls,
             upstream_errors: RateLimiter::new(1),
+            handshake_errors: RateLimiter::new(1),
         })
     }
 }

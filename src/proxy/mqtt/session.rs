@@ -195,10 +195,17 @@ async fn accept_tls(
     let Some(acceptor) = &ctx.tls else {
         return Ok((Stream::Tcp(tcp), None));
     };
+    let peer = tcp.peer_addr().ok();
     let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
         .await
         .map_err(|_| connect_timed_out())?
-        .map_err(|e| SessionError::new("tls_handshake", e.to_string()))?;
+        .map_err(|e| {
+            let why = crate::proxy::tls::handshake_refusal(&e);
+            if ctx.handshake_errors.allow() {
+                tracing::warn!(listener = %ctx.config.listen, peer = ?peer, "TLS handshake refused: {why}");
+            }
+            SessionError::new("tls_handshake", why)
+        })?;
     let name = tls
         .get_ref()
         .1
