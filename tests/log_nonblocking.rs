@@ -7,10 +7,23 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use support::{Error, LaunchOptions, Scrape, Sluice, free_addr, http_get};
+
+/// `n` sessions, one after another, each sending a packet no MQTT client may send first.
+fn garbage_sessions(mqtt: SocketAddr, n: usize) -> Result<(), Error> {
+    for _ in 0..n {
+        let mut s = TcpStream::connect(mqtt)?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.write_all(&[0xF0, 0x00])?;
+        let mut sink = [0u8; 16];
+        // The session closes once it has judged the packet; a stalled logger would hang here.
+        let _ = s.read(&mut sink);
+    }
+    Ok(())
+}
 
 #[test]
 fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result<(), Error> {
@@ -25,15 +38,13 @@ fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result
         ..LaunchOptions::default()
     };
     let sluice = Sluice::launch(&config, options);
-    // Each garbage session ends with one debug line (~150 bytes): far more than the pipe
-    // and the writer's queue hold together.
-    for _ in 0..24_000 {
-        let mut s = TcpStream::connect(mqtt)?;
-        s.set_read_timeout(Some(Duration::from_secs(20)))?;
-        s.write_all(&[0xF0, 0x00])?;
-        let mut sink = [0u8; 16];
-        // The session closes once it has judged the packet; a stalled logger would hang here.
-        let _ = s.read(&mut sink);
+    // Each garbage session ends with one debug line (~150 bytes): 24,000 of them are far more
+    // than the pipe and the writer's queue hold together. Two clients at once: both cores.
+    let clients: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || garbage_sessions(mqtt, 12_000)))
+        .collect();
+    for c in clients {
+        c.join().map_err(|_| "a client thread panicked")??;
     }
     let dropped = sluice.metric("sluice_log_lines_dropped_total");
     assert!(
