@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::http::http_get;
 use super::metrics::Scrape;
@@ -97,19 +98,24 @@ impl Process {
 
     /// Waits until `ready` holds; fails with the log if the process exits first or the wait
     /// runs out.
+    #[track_caller]
     pub fn wait_ready(&mut self, probe: &str, mut ready: impl FnMut() -> bool) {
-        let what = format!("{} to answer {probe}", self.what);
-        let mut exited = None;
-        wait_until(WAIT, &what, || {
-            exited = self.child.try_wait().ok().flatten();
-            exited.is_some() || ready()
-        });
-        if let Some(status) = exited {
-            panic!(
-                "{} exited ({status}) before it was ready:\n{}",
+        let deadline = Instant::now() + WAIT;
+        while !ready() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before it was ready:\n{}",
+                    self.what,
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting for {} to answer {probe}; its log:\n{}",
                 self.what,
                 self.logs()
             );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -119,6 +125,7 @@ impl Process {
     }
 
     /// Waits for a log line containing `needle`, for events only the log shows; the line.
+    #[track_caller]
     pub fn wait_for_log(&self, needle: &str) -> String {
         let mut line = String::new();
         wait_until(WAIT, &format!("a log line with {needle:?}"), || match self
@@ -145,12 +152,14 @@ impl Process {
     }
 
     /// Sends SIGTERM (with the system `kill`, from procps) and waits for the exit code.
+    #[track_caller]
     pub fn terminate(&mut self) -> Option<i32> {
         self.sigterm();
         self.wait_exit()
     }
 
     /// Sends SIGTERM and returns at once, for tests that watch the shutdown happen.
+    #[track_caller]
     pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
@@ -161,6 +170,7 @@ impl Process {
     }
 
     /// Waits for the process to exit on its own; its exit code (None: killed by a signal).
+    #[track_caller]
     pub fn wait_exit(&mut self) -> Option<i32> {
         let mut code = None;
         let what = format!("{} to exit", self.what);
@@ -222,11 +232,13 @@ pub struct Sluice {
 
 impl Sluice {
     /// `sluice serve` on [`gateway_config`]`(extra)`.
+    #[track_caller]
     pub fn start(extra: &str) -> Self {
         Self::launch(&gateway_config(extra), LaunchOptions::default())
     }
 
     /// As [`Sluice::start`], with extra environment variables for the process.
+    #[track_caller]
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Self {
         let options = LaunchOptions {
             env,
@@ -236,6 +248,7 @@ impl Sluice {
     }
 
     /// `sluice serve` on a whole config of the test's own.
+    #[track_caller]
     pub fn serve(config: &str) -> Self {
         Self::launch(config, LaunchOptions::default())
     }
@@ -243,9 +256,12 @@ impl Sluice {
     /// `sluice serve [args] -c <config>`, started as `options` say. The listener addresses are
     /// read from the config with sluice's own parser; every one must be a fixed port, as
     /// readiness is asked of the admin address and the tests connect to the others.
+    #[track_caller]
     pub fn launch(config: &str, options: LaunchOptions) -> Self {
-        let parsed = sluice::config::Config::parse(config)
-            .unwrap_or_else(|e| panic!("the test's config does not parse: {e}\n{config}"));
+        let parsed = match sluice::config::Config::parse(config) {
+            Ok(parsed) => parsed,
+            Err(e) => panic!("the test's config does not parse: {e}\n{config}"),
+        };
         let admin = fixed(parsed.admin.listen, "admin.listen");
         let http = parsed.http.as_ref().map(|h| fixed(h.listen, "http.listen"));
         let mqtt = parsed
@@ -292,6 +308,7 @@ impl Sluice {
 }
 
 /// `addr`, unless its port is 0: the bound port could then only be learnt from the log.
+#[track_caller]
 fn fixed(addr: SocketAddr, key: &str) -> SocketAddr {
     assert_ne!(
         addr.port(),

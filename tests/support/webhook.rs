@@ -56,6 +56,7 @@ impl Webhook {
     /// Starts the webhook on a free port with TLS material made for it (`ca.crt`, `tls.crt`,
     /// `tls.key` in its directory) and `extra` appended to the `webhook:` section (indented
     /// by four spaces).
+    #[track_caller]
     pub fn start(extra: &str) -> Result<Self, String> {
         let dir = TempDir::new("webhook");
         let (ca, cert, key) = (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"));
@@ -71,6 +72,7 @@ impl Webhook {
 
     /// `sluice webhook -c <config>` in `dir`, its listen address read from the config (a fixed
     /// free port); clients trust `ca`.
+    #[track_caller]
     pub fn launch(dir: TempDir, config: &str, ca: PathBuf) -> Self {
         let addr = sluice::config::Config::parse(config)
             .unwrap_or_else(|e| panic!("the test's config does not parse: {e}\n{config}"))
