@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::certs::{self, ReloadingCert};
+use super::error::AdmissionError;
 use super::inventory::Inventory;
 use super::policies::{Policies, Problem};
 use super::service::{Webhook, text};
@@ -27,9 +28,10 @@ use crate::proxy::listener::{self, Accepted, Accounting, Listener};
 /// template or constraint that cannot be loaded, is an error naming the key and the problem; with
 /// `skip` the problems are logged and the rest served, but a set left with no constraint
 /// because of them is still an error (a webhook that enforces nothing must never be ready).
-pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
+pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, AdmissionError> {
     let inventory = match &cfg.inventory {
-        Some(dir) => Inventory::load(dir).map_err(|e| format!("webhook.inventory: {e}"))?,
+        Some(dir) => Inventory::load(dir)
+            .map_err(|e| AdmissionError::Start(format!("webhook.inventory: {e}")))?,
         None => Inventory::new(),
     };
     let mut policies = if cfg.paths.is_empty() {
@@ -38,7 +40,7 @@ pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
         Policies::load(&cfg.paths, inventory)
     };
     policies.set_eval_timeout(cfg.eval_timeout.get());
-    refuse_problems(&policies, cfg.on_template_error)?;
+    refuse_problems(&policies, cfg.on_template_error).map_err(AdmissionError::Start)?;
     for p in &policies.problems {
         tracing::error!("{p} (webhook.on_template_error: skip)");
     }
@@ -78,7 +80,8 @@ fn refuse_problems(policies: &Policies, on_error: OnTemplateError) -> Result<(),
 }
 
 /// Serves the webhook until the process is stopped.
-pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
+pub async fn run(cfg: WebhookConfig) -> Result<(), AdmissionError> {
+    let start = |e: String| AdmissionError::Start(e);
     let started = Instant::now();
     let policies = load_policies(&cfg)?;
     let webhook = Arc::new(Webhook::new(
@@ -87,27 +90,22 @@ pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
         cfg.max_body_bytes.as_usize(),
     ));
     let for_reload = webhook.clone();
-    let resolver = Arc::new(
-        ReloadingCert::new(
-            &cfg.tls.cert,
-            &cfg.tls.key,
-            cfg.cert_reload_interval.get(),
-            Box::new(move |r| match r {
-                Ok(()) => {
-                    for_reload.metrics.cert_reloads.inc();
-                }
-                Err(_) => for_reload.count_error("cert_reload"),
-            }),
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(
-        certs::server_config(resolver).map_err(|e| e.to_string())?,
-    ));
+    let resolver = Arc::new(ReloadingCert::new(
+        &cfg.tls.cert,
+        &cfg.tls.key,
+        cfg.cert_reload_interval.get(),
+        Box::new(move |r| match r {
+            Ok(()) => {
+                for_reload.metrics.cert_reloads.inc();
+            }
+            Err(_) => for_reload.count_error("cert_reload"),
+        }),
+    )?);
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs::server_config(resolver)?));
     let listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| format!("webhook.listen {}: {e}", cfg.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| start(format!("webhook.listen {}: {e}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(|e| start(e.to_string()))?;
     tracing::info!(
         addr = %addr,
         templates = webhook.policies.templates.len(),
