@@ -72,7 +72,7 @@ fn sigterm_turns_readyz_503_while_an_open_review_finishes_then_exit_0() -> Resul
     .map_err(|e| e.to_string())?;
 
     // An open review: its head and half its body sent, the rest held back.
-    let config = sluice::proxy::tls::client_config(&hook.ca)?;
+    let config = sluice::proxy::tls::client_config(&hook.ca).map_err(|e| e.to_string())?;
     let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let tcp = std::net::TcpStream::connect(hook.addr).map_err(|e| e.to_string())?;
