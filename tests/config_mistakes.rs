@@ -80,3 +80,21 @@ fn localhost_port_is_a_loopback_listener() {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port));
     assert!(stream.as_mut().is_ok(), "connect to 127.0.0.1:{port}");
 }
+
+#[test]
+fn a_missing_bundle_file_with_nothing_persisted_stops_serve() {
+    refused_without_file(
+        "serve",
+        "policy:\n  bundle: {file: /nonexistent/plant.tar.gz}\n",
+        "policy.bundle.file: /nonexistent/plant.tar.gz: No such file or directory (os error 2); \
+         name a readable bundle (.tar.gz), or set policy.bundle.persist_dir holding a persisted \
+         bundle to serve meanwhile",
+    );
+}
+
+/// As [`refused`], for errors found after the file was read (no file name in front).
+#[track_caller]
+fn refused_without_file(command: &str, yaml: &str, line: &str) {
+    let (out, _) = run_with(command, yaml);
+    assert_one_line_error(&out, &format!("sluice {command}: {line}"));
+}
