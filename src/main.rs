@@ -41,7 +41,26 @@ enum Command {
     Health(health::HealthArgs),
 }
 
+/// A reader that went away (`sluice test -v | head`) ends the command quietly, as for any Unix
+/// tool: Rust ignores SIGPIPE, so `println!` would otherwise panic with "Broken pipe".
+fn end_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
