@@ -11,6 +11,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+mod intercept;
+pub use intercept::{DnsRefusal, InterceptConfig, InterceptDnsConfig, OtherTraffic};
+
 /// A configuration error, printed as one line naming the file and the key.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -39,6 +42,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The local SQLite decision log; absent or `null` turns it off.
     pub decision_log: Option<DecisionLogConfig>,
+    /// Transparent interception; absent or `null` turns it off.
+    pub intercept: Option<InterceptConfig>,
 }
 
 /// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
@@ -55,6 +60,7 @@ impl Default for Config {
             webhook: WebhookConfig::default(),
             log: LogConfig::default(),
             decision_log: None,
+            intercept: None,
         }
     }
 }
@@ -687,6 +693,9 @@ impl Config {
         }
         if self.webhook.eval_timeout.0.is_zero() {
             return Err("webhook.eval_timeout: must be greater than zero".into());
+        }
+        if let Some(i) = &self.intercept {
+            i.validate()?;
         }
         for (i, m) in self.mqtt.iter().enumerate() {
             split_host_port(&m.upstream).map_err(|e| format!("mqtt[{i}].upstream: {e}"))?;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice::admission::{self, VerifyArgs, WebhookArgs};
 use sluice::cert::{self, CertArgs};
+use sluice::cmd::iptables::{self, IptablesArgs};
 use sluice::health::{self, HealthArgs};
 use sluice::logcmd::{self, LogArgs};
 use sluice::policy::cli::{self, CheckArgs, EvalArgs, TestArgs};
@@ -42,6 +43,8 @@ enum Command {
     Log(LogArgs),
     /// Make the webhook's serving certificate and the caBundle for its configuration
     Cert(CertArgs),
+    /// Print or apply the pod's interception rules (for the init container)
+    Iptables(IptablesArgs),
     /// Probe an admin endpoint (for container health checks); exit 0 when it answers 2xx
     Health(HealthArgs),
 }
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Log(a) => logcmd::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
+        Command::Iptables(a) => iptables::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

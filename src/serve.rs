@@ -176,6 +176,16 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
+    let intercept = crate::proxy::transparent::start(
+        &config,
+        gateway.clone(),
+        in_flight.clone(),
+        shutdown_rx.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tasks.extend(intercept.tasks);
+    listening.extend(intercept.listening);
     admin.set_ready(true);
     tracing::info!(
         listening = %listening.join(" "),

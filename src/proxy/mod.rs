@@ -3,10 +3,12 @@
 //! Every proxy asks [`Gateway::decide`], which wraps the policy `Decider` with the metrics and
 //! the rate-limited deny log, so that every protocol is judged, counted and logged the same way.
 
+pub mod dns;
 pub mod http;
 pub mod mqtt;
 pub mod sni;
 pub mod tls;
+pub mod transparent;
 
 use std::sync::Arc;
 

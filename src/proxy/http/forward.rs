@@ -56,7 +56,29 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
         Err(refusal) => return refusal,
     };
 
-    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // RFC 9112 §3.2.2: a proxy replaces Host with the absolute-form's authority, which is
+    // also what the policy judged.
+    // Never userinfo (`http://user:pass@host/`): credentials do not belong in Host.
+    let host_header = match authority.port() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    let mut req = req;
+    if let Ok(h) = HeaderValue::from_str(&host_header) {
+        req.headers_mut().insert(header::HOST, h);
+    }
+    send(p, req, addr, &authority).await
+}
+
+/// Sends a judged request to exactly `addr` and relays the response; `authority` names the
+/// upstream in error answers.
+pub(super) async fn send(
+    p: &HttpProxy,
+    req: Request<Incoming>,
+    addr: std::net::SocketAddr,
+    authority: &http::uri::Authority,
+) -> Response<ProxyBody> {
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(upstream_uri) = judged_uri(addr, target) else {
         p.error("bad_request");
         return reply::error(
@@ -66,16 +88,6 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
     };
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    // RFC 9112 §3.2.2: a proxy replaces Host with the absolute-form's authority, which is
-    // also what the policy judged.
-    // Never userinfo (`http://user:pass@host/`): credentials do not belong in Host.
-    let host_header = match authority.port() {
-        Some(port) => format!("{}:{port}", authority.host()),
-        None => authority.host().to_string(),
-    };
-    if let Ok(h) = HeaderValue::from_str(&host_header) {
-        parts.headers.insert(header::HOST, h);
-    }
     add_via(&mut parts.headers);
     parts.uri = upstream_uri;
     parts.version = Version::HTTP_11;
@@ -95,7 +107,7 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
                 ),
             )
         }
-        Ok(Err(e)) => upstream_failure(p, &authority, &e),
+        Ok(Err(e)) => upstream_failure(p, authority, &e),
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();
             // The client talks HTTP/1.1 with us, whatever the upstream spoke.

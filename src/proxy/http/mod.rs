@@ -12,13 +12,14 @@
 mod body;
 mod forward;
 mod headers;
-mod idle;
+pub(crate) mod idle;
 mod reply;
 mod target;
+mod transparent;
 mod tunnel;
 mod upstream;
 #[cfg(target_os = "linux")]
-mod zerocopy;
+pub(crate) mod zerocopy;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ use crate::drain::InFlight;
 use crate::proxy::Gateway;
 use crate::telemetry::metrics::{ErrorLabels, ProtocolLabels};
 use body::BodyCounters;
+pub use transparent::serve_towards;
 use upstream::UpstreamClient;
 
 const PROTOCOL: &str = "http";
@@ -82,6 +84,11 @@ impl HttpProxy {
             down,
             in_flight,
         })
+    }
+
+    /// How long a tunnel may stay silent both ways before it is closed.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.cfg.idle_timeout.get()
     }
 
     fn error(&self, kind: &'static str) {

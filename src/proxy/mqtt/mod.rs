@@ -157,3 +157,21 @@ async fn accept_loop(
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(DRAIN_DEADLINE, permits.acquire_many(all)).await;
 }
+
+/// Serves one intercepted MQTT connection (sniffed by the transparent listener) with the whole
+/// session path; `config.upstream` is the connection's original destination.
+pub async fn serve_towards(
+    gw: Arc<Gateway>,
+    config: MqttListenerConfig,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    match ListenerCtx::new(&config) {
+        Ok(ctx) => session::run(Arc::new(ctx), gw, tcp, peer, shutdown).await,
+        Err(e) => {
+            gw.metrics.error("mqtt", "upstream");
+            tracing::debug!(%peer, "intercepted mqtt refused: {e}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Subcommands whose clap arguments and output live in one file each.
+
+pub mod iptables;

@@ -1,0 +1,213 @@
+//! The transparent listener: every outbound TCP connection of the pod that the rules of
+//! `sluice iptables` redirect here. It reads the connection's original destination, refuses
+//! one whose destination is sluice itself (never a loop), sniffs the first client bytes for at
+//! most `intercept.sniff_timeout` and hands the connection to its path: HTTP/1.x to the HTTP
+//! path (every request judged), MQTT to the MQTT session (CONNECT, Will, PUBLISH, SUBSCRIBE
+//! judged), TLS and everything else to a judged byte tunnel (tunnel.rs). Every path connects to
+//! the original destination and nowhere else.
+//!
+//! Not here: the rules (cmd/iptables.rs), DNS (proxy/dns), the protocols' own logic.
+
+mod original_dst;
+mod sniff;
+mod start;
+mod tunnel;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::InterceptConfig;
+use crate::drain::InFlight;
+use crate::proxy::Gateway;
+use crate::proxy::dns::names::AnsweredNames;
+use crate::proxy::http::HttpProxy;
+pub use original_dst::original_destination;
+pub use sniff::{Sniffed, classify};
+pub use start::{Started, start};
+
+/// The label of the listener's own counters (`errors{protocol="transparent"}`).
+const PROTOCOL: &str = "transparent";
+
+/// Why the interception listeners could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InterceptError {
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        key: &'static str,
+        source: io::Error,
+    },
+}
+
+/// What every intercepted connection shares.
+pub struct Transparent {
+    pub gateway: Arc<Gateway>,
+    pub cfg: InterceptConfig,
+    /// The HTTP path (its limits are `http:`'s, or the defaults when `http: null`).
+    pub http: Arc<HttpProxy>,
+    /// Names sluice's DNS gave out, by address.
+    pub names: Arc<AnsweredNames>,
+    /// Every port sluice listens on: a destination on loopback with one of them is sluice.
+    pub own_ports: Vec<u16>,
+    pub in_flight: InFlight,
+}
+
+/// Binds `addr` and, when it is IPv4 loopback and the host has IPv6, `[::1]` on the same
+/// port (the IPv6 rules redirect there). TCP only; the DNS listener binds UDP itself.
+pub async fn bind_tcp(
+    addr: SocketAddr,
+    key: &'static str,
+) -> Result<Vec<TcpListener>, InterceptError> {
+    let bind_err = |addr, source| InterceptError::Bind { addr, key, source };
+    let mut out = vec![
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| bind_err(addr, e))?,
+    ];
+    if let Some(v6) = loopback_v6(addr) {
+        match TcpListener::bind(v6).await {
+            Ok(l) => out.push(l),
+            Err(e) if no_ipv6(&e) => {
+                tracing::info!(%v6, "no IPv6 loopback: listening on IPv4 only")
+            }
+            Err(e) => return Err(bind_err(v6, e)),
+        }
+    }
+    Ok(out)
+}
+
+/// `[::1]:port` for a listener on `127.0.0.1:port`.
+pub fn loopback_v6(addr: SocketAddr) -> Option<SocketAddr> {
+    (addr.ip() == IpAddr::from([127, 0, 0, 1]))
+        .then(|| SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), addr.port()))
+}
+
+/// The error of binding `::1` on a host without IPv6.
+pub fn no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)
+    )
+}
+
+/// Serves every listener until `shutdown`; each handle ends when its accept loop stopped.
+pub fn spawn(
+    t: Arc<Transparent>,
+    listeners: Vec<TcpListener>,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let limit = Arc::new(Semaphore::new(t.cfg.max_connections));
+    listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(t.clone(), l, limit.clone(), shutdown.clone())))
+        .collect()
+}
+
+async fn accept_loop(
+    t: Arc<Transparent>,
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let guard = t.in_flight.guard();
+                let (t, stop) = (t.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    serve(&t, stream, peer, stop).await;
+                    drop((permit, guard));
+                });
+            }
+            Err(_) => {
+                // Out of file descriptors and the like: count, breathe, keep serving.
+                t.gateway.metrics.error(PROTOCOL, "accept");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// One intercepted connection, from its original destination to its path's end.
+async fn serve(
+    t: &Arc<Transparent>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let m = &t.gateway.metrics;
+    let labels = crate::telemetry::metrics::ProtocolLabels { protocol: PROTOCOL };
+    m.connections.get_or_create(&labels).inc();
+    let original = match original_destination(&stream) {
+        Ok(a) => unmapped(a),
+        Err(e) => {
+            m.error(PROTOCOL, "no_original_destination");
+            tracing::debug!(%peer, "intercepted connection without an original destination: {e}");
+            return;
+        }
+    };
+    let local = stream.local_addr().ok();
+    if t.is_self(original, local) {
+        m.error(PROTOCOL, "loop");
+        tracing::debug!(%peer, %original, "refused: the original destination is sluice itself");
+        return;
+    }
+    let host = t
+        .names
+        .name_of(original.ip())
+        .unwrap_or_else(|| original.ip().to_string());
+    match sniff::sniff(&stream, t.cfg.sniff_timeout.get()).await {
+        Sniffed::Closed => {}
+        Sniffed::BadTls(why) => {
+            m.error(PROTOCOL, "tls_malformed");
+            tracing::debug!(%peer, %original, why, "refused: malformed TLS ClientHello");
+        }
+        Sniffed::Http => {
+            crate::proxy::http::serve_towards(t.http.clone(), stream, original, host, stop).await
+        }
+        Sniffed::Mqtt => {
+            let cfg = t.cfg.mqtt_towards(original);
+            crate::proxy::mqtt::serve_towards(t.gateway.clone(), cfg, stream, peer, stop).await
+        }
+        Sniffed::Tls { sni } => tunnel::run(t, stream, original, &host, sni.as_deref()).await,
+        Sniffed::Opaque => tunnel::run(t, stream, original, &host, None).await,
+    }
+}
+
+impl Transparent {
+    /// True when `original` is one of sluice's own listeners (the listener itself, or loopback
+    /// on one of its ports): relaying it would loop or reach sluice's internals.
+    fn is_self(&self, original: SocketAddr, local: Option<SocketAddr>) -> bool {
+        Some(original) == local
+            || ((original.ip().is_loopback() || original.ip().is_unspecified())
+                && self.own_ports.contains(&original.port()))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
+fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
+}

@@ -1,0 +1,123 @@
+//! A judged byte tunnel for an intercepted connection that is not HTTP or MQTT: TLS (protocol
+//! `https`) or anything else (protocol `tcp`), operation `tunnel`, judged on the original
+//! address and port (`target.ip`, its zone) before a byte goes anywhere. `target.host` is the
+//! name sluice's DNS answered for that address, else the address. A TLS server name (SNI) is
+//! only a claim: an external address is an export whatever it names; an SNI naming another
+//! external host is judged as an export of its own too (domain fronting), as in CONNECT.
+//!
+//! Allowed: connect to exactly the original destination and splice both ways until either
+//! side closes or no byte moves for `http.idle_timeout`. Denied: the connection is closed.
+//! Not here: sniffing (sniff.rs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use super::{PROTOCOL, Transparent};
+use crate::policy::{Input, Operation, Protocol, Target, Zone};
+use crate::proxy::http::idle::Activity;
+use crate::site::HostKind;
+use crate::telemetry::metrics::BytesLabels;
+
+pub async fn run(
+    t: &Arc<Transparent>,
+    client: TcpStream,
+    original: SocketAddr,
+    host: &str,
+    sni: Option<&str>,
+) {
+    let gw = &t.gateway;
+    let protocol = if sni.is_some() {
+        Protocol::Https
+    } else {
+        Protocol::Tcp
+    };
+    let zone = gw.site.zone_of_ip(original.ip());
+    let input = Input {
+        protocol,
+        operation: Operation::Tunnel,
+        source: &gw.identity,
+        target: Target {
+            host,
+            port: original.port(),
+            ip: Some(original.ip()),
+            zone,
+        },
+        mqtt: None,
+        http: None,
+    };
+    if !gw.decide(&input).allowed() {
+        return;
+    }
+    if let Some(name) = sni.filter(|n| *n != host && claims_external(t, n)) {
+        let fronted = Input {
+            target: Target {
+                host: name,
+                zone: Zone::External,
+                ..input.target
+            },
+            ..input
+        };
+        if !gw.decide(&fronted).allowed() {
+            gw.metrics.error(PROTOCOL, "sni_refused");
+            return;
+        }
+    }
+    let connect = TcpStream::connect(original);
+    let upstream = match tokio::time::timeout(t.cfg.connect_timeout.get(), connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => {
+            gw.metrics.error(PROTOCOL, "upstream_unreachable");
+            return;
+        }
+        Err(_) => {
+            gw.metrics.error(PROTOCOL, "connect_timeout");
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let _ = client.set_nodelay(true);
+    relay(t, client, upstream, protocol.as_str()).await;
+}
+
+/// True when `name` would leave the site by the site's rule (not a local domain, or a literal
+/// external address).
+fn claims_external(t: &Transparent, name: &str) -> bool {
+    match t.gateway.site.classify(name) {
+        HostKind::LocalName => false,
+        HostKind::Address(_, zone) => zone == Zone::External,
+        HostKind::ExternalName => true,
+    }
+}
+
+async fn relay(t: &Transparent, client: TcpStream, upstream: TcpStream, protocol: &'static str) {
+    let m = &t.gateway.metrics;
+    let counter = |direction| {
+        m.bytes
+            .get_or_create(&BytesLabels {
+                protocol,
+                direction,
+            })
+            .clone()
+    };
+    let (up, down) = (counter("upstream"), counter("downstream"));
+    let idle = t.http.idle_timeout();
+    let activity = Activity::new();
+    #[cfg(target_os = "linux")]
+    let relayed = crate::proxy::http::zerocopy::relay(&client, &upstream, &up, &down, &activity);
+    #[cfg(not(target_os = "linux"))]
+    let relayed = async {
+        let (mut c, mut u) = (client, upstream);
+        tokio::io::copy_bidirectional(&mut c, &mut u)
+            .await
+            .map(|_| ())
+    };
+    tokio::select! {
+        r = relayed => if r.is_err() {
+            // A reset in the middle of a tunnel is normal life for TCP: counted, not logged.
+            m.error(PROTOCOL, "tunnel_io");
+        },
+        _ = activity.idle_for(idle) => m.error(PROTOCOL, "tunnel_idle_timeout"),
+    }
+}
