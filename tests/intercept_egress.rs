@@ -228,6 +228,25 @@ fn local_traffic_needs_no_proxy_settings_and_allowed_exports_arrive() -> TestRes
         let out = ns.client_output(&["curl", "-s", "-m", "5", url])?;
         assert_eq!(stdout_of(&out), "plant-ok", "{url}");
     }
+    let _tls = start_tls_server(&ns)?;
+    let out = ns.client_output(&[
+        "curl",
+        "-sk",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--resolve",
+        "historian.plant.local:8443:10.77.1.1",
+        "https://historian.plant.local:8443/",
+    ])?;
+    assert_eq!(
+        stdout_of(&out),
+        "200",
+        "TLS to a plant server through the transparent path"
+    );
     let banner = pod_banner(&ns, addr("10.77.1.1:2222")?)?;
     assert_eq!(
         banner, "SSH-2.0-plant",
@@ -310,6 +329,19 @@ fn local_traffic_needs_no_proxy_settings_and_allowed_exports_arrive() -> TestRes
         "the allowed export did not get through"
     );
     assert_eq!(exported.load(std::sync::atomic::Ordering::Relaxed), 9);
+
+    // Each went through its protocol's own path and was judged there.
+    let m = metrics(&ns)?;
+    for series in [
+        "sluice_decisions_total{protocol=\"http\",operation=\"request\",verdict=\"allow\"}",
+        "sluice_decisions_total{protocol=\"mqtt\",operation=\"connect\",verdict=\"allow\"}",
+        "sluice_decisions_total{protocol=\"mqtt\",operation=\"publish\",verdict=\"allow\"}",
+        "sluice_decisions_total{protocol=\"tcp\",operation=\"tunnel\",verdict=\"allow\"}",
+        "sluice_decisions_total{protocol=\"dns\",operation=\"lookup\",verdict=\"allow\"}",
+        "sluice_decisions_total{protocol=\"https\",operation=\"tunnel\",verdict=\"allow\"}",
+    ] {
+        assert!(metric(&m, series) >= 1.0, "no {series}");
+    }
     Ok(())
 }
 

@@ -802,3 +802,66 @@ pub fn pod_banner(ns: &Netns, to: SocketAddr) -> Result<String, Error> {
     })??;
     Ok(line)
 }
+
+/// `openssl s_server -www` in the plant on 10.77.1.1:8443, with a fresh self-signed
+/// certificate for historian.plant.local.
+pub fn start_tls_server(ns: &Netns) -> Result<Proc, Error> {
+    let key = ns.dir.join("tls.key");
+    let cert = ns.dir.join("tls.crt");
+    let (k, c) = (
+        key.to_string_lossy().into_owned(),
+        cert.to_string_lossy().into_owned(),
+    );
+    run(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=historian.plant.local",
+        "-keyout",
+        &k,
+        "-out",
+        &c,
+    ])?;
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.plant,
+            "openssl",
+            "s_server",
+            "-accept",
+            "10.77.1.1:8443",
+            "-www",
+            "-key",
+            &k,
+            "-cert",
+            &c,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let proc = Proc {
+        child,
+        log: Default::default(),
+    };
+    let target: SocketAddr = "10.77.1.1:8443".parse()?;
+    let up = wait_until(Duration::from_secs(10), || {
+        in_ns(&ns.plant, move || {
+            TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok()
+        })
+        .unwrap_or(false)
+    });
+    if !up {
+        return Err("openssl s_server did not start".into());
+    }
+    Ok(proc)
+}
