@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::config::InterceptDnsConfig;
+use crate::drain::Watch;
 use crate::proxy::Gateway;
 use crate::proxy::transparent::{InterceptError, bind_tcp, loopback_v6, no_ipv6};
 use names::AnsweredNames;
@@ -72,12 +73,8 @@ impl DnsSockets {
     }
 }
 
-/// Serves every socket until `shutdown`.
-pub fn spawn(
-    d: Arc<Dns>,
-    sockets: DnsSockets,
-    shutdown: watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>> {
+/// Serves every socket until `drain` is signaled.
+pub fn spawn(d: Arc<Dns>, sockets: DnsSockets, drain: Watch) -> Vec<JoinHandle<()>> {
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = Vec::new();
     for s in sockets.udp {
@@ -85,7 +82,7 @@ pub fn spawn(
             d.clone(),
             Arc::new(s),
             limit.clone(),
-            shutdown.clone(),
+            drain.clone(),
         )));
     }
     for l in sockets.tcp {
@@ -93,23 +90,18 @@ pub fn spawn(
             d.clone(),
             l,
             limit.clone(),
-            shutdown.clone(),
+            drain.clone(),
         )));
     }
     tasks
 }
 
-async fn udp_loop(
-    d: Arc<Dns>,
-    socket: Arc<UdpSocket>,
-    limit: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn udp_loop(d: Arc<Dns>, socket: Arc<UdpSocket>, limit: Arc<Semaphore>, mut drain: Watch) {
     let mut buf = vec![0u8; 4096];
     loop {
         let received = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = drain.signaled() => return,
         };
         let (n, peer) = match received {
             Ok(r) => r,
@@ -132,16 +124,11 @@ async fn udp_loop(
     }
 }
 
-async fn tcp_loop(
-    d: Arc<Dns>,
-    listener: TcpListener,
-    limit: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn tcp_loop(d: Arc<Dns>, listener: TcpListener, limit: Arc<Semaphore>, mut drain: Watch) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = drain.signaled() => return,
         };
         let Ok((stream, _peer)) = accepted else {
             d.gateway.metrics.error(PROTOCOL, "accept");

@@ -1,9 +1,9 @@
 //! The HTTP egress gateway: a forward proxy for absolute-form HTTP/1.1 requests and CONNECT
-//! tunnels. This file is the listener: accept loop, connection limit, per-connection limits
+//! tunnels. This file is one client connection on the shared listener: per-connection limits
 //! (header size, header read timeout), graceful shutdown, and error accounting.
 //!
-//! Not here: one request (forward.rs), one tunnel (tunnel.rs), judging a target (target.rs),
-//! upstream connections (upstream.rs). Limits answer as RFC 9110 says: oversize heads get 431
+//! Not here: accepting (proxy/listener.rs), one request (forward.rs), one tunnel (tunnel.rs),
+//! judging a target (proxy/judge.rs), upstream connections (upstream.rs). Limits answer as RFC 9110 says: oversize heads get 431
 //! and malformed ones 400 (hyper writes both), a client too slow to send its head is closed.
 //! An idle client connection waiting for its next request is bounded by `header_timeout` too
 //! (for hyper, waiting for a head is one state); `idle_timeout` bounds pooled upstream ones
@@ -12,14 +12,11 @@
 mod body;
 mod forward;
 mod headers;
-pub(crate) mod idle;
 mod reply;
 mod target;
 mod transparent;
 mod tunnel;
 mod upstream;
-#[cfg(target_os = "linux")]
-pub(crate) mod zerocopy;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,14 +25,14 @@ use std::sync::Arc;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::HttpConfig;
-use crate::drain::InFlight;
-use crate::proxy::Gateway;
-use crate::telemetry::metrics::{ErrorLabels, ProtocolLabels};
+use crate::drain::Watch;
+use crate::proxy::listener::{self, Accepted, Listener};
+use crate::proxy::{Gateway, Judged, copy};
+use crate::telemetry::metrics::ErrorLabels;
 use body::BodyCounters;
 pub use transparent::serve_towards;
 use upstream::UpstreamClient;
@@ -51,7 +48,11 @@ pub struct HttpProxy {
     client: UpstreamClient,
     up: BodyCounters,
     down: BodyCounters,
-    in_flight: InFlight,
+    /// The same byte counters, for tunnels.
+    counters: copy::Counters,
+    /// Held while the proxy lives (every connection and tunnel holds the proxy): draining
+    /// waits for the last of them.
+    drain: Watch,
 }
 
 impl HttpProxy {
@@ -59,7 +60,7 @@ impl HttpProxy {
         gateway: Arc<Gateway>,
         cfg: HttpConfig,
         local: SocketAddr,
-        in_flight: InFlight,
+        drain: Watch,
     ) -> Arc<Self> {
         let m = &gateway.metrics;
         let counters = |direction: &'static str, kind: &'static str| BodyCounters {
@@ -75,6 +76,10 @@ impl HttpProxy {
         let up = counters("upstream", "client_aborted");
         let down = counters("downstream", "upstream_aborted");
         let client = upstream::client(cfg.connect_timeout.get(), cfg.idle_timeout.get());
+        let counters = copy::Counters {
+            up: up.bytes.clone(),
+            down: down.bytes.clone(),
+        };
         Arc::new(Self {
             gateway,
             cfg,
@@ -82,7 +87,8 @@ impl HttpProxy {
             client,
             up,
             down,
-            in_flight,
+            counters,
+            drain,
         })
     }
 
@@ -107,22 +113,23 @@ impl HttpProxy {
     /// requests and tunnels refuse alike. `what` names the operation in the 403 body.
     async fn judge_or_refuse(
         &self,
-        ask: target::Ask<'_>,
+        ask: crate::proxy::Ask<'_>,
         what: &'static str,
         authority: &http::uri::Authority,
     ) -> Result<SocketAddr, http::Response<body::ProxyBody>> {
         use http::StatusCode;
-        let addr = match target::judge(&self.gateway, ask, self.cfg.connect_timeout.get()).await {
-            target::Judged::Allowed(addr) => addr,
-            target::Judged::Denied {
-                verdict,
-                decision_id,
-            } => return Err(reply::denied(what, &verdict, &decision_id)),
-            target::Judged::Unresolvable(msg) => {
+        let addr = match self
+            .gateway
+            .judge(ask, self.cfg.connect_timeout.get())
+            .await
+        {
+            Judged::Allowed { addr, .. } => addr,
+            Judged::Denied(decision) => return Err(reply::denied(what, &decision)),
+            Judged::Unresolvable(msg) => {
                 self.error("dns");
                 return Err(reply::error(StatusCode::BAD_GATEWAY, msg));
             }
-            target::Judged::LookupTimeout(msg) => {
+            Judged::LookupTimeout(msg) => {
                 self.error("dns_timeout");
                 return Err(reply::error(StatusCode::GATEWAY_TIMEOUT, msg));
             }
@@ -149,89 +156,30 @@ fn error_counter(gateway: &Gateway, kind: &'static str) -> Counter {
         .clone()
 }
 
-/// Serves `listener` until `shutdown` turns true; then stops accepting and asks every open
-/// connection to finish its current request. The task ends when the accept loop has stopped;
-/// open work is tracked by the proxy's [`InFlight`].
-pub fn spawn(
-    proxy: Arc<HttpProxy>,
-    listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(accept_loop(proxy, listener, shutdown))
-}
-
-async fn accept_loop(
-    proxy: Arc<HttpProxy>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let limit = Arc::new(Semaphore::new(proxy.cfg.max_connections));
-    loop {
-        let permit = match limit.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                // At the limit: further clients wait in the kernel's backlog.
-                proxy.error("connection_limit");
-                tokio::select! {
-                    p = limit.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                    _ = stopped(&mut shutdown) => return,
-                }
-            }
-        };
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stopped(&mut shutdown) => return,
-        };
-        match accepted {
-            Ok((stream, _peer)) => {
-                let guard = proxy.in_flight.guard();
-                let proxy = proxy.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    let _guard = guard;
-                    serve_connection(proxy, stream, permit, shutdown).await;
-                });
-            }
-            Err(_) => {
-                // Out of file descriptors and the like: count, breathe, keep serving.
-                proxy.error("accept");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
-
-/// Resolves once shutdown has been signalled (or the signal is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// Keeps `connections_open` right however the connection ends.
-struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-async fn serve_connection(
-    proxy: Arc<HttpProxy>,
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let labels = ProtocolLabels { protocol: PROTOCOL };
+/// Serves `tcp` until `drain` is signaled; then stops accepting and asks every open
+/// connection to finish its current request. Draining waits for the proxy's connections and
+/// tunnels (each holds the proxy, which holds a drain watch).
+pub fn spawn(proxy: Arc<HttpProxy>, tcp: TcpListener, drain: Watch) -> JoinHandle<()> {
     let m = &proxy.gateway.metrics;
-    m.connections.get_or_create(&labels).inc();
-    let gauge = m.connections_open.get_or_create(&labels).clone();
-    gauge.inc();
-    let _open = OpenConnection(gauge);
-    let _ = stream.set_nodelay(true);
+    let labels = crate::telemetry::metrics::ProtocolLabels { protocol: PROTOCOL };
+    let counted = proxy.gateway.clone();
+    let listener = Listener {
+        name: PROTOCOL.to_string(),
+        tcp,
+        max_connections: proxy.cfg.max_connections,
+        accounting: listener::Accounting {
+            error: Arc::new(move |kind| counted.metrics.error(PROTOCOL, kind)),
+            accepted: Some(m.connections.get_or_create(&labels).clone()),
+            open: Some(m.connections_open.get_or_create(&labels).clone()),
+        },
+    };
+    listener::spawn(listener, drain, move |a| serve_connection(proxy.clone(), a))
+}
 
+async fn serve_connection(proxy: Arc<HttpProxy>, accepted: Accepted) {
+    let Accepted {
+        stream, mut drain, ..
+    } = accepted;
     let svc_proxy = proxy.clone();
     let svc = service_fn(move |req| {
         let p = svc_proxy.clone();
@@ -248,7 +196,7 @@ async fn serve_connection(
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = stopped(&mut shutdown) => {
+        _ = drain.signaled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }

@@ -16,31 +16,23 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use super::body::ProxyBody;
-use super::{HttpProxy, OpenConnection, PROTOCOL, reply, stopped};
+use super::{HttpProxy, reply};
 use crate::policy::{HttpFacts, Input, Operation, Protocol, Target};
-use crate::telemetry::metrics::ProtocolLabels;
+use crate::proxy::listener::Accepted;
 
 /// Serves one intercepted HTTP/1.x connection whose requests may go to `original` only;
 /// `host` is what the policy sees as `target.host`.
 pub async fn serve_towards(
     proxy: Arc<HttpProxy>,
-    stream: TcpStream,
+    accepted: Accepted,
     original: SocketAddr,
     host: String,
-    mut shutdown: watch::Receiver<bool>,
 ) {
-    let labels = ProtocolLabels { protocol: PROTOCOL };
-    let m = &proxy.gateway.metrics;
-    m.connections.get_or_create(&labels).inc();
-    let gauge = m.connections_open.get_or_create(&labels).clone();
-    gauge.inc();
-    let _open = OpenConnection(gauge);
-    let _ = stream.set_nodelay(true);
-
+    let Accepted {
+        stream, mut drain, ..
+    } = accepted;
     let host: Arc<str> = host.into();
     let svc_proxy = proxy.clone();
     let svc = service_fn(move |req| {
@@ -56,7 +48,7 @@ pub async fn serve_towards(
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = stopped(&mut shutdown) => {
+        _ = drain.signaled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
@@ -98,11 +90,9 @@ async fn handle(
             path: req.uri().path(),
         }),
     };
-    let verdict = p.gateway.decide_unlogged(&input);
-    if !verdict.allowed() {
-        let decision_id = crate::telemetry::decision_id();
-        p.gateway.log_denied(&input, &verdict, Some(&decision_id));
-        return reply::denied("request", &verdict, &decision_id);
+    let decision = p.gateway.decide(&input);
+    if !decision.allowed() {
+        return reply::denied("request", &decision);
     }
     // Error answers name the upstream as the client addressed it, else by its address.
     let authority = req

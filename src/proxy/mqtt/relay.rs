@@ -26,11 +26,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
 use super::encode;
-use super::session::{READ_CHUNK_MAX, READ_CHUNK_MIN, SessionError, discard};
+use super::session::{SessionError, discard};
 use super::wire::{Reader, Writer};
 use crate::config::V3Deny;
 use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
 use crate::proxy::Gateway;
+use crate::proxy::copy::ReadSize;
 use crate::telemetry::metrics::BytesLabels;
 
 mod subscribe;
@@ -82,7 +83,7 @@ pub(super) struct Upstream {
     buf: BytesMut,
     aliases: HashMap<u16, Alias>,
     local_qos2: HashSet<u16>,
-    chunk: usize,
+    chunk: ReadSize,
 }
 
 impl Upstream {
@@ -94,7 +95,7 @@ impl Upstream {
             buf,
             aliases: HashMap::new(),
             local_qos2: HashSet::new(),
-            chunk: READ_CHUNK_MIN,
+            chunk: ReadSize::default(),
         }
     }
 }
@@ -104,7 +105,7 @@ pub(super) struct Downstream {
     r: Reader,
     buf: BytesMut,
     connack_seen: bool,
-    chunk: usize,
+    chunk: ReadSize,
 }
 
 impl Downstream {
@@ -113,7 +114,7 @@ impl Downstream {
             r,
             buf: BytesMut::new(),
             connack_seen: false,
-            chunk: READ_CHUNK_MIN,
+            chunk: ReadSize::default(),
         }
     }
 }
@@ -563,7 +564,7 @@ impl Relay {
 async fn fill(
     r: &mut Reader,
     buf: &mut BytesMut,
-    chunk: &mut usize,
+    chunk: &mut ReadSize,
     max: usize,
 ) -> std::io::Result<bool> {
     if buf.is_empty() {
@@ -571,16 +572,12 @@ async fn fill(
         r.readable().await?;
     }
     let want = match codec::parse_header(buf, max) {
-        Ok(Some(h)) => h.total().saturating_sub(buf.len()).max(*chunk),
-        _ => *chunk,
+        Ok(Some(h)) => h.total().saturating_sub(buf.len()).max(chunk.get()),
+        _ => chunk.get(),
     };
     buf.reserve(want);
     let room = buf.capacity() - buf.len();
     let n = r.read_buf(buf).await?;
-    if n >= room {
-        *chunk = (*chunk * 2).min(READ_CHUNK_MAX);
-    } else if n < *chunk / 4 {
-        *chunk = (*chunk / 2).max(READ_CHUNK_MIN);
-    }
+    chunk.update(n, room);
     Ok(n > 0)
 }

@@ -16,17 +16,16 @@ mod tunnel;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::InterceptConfig;
-use crate::drain::InFlight;
+use crate::drain::Watch;
 use crate::proxy::Gateway;
 use crate::proxy::dns::names::AnsweredNames;
 use crate::proxy::http::HttpProxy;
+use crate::proxy::listener::{self, Accepted, Listener};
 pub use original_dst::original_destination;
 pub use sniff::{Sniffed, classify};
 pub use start::{Started, start};
@@ -55,7 +54,6 @@ pub struct Transparent {
     pub names: Arc<AnsweredNames>,
     /// Every port sluice listens on: a destination on loopback with one of them is sluice.
     pub own_ports: Vec<u16>,
-    pub in_flight: InFlight,
 }
 
 /// Binds `addr` and, when it is IPv4 loopback and the host has IPv6, `[::1]` on the same
@@ -96,66 +94,43 @@ pub fn no_ipv6(e: &io::Error) -> bool {
     )
 }
 
-/// Serves every listener until `shutdown`; each handle ends when its accept loop stopped.
+/// Serves every listener on the shared accept loop until `drain` is signaled.
 pub fn spawn(
     t: Arc<Transparent>,
     listeners: Vec<TcpListener>,
-    shutdown: watch::Receiver<bool>,
+    drain: Watch,
 ) -> Vec<JoinHandle<()>> {
-    let limit = Arc::new(Semaphore::new(t.cfg.max_connections));
+    let m = &t.gateway.metrics;
+    let labels = crate::telemetry::metrics::ProtocolLabels { protocol: PROTOCOL };
     listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept_loop(t.clone(), l, limit.clone(), shutdown.clone())))
+        .map(|tcp| {
+            let counted = t.gateway.clone();
+            let listener = Listener {
+                name: format!(
+                    "intercept {}",
+                    tcp.local_addr()
+                        .map_or_else(|_| "?".into(), |a| a.to_string())
+                ),
+                tcp,
+                max_connections: t.cfg.max_connections,
+                accounting: listener::Accounting {
+                    error: Arc::new(move |kind| counted.metrics.error(PROTOCOL, kind)),
+                    accepted: Some(m.connections.get_or_create(&labels).clone()),
+                    open: Some(m.connections_open.get_or_create(&labels).clone()),
+                },
+            };
+            let t = t.clone();
+            listener::spawn(listener, drain.clone(), move |a| serve(t.clone(), a))
+        })
         .collect()
 }
 
-async fn accept_loop(
-    t: Arc<Transparent>,
-    listener: TcpListener,
-    limit: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let guard = t.in_flight.guard();
-                let (t, stop) = (t.clone(), shutdown.clone());
-                tokio::spawn(async move {
-                    serve(&t, stream, peer, stop).await;
-                    drop((permit, guard));
-                });
-            }
-            Err(_) => {
-                // Out of file descriptors and the like: count, breathe, keep serving.
-                t.gateway.metrics.error(PROTOCOL, "accept");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
-
 /// One intercepted connection, from its original destination to its path's end.
-async fn serve(
-    t: &Arc<Transparent>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    stop: watch::Receiver<bool>,
-) {
+async fn serve(t: Arc<Transparent>, accepted: Accepted) {
     let m = &t.gateway.metrics;
-    let labels = crate::telemetry::metrics::ProtocolLabels { protocol: PROTOCOL };
-    m.connections.get_or_create(&labels).inc();
-    let original = match original_destination(&stream) {
+    let (stream, peer) = (&accepted.stream, accepted.peer);
+    let original = match original_destination(stream) {
         Ok(a) => unmapped(a),
         Err(e) => {
             m.error(PROTOCOL, "no_original_destination");
@@ -163,8 +138,7 @@ async fn serve(
             return;
         }
     };
-    let local = stream.local_addr().ok();
-    if t.is_self(original, local) {
+    if t.is_self(original, stream.local_addr().ok()) {
         m.error(PROTOCOL, "loop");
         tracing::debug!(%peer, %original, "refused: the original destination is sluice itself");
         return;
@@ -173,21 +147,24 @@ async fn serve(
         .names
         .name_of(original.ip())
         .unwrap_or_else(|| original.ip().to_string());
-    match sniff::sniff(&stream, t.cfg.sniff_timeout.get()).await {
+    match sniff::sniff(stream, t.cfg.sniff_timeout.get()).await {
         Sniffed::Closed => {}
         Sniffed::BadTls(why) => {
             m.error(PROTOCOL, "tls_malformed");
             tracing::debug!(%peer, %original, why, "refused: malformed TLS ClientHello");
         }
         Sniffed::Http => {
-            crate::proxy::http::serve_towards(t.http.clone(), stream, original, host, stop).await
+            let proxy = t.http.clone();
+            crate::proxy::http::serve_towards(proxy, accepted, original, host).await
         }
         Sniffed::Mqtt => {
             let cfg = t.cfg.mqtt_towards(original);
-            crate::proxy::mqtt::serve_towards(t.gateway.clone(), cfg, stream, peer, stop).await
+            crate::proxy::mqtt::serve_towards(t.gateway.clone(), cfg, accepted).await
         }
-        Sniffed::Tls { sni } => tunnel::run(t, stream, original, &host, sni.as_deref()).await,
-        Sniffed::Opaque => tunnel::run(t, stream, original, &host, None).await,
+        Sniffed::Tls { sni } => {
+            tunnel::run(&t, accepted.stream, original, &host, sni.as_deref()).await
+        }
+        Sniffed::Opaque => tunnel::run(&t, accepted.stream, original, &host, None).await,
     }
 }
 

@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{InterceptError, Transparent, bind_tcp};
 use crate::config::Config;
-use crate::drain::InFlight;
+use crate::drain::Watch;
 use crate::proxy::Gateway;
 use crate::proxy::dns::names::AnsweredNames;
 use crate::proxy::dns::upstream::Resolvers;
@@ -26,8 +25,7 @@ pub struct Started {
 pub async fn start(
     config: &Config,
     gateway: Arc<Gateway>,
-    in_flight: InFlight,
-    shutdown: watch::Receiver<bool>,
+    drain: Watch,
 ) -> Result<Started, InterceptError> {
     let Some(cfg) = &config.intercept else {
         return Ok(Started {
@@ -53,7 +51,7 @@ pub async fn start(
     own_ports.extend(config.http.iter().map(|h| h.listen.port()));
     own_ports.extend(config.mqtt.iter().map(|m| m.listen.port()));
     let http_cfg = config.http.clone().unwrap_or_default();
-    let http = HttpProxy::new(gateway.clone(), http_cfg, cfg.listen, in_flight.clone());
+    let http = HttpProxy::new(gateway.clone(), http_cfg, cfg.listen, drain.clone());
     let names = Arc::new(AnsweredNames::default());
     let resolvers = Resolvers::new(
         &cfg.dns.upstream,
@@ -72,15 +70,14 @@ pub async fn start(
         http,
         names: names.clone(),
         own_ports,
-        in_flight,
     });
-    let mut tasks = super::spawn(transparent, tcp, shutdown.clone());
+    let mut tasks = super::spawn(transparent, tcp, drain.clone());
     let d = Arc::new(Dns {
         gateway,
         cfg: cfg.dns.clone(),
         resolvers,
         names,
     });
-    tasks.extend(dns::spawn(d, dns_sockets, shutdown));
+    tasks.extend(dns::spawn(d, dns_sockets, drain));
     Ok(Started { tasks, listening })
 }

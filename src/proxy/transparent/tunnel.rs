@@ -6,7 +6,7 @@
 //! external host is judged as an export of its own too (domain fronting), as in CONNECT.
 //!
 //! Allowed: connect to exactly the original destination and splice both ways until either
-//! side closes or no byte moves for `http.idle_timeout`. Denied: the connection is closed.
+//! side closes or no byte moves for `http.idle_timeout` (proxy/copy.rs). Denied: the connection is closed.
 //! Not here: sniffing (sniff.rs).
 
 use std::net::SocketAddr;
@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 
 use super::{PROTOCOL, Transparent};
 use crate::policy::{Input, Operation, Protocol, Target, Zone};
-use crate::proxy::http::idle::Activity;
+use crate::proxy::copy::{self, Counters, Ended};
+use crate::proxy::socket::{self, ConnectError};
 use crate::site::HostKind;
 use crate::telemetry::metrics::BytesLabels;
 
@@ -64,21 +65,36 @@ pub async fn run(
             return;
         }
     }
-    let connect = TcpStream::connect(original);
-    let upstream = match tokio::time::timeout(t.cfg.connect_timeout.get(), connect).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(_)) => {
-            gw.metrics.error(PROTOCOL, "upstream_unreachable");
-            return;
-        }
-        Err(_) => {
+    let upstream = match socket::connect(original, t.cfg.connect_timeout.get()).await {
+        Ok(s) => s,
+        Err(ConnectError::Timeout(_)) => {
             gw.metrics.error(PROTOCOL, "connect_timeout");
             return;
         }
+        Err(_) => {
+            gw.metrics.error(PROTOCOL, "upstream_unreachable");
+            return;
+        }
     };
-    let _ = upstream.set_nodelay(true);
-    let _ = client.set_nodelay(true);
-    relay(t, client, upstream, protocol.as_str()).await;
+    let m = &gw.metrics;
+    let counter = |direction| {
+        m.bytes
+            .get_or_create(&BytesLabels {
+                protocol: protocol.as_str(),
+                direction,
+            })
+            .clone()
+    };
+    let counters = Counters {
+        up: counter("upstream"),
+        down: counter("downstream"),
+    };
+    match copy::relay_tcp(client, upstream, &counters, t.http.idle_timeout()).await {
+        Ended::Closed => {}
+        Ended::Idle => m.error(PROTOCOL, "tunnel_idle_timeout"),
+        // A reset in the middle of a tunnel is normal life for TCP: counted, not logged.
+        Ended::Failed(_) => m.error(PROTOCOL, "tunnel_io"),
+    }
 }
 
 /// True when `name` would leave the site by the site's rule (not a local domain, or a literal
@@ -88,36 +104,5 @@ fn claims_external(t: &Transparent, name: &str) -> bool {
         HostKind::LocalName => false,
         HostKind::Address(_, zone) => zone == Zone::External,
         HostKind::ExternalName => true,
-    }
-}
-
-async fn relay(t: &Transparent, client: TcpStream, upstream: TcpStream, protocol: &'static str) {
-    let m = &t.gateway.metrics;
-    let counter = |direction| {
-        m.bytes
-            .get_or_create(&BytesLabels {
-                protocol,
-                direction,
-            })
-            .clone()
-    };
-    let (up, down) = (counter("upstream"), counter("downstream"));
-    let idle = t.http.idle_timeout();
-    let activity = Activity::new();
-    #[cfg(target_os = "linux")]
-    let relayed = crate::proxy::http::zerocopy::relay(&client, &upstream, &up, &down, &activity);
-    #[cfg(not(target_os = "linux"))]
-    let relayed = async {
-        let (mut c, mut u) = (client, upstream);
-        tokio::io::copy_bidirectional(&mut c, &mut u)
-            .await
-            .map(|_| ())
-    };
-    tokio::select! {
-        r = relayed => if r.is_err() {
-            // A reset in the middle of a tunnel is normal life for TCP: counted, not logged.
-            m.error(PROTOCOL, "tunnel_io");
-        },
-        _ = activity.idle_for(idle) => m.error(PROTOCOL, "tunnel_idle_timeout"),
     }
 }
