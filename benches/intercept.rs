@@ -2,18 +2,22 @@
 //! MQTT publishes/s through sluice's transparent listener against the same traffic sent direct,
 //! and DNS lookups through sluice against lookups straight to the resolver.
 //!
-//! Needs root (it builds the network namespaces of tests/intercept_support: pod, plant,
+//! Needs root (it builds the network namespaces of tests/support/netns.rs: pod, plant,
 //! internet). "Direct" is the same client, same namespaces, on a port listed in
 //! `intercept.exclude_ports`, so only sluice differs. Run: `cargo bench --bench intercept`.
 
-#[path = "../tests/intercept_support/mod.rs"]
-mod intercept_support;
+#[allow(dead_code)]
+#[path = "../tests/support/netns.rs"]
+mod netns;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type TestResult = Result<(), Error>;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use intercept_support::*;
+use netns::*;
 
 const BULK_BYTES: usize = 512 << 20;
 const HTTP_CONNECTIONS: usize = 4;
@@ -47,7 +51,7 @@ fn main() -> TestResult {
     };
     let broker_at: SocketAddr = "10.77.1.1:1884".parse()?;
     let plant = ns.plant.clone();
-    if !wait_until(Duration::from_secs(10), || {
+    if !poll_until(Duration::from_secs(10), || {
         let plant = plant.clone();
         in_ns(&plant, move || {
             TcpStream::connect_timeout(&broker_at, Duration::from_millis(200)).is_ok()

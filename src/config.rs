@@ -11,8 +11,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-mod intercept;
-pub use intercept::{DnsRefusal, InterceptConfig, InterceptDnsConfig, OtherTraffic};
+pub mod intercept;
 
 /// A configuration error, printed as one line naming the file and the key.
 #[derive(Debug)]
@@ -43,7 +42,7 @@ pub struct Config {
     /// The local SQLite decision log; absent or `null` turns it off.
     pub decision_log: Option<DecisionLogConfig>,
     /// Transparent interception; absent or `null` turns it off.
-    pub intercept: Option<InterceptConfig>,
+    pub intercept: Option<intercept::InterceptConfig>,
 }
 
 /// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).

@@ -180,9 +180,10 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
-    let intercept = crate::proxy::transparent::start(&config, gateway.clone(), data_watch.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let intercept =
+        crate::proxy::transparent::start::start(&config, gateway.clone(), data_watch.clone())
+            .await
+            .map_err(|e| e.to_string())?;
     tasks.extend(intercept.tasks);
     listening.extend(intercept.listening);
     drop(data_watch);

@@ -10,10 +10,11 @@
 //! Needs: root (ip netns), python3 (the silent resolver), curl, mosquitto_pub. Skipped with a
 //! message when not root.
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-type Error = Box<dyn std::error::Error>;
+use std::process::{Command, Output, Stdio};
+
+use support::*;
 
 /// A namespace with loopback up and a resolver that never answers; removed (with its
 /// resolv.conf and the resolver) on drop.
@@ -111,45 +112,34 @@ unsafe extern "C" {
 
 fn metric(ns: &Namespace, name: &str) -> Result<f64, Error> {
     let out = ns.exec(&["curl", "-sS", "http://127.0.0.1:9901/metrics"])?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0))
+    Ok(sample(&String::from_utf8_lossy(&out.stdout), name))
 }
 
 #[test]
-fn a_hanging_lookup_is_cut_off_and_counted_for_http_and_mqtt() -> Result<(), Error> {
+fn a_hanging_lookup_is_cut_off_and_counted_for_http_and_mqtt() -> TestResult {
     if !is_root() {
         eprintln!("skipped: needs root for ip netns and iptables");
         return Ok(());
     }
     let ns = Namespace::new()?;
-    let dir = std::env::temp_dir().join(format!("sluice-dns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let config = dir.join("sluice.yaml");
-    std::fs::write(
-        &config,
+    let dir = TempDir::new("dns-timeout");
+    let config = dir.file(
+        "sluice.yaml",
         "http: {listen: 127.0.0.1:3128, connect_timeout: 300ms}\n\
          mqtt:\n  - listen: 127.0.0.1:1883\n    upstream: broker.plant.local:1883\n    connect_timeout: 300ms\n",
-    )?;
+    );
     let mut sluice = ns
         .command(&[env!("CARGO_BIN_EXE_sluice"), "serve", "-c"])
         .arg(&config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let result = (|| -> Result<(), Error> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ns
-            .command(&[env!("CARGO_BIN_EXE_sluice"), "health"])
-            .status()?
-            .success()
-        {
-            if Instant::now() > deadline {
-                return Err("sluice not ready in 30s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let result = (|| -> TestResult {
+        wait_until(WAIT, "sluice ready in the namespace", || {
+            ns.command(&[env!("CARGO_BIN_EXE_sluice"), "health"])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
         // HTTP: the resolver's own timeout is 30 s; the proxy gives up at connect_timeout.
         let out = ns
             .command(&[
@@ -195,6 +185,5 @@ fn a_hanging_lookup_is_cut_off_and_counted_for_http_and_mqtt() -> Result<(), Err
     })();
     let _ = sluice.kill();
     let _ = sluice.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     result
 }

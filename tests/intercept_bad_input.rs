@@ -2,14 +2,14 @@
 //! allows, counted, and the listeners keep serving the next client. Runs in network
 //! namespaces like intercept_egress.rs (root, ip, iptables, setpriv, curl).
 
-mod intercept_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use intercept_support::*;
+use support::netns::*;
 
 fn addr(s: &str) -> Result<SocketAddr, Error> {
     Ok(s.parse()?)

@@ -3,12 +3,12 @@
 //! cannot get around sluice (the internet namespace counts every packet that arrives).
 //! Needs root (network namespaces), ip, iptables, setpriv, curl, openssl, mosquitto.
 
-mod intercept_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use intercept_support::*;
+use support::netns::*;
 
 fn addr(s: &str) -> Result<SocketAddr, Error> {
     Ok(s.parse()?)

@@ -2,11 +2,11 @@
 //! is idempotent, `--check` tells, `--remove` takes exactly sluice's chains away (twice is
 //! fine), and failures are one line with exit 1. Needs root, ip, iptables (nft and legacy).
 
-mod intercept_support;
+mod support;
 
 use std::process::Output;
 
-use intercept_support::*;
+use support::netns::*;
 
 fn sluice(ns: &Netns, args: &[&str]) -> Result<Output, Error> {
     let mut full = vec![

@@ -4,51 +4,26 @@
 //!
 //! Needs: nothing but the binary (no broker: every MQTT session here fails at its first packet).
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-type Error = Box<dyn std::error::Error>;
-
-fn free_port() -> Result<u16, Error> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-fn metric(admin: SocketAddr, name: &str) -> Result<f64, Error> {
-    let body = get(admin, "/metrics")?;
-    Ok(body
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0))
-}
+use support::*;
 
 #[test]
-fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result<(), Error> {
-    let dir = std::env::temp_dir().join(format!("sluice-lognb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let (admin, mqtt): (SocketAddr, SocketAddr) = (
-        format!("127.0.0.1:{}", free_port()?).parse()?,
-        format!("127.0.0.1:{}", free_port()?).parse()?,
+fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> TestResult {
+    let dir = TempDir::new("log-nonblocking");
+    let (admin, mqtt) = (free_addr(), free_addr());
+    let path = dir.file(
+        "sluice.yaml",
+        &format!(
+            "admin: {{listen: {admin}}}\nhttp: null\nlog: {{level: debug}}\n\
+             mqtt:\n  - listen: {mqtt}\n    upstream: 127.0.0.1:9\n"
+        ),
     );
-    let config = format!(
-        "admin: {{listen: {admin}}}\nhttp: null\nlog: {{level: debug}}\n\
-         mqtt:\n  - listen: {mqtt}\n    upstream: 127.0.0.1:9\n"
-    );
-    let path = dir.join("sluice.yaml");
-    std::fs::write(&path, config)?;
     // stderr is a pipe we never read: once its 64 KiB fill, a blocking writer would stall.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "-c"])
@@ -56,14 +31,10 @@ fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    let result = (|| -> Result<(), Error> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !get(admin, "/readyz").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
-            if Instant::now() > deadline {
-                return Err("sluice not ready in 30s".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    let result = (|| -> TestResult {
+        wait_until(WAIT, "sluice ready", || {
+            http_get(admin, "/readyz").is_ok_and(|(status, _)| status == 200)
+        });
         // Each garbage session ends with one debug line (~150 bytes): far more than the pipe
         // and the writer's queue hold together.
         for _ in 0..24_000 {
@@ -74,17 +45,16 @@ fn a_stalled_stderr_never_stalls_the_data_path_and_drops_are_counted() -> Result
             // The session closes once it has judged the packet; a stalled logger would hang here.
             let _ = s.read(&mut sink);
         }
-        let dropped = metric(admin, "sluice_log_lines_dropped_total")?;
+        let (_, metrics) = http_get(admin, "/metrics")?;
+        let dropped = sample(&metrics, "sluice_log_lines_dropped_total");
         assert!(
             dropped > 0.0,
             "lines the writer could not queue are counted"
         );
-        let ready = get(admin, "/readyz")?;
-        assert!(ready.starts_with("HTTP/1.1 200"), "still serving: {ready}");
+        assert_eq!(http_get(admin, "/readyz")?.0, 200, "still serving");
         Ok(())
     })();
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -190,7 +190,8 @@ async fn connection(
         Ok(Err(e)) => {
             webhook.count_error("tls_handshake");
             if webhook.error_log.allow() {
-                tracing::warn!(%peer, error = %e, "TLS handshake failed");
+                let why = crate::proxy::tls::handshake_refusal(&e);
+                tracing::warn!(%peer, "TLS handshake failed: {why}");
             }
             return;
         }

@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
 
-use crate::config::{Config, InterceptConfig};
+use crate::config::Config;
+use crate::config::intercept::InterceptConfig;
 
 /// The chain sluice owns in each table.
 pub const CHAIN: &str = "SLUICE_OUTPUT";

@@ -2,7 +2,8 @@
 //! DESIGN.md's DNS rule with a lookup timeout, build the decision `Input`, decide, and — for
 //! every deny — count it, record it in the decision log and write the (rate-limited) deny log
 //! line with the decision id the client is shown. There is no way to decide without the
-//! accounting: [`Gateway::decide`] and [`Gateway::judge`] both do all of it.
+//! accounting: [`Gateway::judge`] (a target to locate) and [`Gateway::decide_at`] (a target
+//! already located) both do all of it, and the decision `Input` is built here only.
 //!
 //! The DNS rule: a name outside the site's local domains is judged *before* any lookup (zone
 //! external, no ip) and looked up only if allowed; a name inside is resolved once and is local
@@ -109,7 +110,7 @@ impl Gateway {
     /// Judges one input and does all of a decision's accounting: counted, a deny logged
     /// (rate-limited; never a payload) and recorded with its decision id. No allocation for
     /// an allowed decision on a cache hit.
-    pub fn decide(&self, input: &Input<'_>) -> Decision {
+    fn decide(&self, input: &Input<'_>) -> Decision {
         let verdict = self.decider.decide(input);
         let allowed = verdict.allowed();
         self.metrics
@@ -148,8 +149,9 @@ impl Gateway {
                 Err(j) => return j,
             },
         };
-        if let Some(denied) = self.judge_located(&ask, ip, zone) {
-            return Judged::Denied(denied);
+        let decision = self.decide_at(&ask, ip, zone);
+        if !decision.allowed() {
+            return Judged::Denied(decision);
         }
         match ip {
             Some(ip) => Judged::Allowed {
@@ -164,8 +166,10 @@ impl Gateway {
         }
     }
 
-    /// The decisions for a located target: the operation, then the Will. `Some`: denied.
-    fn judge_located(&self, ask: &Ask<'_>, ip: Option<IpAddr>, zone: Zone) -> Option<Decision> {
+    /// Judges `ask` for a target already located (an open MQTT session's broker, a TLS
+    /// server name judged as external without a lookup): the operation, then the Will. The one
+    /// place a decision `Input` is built.
+    pub fn decide_at(&self, ask: &Ask<'_>, ip: Option<IpAddr>, zone: Zone) -> Decision {
         let input = Input {
             protocol: ask.protocol,
             operation: ask.operation,
@@ -180,16 +184,14 @@ impl Gateway {
             http: ask.http,
         };
         let decision = self.decide(&input);
-        if !decision.allowed() {
-            return Some(decision);
-        }
-        let will = ask.will?;
-        let decision = self.decide(&Input {
+        let Some(will) = ask.will.filter(|_| decision.allowed()) else {
+            return decision;
+        };
+        self.decide(&Input {
             operation: Operation::Publish,
             mqtt: Some(will),
             ..input
-        });
-        (!decision.allowed()).then_some(decision)
+        })
     }
 
     /// Queues a decision-log entry when the log wants this outcome; never blocks.

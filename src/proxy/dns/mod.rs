@@ -20,10 +20,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::config::InterceptDnsConfig;
+use crate::config::intercept::InterceptDnsConfig;
 use crate::drain::Watch;
 use crate::proxy::Gateway;
-use crate::proxy::transparent::{InterceptError, bind_tcp, loopback_v6, no_ipv6};
+use crate::proxy::transparent::bind::{InterceptError, bind_tcp, loopback_v6, no_ipv6};
 use names::AnsweredNames;
 use upstream::Resolvers;
 

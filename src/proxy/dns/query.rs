@@ -16,8 +16,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::RData;
 
 use super::{Dns, PROTOCOL};
-use crate::config::DnsRefusal;
-use crate::policy::{Input, Operation, Protocol, Target, Zone};
+use crate::config::intercept::DnsRefusal;
+use crate::policy::{Operation, Protocol, Zone};
+use crate::proxy::Ask;
 
 /// The port every lookup input carries (`target.port`).
 const DNS_PORT: u16 = 53;
@@ -86,20 +87,17 @@ pub async fn answer(d: &Dns, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
 
 /// Judges a lookup of `name` (with the answered address, for a local name pointing outside).
 fn judge(d: &Dns, name: &str, ip: Option<IpAddr>) -> bool {
-    let input = Input {
+    let ask = Ask {
         protocol: Protocol::Dns,
         operation: Operation::Lookup,
         source: &d.gateway.identity,
-        target: Target {
-            host: name,
-            port: DNS_PORT,
-            ip,
-            zone: Zone::External,
-        },
+        host: name,
+        port: DNS_PORT,
         mqtt: None,
         http: None,
+        will: None,
     };
-    d.gateway.decide(&input).allowed()
+    d.gateway.decide_at(&ask, ip, Zone::External).allowed()
 }
 
 /// The A and AAAA addresses of an answer, with their TTLs.

@@ -10,9 +10,10 @@ use hyper::body::Incoming;
 
 use super::body::{Aborted, Counted, ProxyBody, aborted_by};
 use super::headers::{add_via, strip_hop_by_hop};
+use super::proxy::HttpProxy;
+use super::reply;
 use super::target::host_port;
 use super::upstream::{connect_error, judged_uri};
-use super::{HttpProxy, reply};
 use crate::policy::{HttpFacts, Operation, Protocol};
 use crate::proxy::Ask;
 use crate::proxy::socket::ConnectError;

@@ -3,8 +3,9 @@
 //! (header size, header read timeout), graceful shutdown, and error accounting.
 //!
 //! Not here: accepting (proxy/listener.rs), one request (forward.rs), one tunnel (tunnel.rs),
-//! judging a target (proxy/judge.rs), upstream connections (upstream.rs). Limits answer as RFC 9110 says: oversize heads get 431
-//! and malformed ones 400 (hyper writes both), a client too slow to send its head is closed.
+//! the proxy's shared state (proxy.rs), judging a target (proxy/judge.rs), upstream connections
+//! (upstream.rs). Limits answer as RFC 9110 says: oversize heads get 431 and malformed ones 400
+//! (hyper writes both), a client too slow to send its head is closed.
 //! An idle client connection waiting for its next request is bounded by `header_timeout` too
 //! (for hyper, waiting for a head is one state); `idle_timeout` bounds pooled upstream ones
 //! and silent CONNECT tunnels.
@@ -12,6 +13,7 @@
 mod body;
 mod forward;
 mod headers;
+mod proxy;
 mod reply;
 mod target;
 mod transparent;
@@ -19,142 +21,18 @@ mod tunnel;
 mod upstream;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::HttpConfig;
 use crate::drain::Watch;
 use crate::proxy::listener::{self, Accepted, Listener};
-use crate::proxy::{Gateway, Judged, copy};
-use crate::telemetry::metrics::ErrorLabels;
-use body::BodyCounters;
+pub use proxy::HttpProxy;
+use proxy::PROTOCOL;
 pub use transparent::serve_towards;
-use upstream::UpstreamClient;
-
-const PROTOCOL: &str = "http";
-
-/// The forward proxy's shared state.
-pub struct HttpProxy {
-    gateway: Arc<Gateway>,
-    cfg: HttpConfig,
-    /// Where this proxy listens (to refuse requests addressed to itself).
-    local: SocketAddr,
-    client: UpstreamClient,
-    up: BodyCounters,
-    down: BodyCounters,
-    /// The same byte counters, for tunnels.
-    counters: copy::Counters,
-    /// Held while the proxy lives (every connection and tunnel holds the proxy): draining
-    /// waits for the last of them.
-    drain: Watch,
-}
-
-impl HttpProxy {
-    pub fn new(
-        gateway: Arc<Gateway>,
-        cfg: HttpConfig,
-        local: SocketAddr,
-        drain: Watch,
-    ) -> Arc<Self> {
-        let m = &gateway.metrics;
-        let counters = |direction: &'static str, kind: &'static str| BodyCounters {
-            bytes: m
-                .bytes
-                .get_or_create(&crate::telemetry::metrics::BytesLabels {
-                    protocol: PROTOCOL,
-                    direction,
-                })
-                .clone(),
-            aborted: error_counter(&gateway, kind),
-        };
-        let up = counters("upstream", "client_aborted");
-        let down = counters("downstream", "upstream_aborted");
-        let client = upstream::client(cfg.connect_timeout.get(), cfg.idle_timeout.get());
-        let counters = copy::Counters {
-            up: up.bytes.clone(),
-            down: down.bytes.clone(),
-        };
-        Arc::new(Self {
-            gateway,
-            cfg,
-            local,
-            client,
-            up,
-            down,
-            counters,
-            drain,
-        })
-    }
-
-    /// How long a tunnel may stay silent both ways before it is closed.
-    pub fn idle_timeout(&self) -> std::time::Duration {
-        self.cfg.idle_timeout.get()
-    }
-
-    fn error(&self, kind: &'static str) {
-        self.gateway.metrics.error(PROTOCOL, kind);
-    }
-
-    /// True when `addr` is this proxy's own listener (a request to itself would loop).
-    fn is_self(&self, addr: SocketAddr) -> bool {
-        addr.port() == self.local.port()
-            && (addr.ip() == self.local.ip()
-                || (self.local.ip().is_unspecified()
-                    && self.gateway.site.zone_of_ip(addr.ip()) == crate::policy::Zone::Local))
-    }
-
-    /// Judges `ask` and turns every refusal into the client's answer (403, 502, 504, 508), so
-    /// requests and tunnels refuse alike. `what` names the operation in the 403 body.
-    async fn judge_or_refuse(
-        &self,
-        ask: crate::proxy::Ask<'_>,
-        what: &'static str,
-        authority: &http::uri::Authority,
-    ) -> Result<SocketAddr, http::Response<body::ProxyBody>> {
-        use http::StatusCode;
-        let addr = match self
-            .gateway
-            .judge(ask, self.cfg.connect_timeout.get())
-            .await
-        {
-            Judged::Allowed { addr, .. } => addr,
-            Judged::Denied(decision) => return Err(reply::denied(what, &decision)),
-            Judged::Unresolvable(msg) => {
-                self.error("dns");
-                return Err(reply::error(StatusCode::BAD_GATEWAY, msg));
-            }
-            Judged::LookupTimeout(msg) => {
-                self.error("dns_timeout");
-                return Err(reply::error(StatusCode::GATEWAY_TIMEOUT, msg));
-            }
-        };
-        if self.is_self(addr) {
-            self.error("loop");
-            return Err(reply::error(
-                StatusCode::LOOP_DETECTED,
-                format!("{authority} is this proxy itself"),
-            ));
-        }
-        Ok(addr)
-    }
-}
-
-fn error_counter(gateway: &Gateway, kind: &'static str) -> Counter {
-    gateway
-        .metrics
-        .errors
-        .get_or_create(&ErrorLabels {
-            protocol: PROTOCOL,
-            kind,
-        })
-        .clone()
-}
 
 /// Serves `tcp` until `drain` is signaled; then stops accepting and asks every open
 /// connection to finish its current request. Draining waits for the proxy's connections and

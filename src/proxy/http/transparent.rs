@@ -19,7 +19,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::body::ProxyBody;
 use super::{HttpProxy, reply};
-use crate::policy::{HttpFacts, Input, Operation, Protocol, Target};
+use crate::policy::{HttpFacts, Operation, Protocol};
+use crate::proxy::Ask;
 use crate::proxy::listener::Accepted;
 
 /// Serves one intercepted HTTP/1.x connection whose requests may go to `original` only;
@@ -73,24 +74,22 @@ async fn handle(
     original: SocketAddr,
     host: &str,
 ) -> Response<ProxyBody> {
-    let input = Input {
+    let ask = Ask {
         protocol: Protocol::Http,
         operation: Operation::Request,
         source: &p.gateway.identity,
-        target: Target {
-            host,
-            port: original.port(),
-            ip: Some(original.ip()),
-            zone: p.gateway.site.zone_of_ip(original.ip()),
-        },
+        host,
+        port: original.port(),
         mqtt: None,
         http: Some(HttpFacts {
             method: req.method().as_str(),
             scheme: "http",
             path: req.uri().path(),
         }),
+        will: None,
     };
-    let decision = p.gateway.decide(&input);
+    let zone = p.gateway.site.zone_of_ip(original.ip());
+    let decision = p.gateway.decide_at(&ask, Some(original.ip()), zone);
     if !decision.allowed() {
         return reply::denied("request", &decision);
     }

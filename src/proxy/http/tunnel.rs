@@ -24,9 +24,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
+use super::proxy::HttpProxy;
+use super::reply;
 use super::target::host_port;
-use super::{HttpProxy, reply};
-use crate::policy::{Input, Operation, Protocol, Target, Zone};
+use crate::policy::{Operation, Protocol, Zone};
 use crate::proxy::Ask;
 use crate::proxy::copy::{self, Ended};
 use crate::proxy::sni::{self, ClientHello};
@@ -212,20 +213,18 @@ fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> bool {
     if !external {
         return true;
     }
-    let input = Input {
+    let ask = Ask {
         protocol: Protocol::Https,
         operation: Operation::Tunnel,
         source: &p.gateway.identity,
-        target: Target {
-            host: sni_name,
-            port,
-            ip: None,
-            zone: Zone::External,
-        },
+        host: sni_name,
+        port,
         mqtt: None,
         http: None,
+        will: None,
     };
-    let decision = p.gateway.decide(&input);
+    // Judged as the external name it claims, never looked up.
+    let decision = p.gateway.decide_at(&ask, None, Zone::External);
     if !decision.allowed() {
         // Fronting attempts can come in floods; like every deny log, this one is rate-limited.
         static FRONTING_LOG: RateLimiter = RateLimiter::new(20);

@@ -7,7 +7,10 @@
 //! (codec.rs).
 
 pub mod codec;
+mod context;
 pub mod encode;
+mod error;
+mod frame;
 mod inspect;
 mod relay;
 mod session;
@@ -15,68 +18,14 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::config::{MqttListenerConfig, split_host_port};
+use crate::config::MqttListenerConfig;
 use crate::drain::Watch;
 use crate::proxy::Gateway;
 use crate::proxy::listener::{self, Accepted, Listener};
-use crate::telemetry::RateLimiter;
-
-/// A listener's fixed facts, shared by its sessions.
-pub struct ListenerCtx {
-    pub config: MqttListenerConfig,
-    pub upstream_host: String,
-    pub upstream_port: u16,
-    pub max_packet: usize,
-    tls: Option<TlsAcceptor>,
-    upstream_tls: Option<(TlsConnector, ServerName<'static>)>,
-    /// Broker lookup and connect failures are logged at most once a second per listener.
-    upstream_errors: RateLimiter,
-}
-
-impl ListenerCtx {
-    /// Checks the upstream address and loads the TLS material; errors name the listener.
-    pub fn new(config: &MqttListenerConfig) -> Result<Self, String> {
-        let at = |e: String| format!("mqtt listener {}: {e}", config.listen);
-        let (upstream_host, upstream_port) =
-            split_host_port(&config.upstream).map_err(|e| at(format!("upstream: {e}")))?;
-        let tls = match &config.tls {
-            None => None,
-            Some(t) => {
-                let server =
-                    crate::proxy::tls::server_config(&t.cert, &t.key, t.client_ca.as_deref(), &[])
-                        .map_err(at)?;
-                Some(TlsAcceptor::from(Arc::new(server)))
-            }
-        };
-        let upstream_tls = match &config.upstream_tls {
-            None => None,
-            Some(t) => {
-                let client = crate::proxy::tls::client_config(&t.ca).map_err(at)?;
-                let name = t
-                    .server_name
-                    .clone()
-                    .unwrap_or_else(|| upstream_host.clone());
-                let name = ServerName::try_from(name)
-                    .map_err(|e| at(format!("upstream_tls.server_name: {e}")))?;
-                Some((TlsConnector::from(Arc::new(client)), name))
-            }
-        };
-        Ok(Self {
-            config: config.clone(),
-            upstream_host,
-            upstream_port,
-            max_packet: config.max_packet_size.as_usize(),
-            tls,
-            upstream_tls,
-            upstream_errors: RateLimiter::new(1),
-        })
-    }
-}
+pub use context::ListenerCtx;
 
 /// Binds every MQTT listener and spawns its accept loop; each ends once `drain` is signaled.
 pub async fn spawn_listeners(

@@ -19,19 +19,19 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
+use super::context::ListenerCtx;
 use super::encode;
-use super::session::{SessionError, discard};
+use super::error::SessionError;
 use super::wire::{Reader, Writer};
 use crate::config::V3Deny;
-use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
-use crate::proxy::Gateway;
+use crate::policy::{MqttFacts, Operation, Protocol, Source, Zone};
 use crate::proxy::copy::ReadSize;
+use crate::proxy::{Ask, Gateway};
 use crate::telemetry::metrics::BytesLabels;
 
 mod subscribe;
@@ -171,20 +171,17 @@ impl Relay {
     }
 
     fn decide(&self, operation: Operation, topic: &str, qos: u8, retain: bool) -> bool {
-        let input = Input {
+        let ask = Ask {
             protocol: Protocol::Mqtt,
             operation,
             source: &self.source,
-            target: Target {
-                host: &self.ctx.upstream_host,
-                port: self.ctx.upstream_port,
-                ip: self.ip,
-                zone: self.zone,
-            },
+            host: &self.ctx.upstream_host,
+            port: self.ctx.upstream_port,
             mqtt: Some(MqttFacts { topic, qos, retain }),
             http: None,
+            will: None,
         };
-        self.gw.decide(&input).allowed()
+        self.gw.decide_at(&ask, self.ip, self.zone).allowed()
     }
 
     async fn to_client(&self, bytes: &[u8]) -> Result<(), Ended> {
@@ -268,7 +265,7 @@ impl Relay {
                     return Some(broker_err(e));
                 }
                 fwd = 0;
-                discard(buf, h.total());
+                buf.advance(h.total());
                 match action {
                     Action::Forward | Action::Drop => {}
                     Action::Reply(b) => {
@@ -506,7 +503,7 @@ impl Relay {
                     return Some(e);
                 }
                 fwd = 0;
-                discard(buf, h.total());
+                buf.advance(h.total());
                 if let Err(e) = self.to_client(&replacement).await {
                     return Some(e);
                 }

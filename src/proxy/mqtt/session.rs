@@ -12,13 +12,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
+use super::context::ListenerCtx;
 use super::encode;
+use super::error::SessionError;
 use super::relay::{Downstream, Ended, Relay, Upstream};
 use super::wire::{Reader, Stream, Writer, subject_common_name};
 use crate::drain::Watch;
@@ -38,27 +39,6 @@ pub async fn run(ctx: Arc<ListenerCtx>, gw: Arc<Gateway>, accepted: Accepted) {
     if let Err(e) = serve(&ctx, &gw, stream, drain).await {
         gw.metrics.error("mqtt", e.kind);
         tracing::debug!(%peer, listener = %ctx.config.listen, kind = e.kind, "mqtt session ended: {}", e.message);
-    }
-}
-
-/// Why a session ended abnormally (counted as `errors{protocol="mqtt",kind}`).
-pub(super) struct SessionError {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl SessionError {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<CodecError> for SessionError {
-    fn from(e: CodecError) -> Self {
-        Self::new(e.kind(), e.to_string())
     }
 }
 
@@ -215,10 +195,17 @@ async fn accept_tls(
     let Some(acceptor) = &ctx.tls else {
         return Ok((Stream::Tcp(tcp), None));
     };
+    let peer = tcp.peer_addr().ok();
     let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
         .await
         .map_err(|_| connect_timed_out())?
-        .map_err(|e| SessionError::new("tls_handshake", e.to_string()))?;
+        .map_err(|e| {
+            let why = crate::proxy::tls::handshake_refusal(&e);
+            if ctx.handshake_errors.allow() {
+                tracing::warn!(listener = %ctx.config.listen, peer = ?peer, "TLS handshake refused: {why}");
+            }
+            SessionError::new("tls_handshake", why)
+        })?;
     let name = tls
         .get_ref()
         .1
@@ -335,9 +322,4 @@ async fn connect_upstream(
             Ok(Stream::Other(Box::new(tls)))
         }
     }
-}
-
-/// Drops `n` bytes from the front of `buf`.
-pub(super) fn discard(buf: &mut BytesMut, n: usize) {
-    buf.advance(n);
 }

@@ -8,41 +8,30 @@
 //!
 //! Not here: the rules (cmd/iptables.rs), DNS (proxy/dns), the protocols' own logic.
 
+pub mod bind;
 mod original_dst;
 mod sniff;
-mod start;
+pub mod start;
 mod tunnel;
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::InterceptConfig;
+use crate::config::intercept::InterceptConfig;
 use crate::drain::Watch;
 use crate::proxy::Gateway;
 use crate::proxy::dns::names::AnsweredNames;
 use crate::proxy::http::HttpProxy;
 use crate::proxy::listener::{self, Accepted, Listener};
+pub use bind::{InterceptError, bind_tcp};
 pub use original_dst::original_destination;
 pub use sniff::{Sniffed, classify};
-pub use start::{Started, start};
 
 /// The label of the listener's own counters (`errors{protocol="transparent"}`).
 const PROTOCOL: &str = "transparent";
-
-/// Why the interception listeners could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum InterceptError {
-    #[error("cannot listen on {addr} ({key}): {source}")]
-    Bind {
-        addr: SocketAddr,
-        key: &'static str,
-        source: io::Error,
-    },
-}
 
 /// What every intercepted connection shares.
 pub struct Transparent {
@@ -54,44 +43,6 @@ pub struct Transparent {
     pub names: Arc<AnsweredNames>,
     /// Every port sluice listens on: a destination on loopback with one of them is sluice.
     pub own_ports: Vec<u16>,
-}
-
-/// Binds `addr` and, when it is IPv4 loopback and the host has IPv6, `[::1]` on the same
-/// port (the IPv6 rules redirect there). TCP only; the DNS listener binds UDP itself.
-pub async fn bind_tcp(
-    addr: SocketAddr,
-    key: &'static str,
-) -> Result<Vec<TcpListener>, InterceptError> {
-    let bind_err = |addr, source| InterceptError::Bind { addr, key, source };
-    let mut out = vec![
-        TcpListener::bind(addr)
-            .await
-            .map_err(|e| bind_err(addr, e))?,
-    ];
-    if let Some(v6) = loopback_v6(addr) {
-        match TcpListener::bind(v6).await {
-            Ok(l) => out.push(l),
-            Err(e) if no_ipv6(&e) => {
-                tracing::info!(%v6, "no IPv6 loopback: listening on IPv4 only")
-            }
-            Err(e) => return Err(bind_err(v6, e)),
-        }
-    }
-    Ok(out)
-}
-
-/// `[::1]:port` for a listener on `127.0.0.1:port`.
-pub fn loopback_v6(addr: SocketAddr) -> Option<SocketAddr> {
-    (addr.ip() == IpAddr::from([127, 0, 0, 1]))
-        .then(|| SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), addr.port()))
-}
-
-/// The error of binding `::1` on a host without IPv6.
-pub fn no_ipv6(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)
-    )
 }
 
 /// Serves every listener on the shared accept loop until `drain` is signaled.

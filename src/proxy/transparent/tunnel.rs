@@ -15,7 +15,8 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::{PROTOCOL, Transparent};
-use crate::policy::{Input, Operation, Protocol, Target, Zone};
+use crate::policy::{Operation, Protocol, Zone};
+use crate::proxy::Ask;
 use crate::proxy::copy::{self, Counters, Ended};
 use crate::proxy::socket::{self, ConnectError};
 use crate::site::HostKind;
@@ -35,32 +36,23 @@ pub async fn run(
         Protocol::Tcp
     };
     let zone = gw.site.zone_of_ip(original.ip());
-    let input = Input {
+    let ask = Ask {
         protocol,
         operation: Operation::Tunnel,
         source: &gw.identity,
-        target: Target {
-            host,
-            port: original.port(),
-            ip: Some(original.ip()),
-            zone,
-        },
+        host,
+        port: original.port(),
         mqtt: None,
         http: None,
+        will: None,
     };
-    if !gw.decide(&input).allowed() {
+    let ip = Some(original.ip());
+    if !gw.decide_at(&ask, ip, zone).allowed() {
         return;
     }
     if let Some(name) = sni.filter(|n| *n != host && claims_external(t, n)) {
-        let fronted = Input {
-            target: Target {
-                host: name,
-                zone: Zone::External,
-                ..input.target
-            },
-            ..input
-        };
-        if !gw.decide(&fronted).allowed() {
+        let fronted = Ask { host: name, ..ask };
+        if !gw.decide_at(&fronted, ip, Zone::External).allowed() {
             gw.metrics.error(PROTOCOL, "sni_refused");
             return;
         }

@@ -6,7 +6,6 @@
 //! Addresses: pod 10.77.1.2 / fd00:77:1::2, plant 10.77.1.1 / fd00:77:1::1 (and 198.18.0.1 /
 //! 2001:db8:77::1 towards the internet), internet 198.18.0.2 / 2001:db8:77::2. Nothing is
 //! routed to the host. Needs root, ip, iptables, setpriv; tests skip with a message otherwise.
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,8 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
-pub type TestResult = Result<(), Error>;
+pub use super::{Error, TestResult};
 
 pub const POD: &str = "10.77.1.2";
 pub const PLANT: &str = "10.77.1.1";
@@ -486,7 +484,7 @@ pub fn start_mosquitto(ns: &Netns) -> Result<Proc, Error> {
         log: Default::default(),
     };
     let target: SocketAddr = format!("{PLANT}:1883").parse()?;
-    let up = wait_until(Duration::from_secs(10), || {
+    let up = poll_until(Duration::from_secs(10), || {
         in_ns(&ns.plant, move || {
             TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok()
         })
@@ -498,7 +496,8 @@ pub fn start_mosquitto(ns: &Netns) -> Result<Proc, Error> {
     Ok(proc)
 }
 
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+/// Polls `f` until it holds or `limit` passes; whether it held.
+pub fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if f() {
@@ -854,7 +853,7 @@ pub fn start_tls_server(ns: &Netns) -> Result<Proc, Error> {
         log: Default::default(),
     };
     let target: SocketAddr = "10.77.1.1:8443".parse()?;
-    let up = wait_until(Duration::from_secs(10), || {
+    let up = poll_until(Duration::from_secs(10), || {
         in_ns(&ns.plant, move || {
             TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok()
         })
