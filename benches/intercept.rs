@@ -79,8 +79,7 @@ fn main() -> TestResult {
         .replace(
             "upstream: [\"10.77.1.1:53\"]",
             "upstream: [\"10.77.1.1:5300\"]",
-        )
-        + "log:\n  level: warn\n";
+        );
     std::fs::write(&config, text)?;
     ns.apply_rules(&config)?;
     let _sluice = start_sluice(&ns, &config)?;
