@@ -305,7 +305,7 @@ async fn data_api(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>
     match evaluated {
         Ok(Ok(Some(result))) => json_response(StatusCode::OK, &json!({"result": result}), pretty),
         Ok(Ok(None)) => json_response(StatusCode::OK, &json!({}), pretty),
-        Ok(Err(e)) => opa_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e),
+        Ok(Err(e)) => opa_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e.0),
         Err(_) => opa_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

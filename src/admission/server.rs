@@ -14,12 +14,11 @@ use http::StatusCode;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::WebhookArgs;
 use super::certs::{self, ReloadingCert};
 use super::inventory::Inventory;
 use super::policies::Policies;
 use super::service::{Webhook, text};
-use crate::config::{Config, WebhookConfig};
+use crate::config::WebhookConfig;
 use crate::drain::Watch;
 use crate::proxy::listener::{self, Accepted, Accounting, Listener};
 
@@ -42,45 +41,8 @@ pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
     Ok(policies)
 }
 
-/// The process entry point; returns the exit code.
-pub fn main(args: WebhookArgs) -> i32 {
-    let cfg = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("sluice webhook: {e}");
-                return 1;
-            }
-        },
-        None => Config::default(),
-    };
-    let _log = match crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("sluice webhook: {e}");
-            return 1;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sluice webhook: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    match runtime.block_on(run(cfg.webhook)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("sluice webhook: {e}");
-            1
-        }
-    }
-}
-
-async fn run(cfg: WebhookConfig) -> Result<(), String> {
+/// Serves the webhook until the process is stopped.
+pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
     let started = Instant::now();
     let policies = load_policies(&cfg)?;
     let webhook = Arc::new(Webhook::new(
@@ -89,18 +51,23 @@ async fn run(cfg: WebhookConfig) -> Result<(), String> {
         cfg.max_body_bytes.as_usize(),
     ));
     let for_reload = webhook.clone();
-    let resolver = Arc::new(ReloadingCert::new(
-        &cfg.tls.cert,
-        &cfg.tls.key,
-        cfg.cert_reload_interval.get(),
-        Box::new(move |r| match r {
-            Ok(()) => {
-                for_reload.metrics.cert_reloads.inc();
-            }
-            Err(_) => for_reload.count_error("cert_reload"),
-        }),
-    )?);
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs::server_config(resolver)?));
+    let resolver = Arc::new(
+        ReloadingCert::new(
+            &cfg.tls.cert,
+            &cfg.tls.key,
+            cfg.cert_reload_interval.get(),
+            Box::new(move |r| match r {
+                Ok(()) => {
+                    for_reload.metrics.cert_reloads.inc();
+                }
+                Err(_) => for_reload.count_error("cert_reload"),
+            }),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(
+        certs::server_config(resolver).map_err(|e| e.to_string())?,
+    ));
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("webhook.listen {}: {e}", cfg.listen))?;

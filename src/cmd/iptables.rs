@@ -54,8 +54,8 @@ pub struct IptablesArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IptablesError {
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot run {program}: {source} (install iptables, or pick --backend)")]
     Program {
         program: String,
@@ -118,8 +118,8 @@ pub fn run(args: IptablesArgs) -> i32 {
 
 fn execute(args: &IptablesArgs) -> Result<String, IptablesError> {
     let config = match &args.config {
-        Some(path) => Config::load(path).map_err(|e| IptablesError::Config(e.to_string()))?,
-        None => Config::parse("").map_err(IptablesError::Config)?,
+        Some(path) => Config::load(path)?,
+        None => Config::parse("")?,
     };
     let intercept = config.intercept.clone().unwrap_or_default();
     let networks: Vec<IpNet> = config

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{ConfigError, invalid};
+use super::mqtt::{default_max_packet, default_mqtt_connect_timeout, default_v3_deny};
 use super::{Dur, MqttListenerConfig};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -88,29 +90,45 @@ pub enum OtherTraffic {
 }
 
 impl InterceptConfig {
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.port() == 0 {
-            return Err("intercept.listen: needs a fixed port (the rules redirect to it)".into());
+            return Err(invalid(
+                "intercept.listen",
+                "needs a fixed port (the rules redirect to it)",
+            ));
         }
         if self.dns.listen.port() == 0 {
-            return Err(
-                "intercept.dns.listen: needs a fixed port (the rules redirect to it)".into(),
-            );
+            return Err(invalid(
+                "intercept.dns.listen",
+                "needs a fixed port (the rules redirect to it)",
+            ));
         }
         if self.listen.port() == self.dns.listen.port() {
-            return Err("intercept.dns.listen: must use another port than intercept.listen".into());
+            return Err(invalid(
+                "intercept.dns.listen",
+                "must use another port than intercept.listen",
+            ));
         }
         if self.sniff_timeout.0.is_zero() {
-            return Err("intercept.sniff_timeout: must be greater than zero".into());
+            return Err(invalid(
+                "intercept.sniff_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.dns.timeout.0.is_zero() {
-            return Err("intercept.dns.timeout: must be greater than zero".into());
+            return Err(invalid(
+                "intercept.dns.timeout",
+                "must be greater than zero",
+            ));
         }
         if self.max_connections == 0 {
-            return Err("intercept.max_connections: must be at least 1".into());
+            return Err(invalid("intercept.max_connections", "must be at least 1"));
         }
         if let Some(i) = self.exclude_ports.iter().position(|p| *p == 0) {
-            return Err(format!("intercept.exclude_ports[{i}]: 0 is not a port"));
+            return Err(invalid(
+                format!("intercept.exclude_ports[{i}]"),
+                "0 is not a port",
+            ));
         }
         Ok(())
     }
@@ -120,11 +138,11 @@ impl InterceptConfig {
         MqttListenerConfig {
             listen: self.listen,
             upstream: upstream.to_string(),
-            v3_deny: super::default_v3_deny(),
+            v3_deny: default_v3_deny(),
             tls: None,
             upstream_tls: None,
-            max_packet_size: super::default_max_packet(),
-            connect_timeout: super::default_mqtt_connect_timeout(),
+            max_packet_size: default_max_packet(),
+            connect_timeout: default_mqtt_connect_timeout(),
             max_connections: self.max_connections,
         }
     }
@@ -134,10 +152,17 @@ impl InterceptConfig {
 mod tests {
     use crate::config::Config;
 
+    fn refusal(text: &str) -> String {
+        Config::parse(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn intercept_is_off_unless_present_and_defaults_match_the_design() {
         let off = Config::parse("").map(|c| c.intercept.is_none());
-        assert_eq!(off, Ok(true));
+        assert!(matches!(off, Ok(true)));
         let on = Config::parse("intercept: {}\n").map(|c| {
             c.intercept.map(|i| {
                 (
@@ -148,30 +173,22 @@ mod tests {
                 )
             })
         });
-        assert_eq!(
-            on,
-            Ok(Some((
-                65532,
-                "127.0.0.1:15001".to_string(),
-                200,
-                "127.0.0.1:15053".to_string()
-            )))
+        let want = (
+            65532,
+            "127.0.0.1:15001".to_string(),
+            200,
+            "127.0.0.1:15053".to_string(),
         );
+        assert!(matches!(on, Ok(Some(ref got)) if *got == want), "{on:?}");
     }
 
     #[test]
     fn intercept_errors_name_their_key() {
-        let err = Config::parse("intercept:\n  dns: {refused: maybe}\n")
-            .err()
-            .unwrap_or_default();
+        let err = refusal("intercept:\n  dns: {refused: maybe}\n");
         assert!(err.starts_with("intercept.dns.refused:"), "{err}");
-        let err = Config::parse("intercept:\n  listen: 127.0.0.1:0\n")
-            .err()
-            .unwrap_or_default();
+        let err = refusal("intercept:\n  listen: 127.0.0.1:0\n");
         assert!(err.starts_with("intercept.listen:"), "{err}");
-        let err = Config::parse("intercept:\n  dns: {upstream: [resolver]}\n")
-            .err()
-            .unwrap_or_default();
+        let err = refusal("intercept:\n  dns: {upstream: [resolver]}\n");
         assert!(err.starts_with("intercept.dns.upstream[0]:"), "{err}");
     }
 }

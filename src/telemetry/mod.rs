@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod decision_log;
+pub mod error;
 pub mod exposition;
 pub mod metrics;
 pub mod policy_metrics;

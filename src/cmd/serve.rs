@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, Admin};
 use crate::config::{Config, LogFormat};
 use crate::drain::{self, Watch};
-use crate::policy::source::PolicySources;
-use crate::policy::status::Origin;
+use crate::policy::bundle::source::PolicySources;
+use crate::policy::bundle::status::Origin;
 use crate::policy::{DeciderOptions, Source};
 use crate::proxy::Gateway;
 use crate::proxy::http::{self, HttpProxy};
@@ -125,13 +125,15 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     // The first policy is chosen without waiting for any network: policy.paths, the bundle
     // file, the persisted bundle, else policy.on_missing_policy. A bundle server is polled
     // once everything listens.
-    let sources = PolicySources::from_config(&config.policy)?;
-    let (startup, decider, status) = sources.open(DeciderOptions {
-        decision: config.policy.decision.clone(),
-        eval_timeout: config.policy.eval_timeout.get(),
-        cache_capacity: config.cache.capacity,
-        cache_ttl: config.cache.ttl.get(),
-    })?;
+    let sources = PolicySources::from_config(&config.policy).map_err(|e| e.to_string())?;
+    let (startup, decider, status) = sources
+        .open(DeciderOptions {
+            decision: config.policy.decision.clone(),
+            eval_timeout: config.policy.eval_timeout.get(),
+            cache_capacity: config.cache.capacity,
+            cache_ttl: config.cache.ttl.get(),
+        })
+        .map_err(|e| e.to_string())?;
     if let Some(problem) = &startup.problem {
         tracing::warn!("policy source not usable at start: {problem}");
     }
@@ -147,7 +149,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
         _ => {}
     }
     let decision_log = match &config.decision_log {
-        Some(cfg) => Some(DecisionLog::open(cfg)?),
+        Some(cfg) => Some(DecisionLog::open(cfg).map_err(|e| e.to_string())?),
         None => None,
     };
     let policy_name = sources.describe();
@@ -164,7 +166,9 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
             .with_policy_status(status.clone())
             .with_decision_log(decision_log),
     );
-    let _policy_sources = sources.start(gateway.decider.clone(), status, &startup)?;
+    let _policy_sources = sources
+        .start(gateway.decider.clone(), status, &startup)
+        .map_err(|e| e.to_string())?;
     admin.attach(gateway.clone());
 
     let (data_drain, data_watch) = drain::channel();
