@@ -2,13 +2,13 @@
 //! MQTT publishes/s through sluice's transparent listener against the same traffic sent direct,
 //! and DNS lookups through sluice against lookups straight to the resolver.
 //!
-//! Needs root (it builds the network namespaces of tests/support/netns.rs: pod, plant,
+//! Needs root (it builds the network namespaces of tests/support/pod.rs: pod, plant,
 //! internet). "Direct" is the same client, same namespaces, on a port listed in
 //! `intercept.exclude_ports`, so only sluice differs. Run: `cargo bench --bench intercept`.
 
 #[allow(dead_code)]
-#[path = "../tests/support/netns.rs"]
-mod netns;
+#[path = "../tests/support/pod.rs"]
+mod pod;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type TestResult = Result<(), Error>;
@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use netns::*;
+use pod::*;
 
 const BULK_BYTES: usize = 512 << 20;
 const HTTP_CONNECTIONS: usize = 4;

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use support::netns::*;
+use support::pod::*;
 
 fn addr(s: &str) -> Result<SocketAddr, Error> {
     Ok(s.parse()?)

@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::netns::*;
+use support::pod::*;
 
 fn addr(s: &str) -> Result<SocketAddr, Error> {
     Ok(s.parse()?)

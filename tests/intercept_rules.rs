@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Output;
 
-use support::netns::*;
+use support::pod::*;
 
 fn sluice(ns: &Netns, args: &[&str]) -> Result<Output, Error> {
     let mut full = vec![

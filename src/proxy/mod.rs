@@ -6,6 +6,7 @@
 
 pub mod copy;
 pub mod dns;
+pub mod error;
 pub mod http;
 pub mod judge;
 pub mod listener;
