@@ -246,10 +246,15 @@ async fn start_data_path(
         tasks.push(http::spawn(proxy, listener, data_watch.clone()));
         listening.push(format!("http={local}"));
     }
-    tasks.extend(start_mqtt(config, gateway.clone(), data_watch).await?);
+    tasks.extend(start_mqtt(config, gateway.clone(), data_watch.clone()).await?);
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
+    let intercept = crate::proxy::transparent::start::start(config, gateway.clone(), data_watch)
+        .await
+        .map_err(|e| e.to_string())?;
+    tasks.extend(intercept.tasks);
+    listening.extend(intercept.listening);
     Ok(tasks)
 }
 
