@@ -241,13 +241,30 @@ fn rego_source(target: &Json) -> Result<Option<RegoSource>, String> {
 
 /// Compiles the Rego and libs into a prepared engine; returns it with the template's package.
 fn build_engine(origin: &str, source: &RegoSource) -> Result<(Engine, String), String> {
-    let mut engine = Engine::new();
-    engine.set_rego_v0(!source.v1);
-    // OPA (and so Gatekeeper) turns builtin errors into undefined; regorus raises by default.
-    engine.set_strict_builtin_errors(false);
+    // Gatekeeper runs OPA non-strict (a builtin error makes the expression undefined), whatever
+    // the policy CLI's mode.
+    let mut engine = crate::policy::engine::EngineSetup {
+        rego_v0: !source.v1,
+        strict_builtin_errors: false,
+    }
+    .engine();
     let one = |e: &dyn fmt::Display| {
         crate::policy::loader::LoadError::from_engine(&e.to_string(), origin).to_string()
     };
+    for (part, text) in std::iter::once(("rego".to_string(), &source.rego)).chain(
+        source
+            .libs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("libs[{i}]"), l)),
+    ) {
+        if let Some(call) = crate::policy::engine::find_refused_call(text) {
+            return Err(format!(
+                "{origin}:{part}:{}:{}: {call}",
+                call.line, call.col
+            ));
+        }
+    }
     let package = engine
         .add_policy(format!("{origin}:rego"), source.rego.clone())
         .map_err(|e| one(&e))?;

@@ -193,10 +193,9 @@ pub fn check_set(set: &PolicySet) -> Vec<LoadError> {
     };
     let mut errors = Vec::new();
     for m in &set.modules {
-        let mut engine = regorus::Engine::new();
-        engine.set_rego_v0(set.rego_v0);
-        if let Err(e) = engine.add_policy(m.path.clone(), m.text.clone()) {
-            errors.push(super::loader::from_anyhow(&e, &m.path));
+        let mut engine = super::engine::EngineSetup::new(set.rego_v0).engine();
+        if let Err(e) = super::loader::add_module(&mut engine, m) {
+            errors.push(e);
         }
     }
     if errors.is_empty() {

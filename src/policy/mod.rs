@@ -3,10 +3,12 @@
 //!
 //! The proxies see `Decider::decide(&Input) -> Verdict` and nothing of regorus.
 
+pub mod builtins;
 pub mod bundle;
 pub mod cli;
 pub mod coverage;
 pub mod decider;
+pub mod engine;
 pub mod eval;
 pub mod fetch;
 mod front;

@@ -1,0 +1,143 @@
+//! `net.*` CIDR builtins regorus lacks: `cidr_merge`, `cidr_intersects` and
+//! `cidr_contains_matches`, with OPA's argument forms.
+//!
+//! Not here: `net.cidr_contains`, `cidr_expand`, `cidr_is_valid` (regorus has them) and
+//! `net.lookup_ip_addr` (refused: network I/O).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use regorus::Value;
+
+use super::{Args, Builtin, BuiltinError, set_of};
+
+/// OPA limits nothing here; this bound keeps a hostile input from exhausting memory or time.
+const MAX_ITEMS: usize = 1 << 16;
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "net.cidr_merge",
+        arity: 1,
+        run: cidr_merge,
+    },
+    Builtin {
+        name: "net.cidr_intersects",
+        arity: 2,
+        run: cidr_intersects,
+    },
+    Builtin {
+        name: "net.cidr_contains_matches",
+        arity: 2,
+        run: cidr_contains_matches,
+    },
+];
+
+fn parse_cidr(args: &Args<'_>, s: &str) -> Result<IpNet, BuiltinError> {
+    s.parse::<IpNet>()
+        .map_err(|_| args.error(format!("invalid CIDR address: {s}")))
+}
+
+/// An address or a CIDR, as `cidr_merge` and `cidr_contains` take them; an address is its /32 or /128.
+fn parse_net_or_ip(s: &str) -> Option<IpNet> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(IpNet::from(ip));
+    }
+    s.parse::<IpNet>().ok()
+}
+
+fn cidr_merge(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let items = args.strings(0)?;
+    if items.len() > MAX_ITEMS {
+        return Err(args.error(format!("more than {MAX_ITEMS} addresses")));
+    }
+    let mut nets = Vec::with_capacity(items.len());
+    for s in &items {
+        let net =
+            parse_net_or_ip(s).ok_or_else(|| args.error(format!("IP/CIDR {s:?} is invalid")))?;
+        nets.push(net.trunc());
+    }
+    Ok(set_of(
+        IpNet::aggregate(&nets)
+            .into_iter()
+            .map(|n| Value::from(n.to_string())),
+    ))
+}
+
+fn cidr_intersects(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let a = parse_cidr(args, args.string(0)?)?.trunc();
+    let b = parse_cidr(args, args.string(1)?)?.trunc();
+    // Two networks intersect exactly when one contains the other.
+    Ok(Value::from(a.contains(&b) || b.contains(&a)))
+}
+
+/// OPA's `net.cidr_contains`, as `cidr_contains_matches` applies it to each pair.
+fn contains(args: &Args<'_>, cidr: &str, addr: &str) -> Result<bool, BuiltinError> {
+    let net = parse_cidr(args, cidr)?;
+    if let Ok(ip) = addr.parse::<IpAddr>() {
+        return Ok(net.contains(&ip));
+    }
+    let inner = parse_cidr(args, addr)?;
+    Ok(net.contains(&inner.network()) && net.contains(&inner.broadcast()))
+}
+
+/// Each (key, cidr) of an operand: a string is its own key, an array's keys are indices, a
+/// set's keys its elements, an object's keys its keys; an element may be `[cidr, ...]`.
+fn operand(args: &Args<'_>, v: &Value) -> Result<Vec<(Value, String)>, BuiltinError> {
+    let cidr_of = |x: &Value| -> Result<String, BuiltinError> {
+        match x {
+            Value::String(s) => Ok(s.to_string()),
+            Value::Array(a) => match a.first() {
+                Some(Value::String(s)) => Ok(s.to_string()),
+                Some(_) => Err(args.error("embedded array must have a string as first element")),
+                None => Err(args.error("embedded array must have at least one element")),
+            },
+            _ => Err(args.error("cidr must be string or array")),
+        }
+    };
+    let mut out = Vec::new();
+    match v {
+        Value::String(s) => out.push((v.clone(), s.to_string())),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                out.push((Value::from(i), cidr_of(x)?));
+            }
+        }
+        Value::Set(s) => {
+            for x in s.iter() {
+                out.push((x.clone(), cidr_of(x)?));
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o.iter() {
+                out.push((k.clone(), cidr_of(x)?));
+            }
+        }
+        other => {
+            return Err(args.error(format!(
+                "operand must be string, array, set or object but got {}",
+                super::type_name(other)
+            )));
+        }
+    }
+    if out.len() > MAX_ITEMS {
+        return Err(args.error(format!("more than {MAX_ITEMS} addresses")));
+    }
+    Ok(out)
+}
+
+fn cidr_contains_matches(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let cidrs = operand(args, args.value(0))?;
+    let addrs = operand(args, args.value(1))?;
+    if cidrs.len().saturating_mul(addrs.len()) > MAX_ITEMS * 16 {
+        return Err(args.error("too many pairs of addresses to compare"));
+    }
+    let mut matches = Vec::new();
+    for (k1, cidr) in &cidrs {
+        for (k2, addr) in &addrs {
+            if contains(args, cidr, addr)? {
+                matches.push(Value::from(vec![k1.clone(), k2.clone()]));
+            }
+        }
+    }
+    Ok(set_of(matches))
+}
