@@ -121,6 +121,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     // The first policy is chosen without waiting for any network: policy.paths, the bundle
     // file, the persisted bundle, else policy.on_missing_policy. A bundle server is polled
     // once everything listens.
+    crate::policy::engine::set_strict_builtin_errors(config.policy.strict_builtin_errors);
     let sources = PolicySources::from_config(&config.policy)?;
     let (startup, decider, status) = sources.open(DeciderOptions {
         decision: config.policy.decision.clone(),

@@ -75,6 +75,10 @@ pub struct TestArgs {
     /// Parse policies as Rego v0 (no `if`/`contains` required, `future.keywords` imports)
     #[arg(long)]
     pub v0_compatible: bool,
+    /// A builtin error stops the evaluation with that error (OPA's strict mode); by default
+    /// it makes the expression undefined, as in OPA
+    #[arg(long)]
+    pub strict_builtin_errors: bool,
 }
 
 /// Output formats of `sluice eval`.
@@ -120,6 +124,10 @@ pub struct EvalArgs {
     /// Parse policies as Rego v0
     #[arg(long)]
     pub v0_compatible: bool,
+    /// A builtin error stops the evaluation with that error (OPA's strict mode); by default
+    /// it makes the expression undefined, as in OPA
+    #[arg(long)]
+    pub strict_builtin_errors: bool,
 }
 
 const CHECK_HELP: &str = "\
@@ -161,10 +169,12 @@ pub(crate) fn load(paths: &[PathBuf], rego_v0: bool) -> Result<PolicySet, LoadEr
 }
 
 pub fn test(args: TestArgs) -> i32 {
+    super::engine::set_strict_builtin_errors(args.strict_builtin_errors);
     super::testrun::command(&args)
 }
 
 pub fn eval(args: EvalArgs) -> i32 {
+    super::engine::set_strict_builtin_errors(args.strict_builtin_errors);
     super::eval::command(&args)
 }
 

@@ -37,12 +37,24 @@ fn parse_cidr(args: &Args<'_>, s: &str) -> Result<IpNet, BuiltinError> {
         .map_err(|_| args.error(format!("invalid CIDR address: {s}")))
 }
 
-/// An address or a CIDR, as `cidr_merge` and `cidr_contains` take them; an address is its /32 or /128.
-fn parse_net_or_ip(s: &str) -> Option<IpNet> {
+/// An address or a CIDR as `cidr_merge` reads it. OPA gives a bare IPv4 address Go's classful
+/// default mask (10.0.0.7 is 10.0.0.7/8) and keeps its host bits; an IPv6 address is its /128.
+fn merge_operand(s: &str) -> Option<(IpNet, String)> {
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some(IpNet::from(ip));
+        let prefix = match ip {
+            IpAddr::V4(v4) => match v4.octets()[0] {
+                0..=127 => 8,
+                128..=191 => 16,
+                192..=223 => 24,
+                _ => 32,
+            },
+            IpAddr::V6(_) => 128,
+        };
+        let net = IpNet::new(ip, prefix).ok()?;
+        return Some((net.trunc(), format!("{ip}/{prefix}")));
     }
-    s.parse::<IpNet>().ok()
+    let net = s.parse::<IpNet>().ok()?.trunc();
+    Some((net, net.to_string()))
 }
 
 fn cidr_merge(args: &Args<'_>) -> Result<Value, BuiltinError> {
@@ -52,15 +64,20 @@ fn cidr_merge(args: &Args<'_>) -> Result<Value, BuiltinError> {
     }
     let mut nets = Vec::with_capacity(items.len());
     for s in &items {
-        let net =
-            parse_net_or_ip(s).ok_or_else(|| args.error(format!("IP/CIDR {s:?} is invalid")))?;
-        nets.push(net.trunc());
+        nets.push(
+            merge_operand(s).ok_or_else(|| args.error(format!("invalid CIDR address: {s}")))?,
+        );
     }
-    Ok(set_of(
-        IpNet::aggregate(&nets)
-            .into_iter()
-            .map(|n| Value::from(n.to_string())),
-    ))
+    let truncated: Vec<IpNet> = nets.iter().map(|(n, _)| *n).collect();
+    let merged = IpNet::aggregate(&truncated).into_iter().map(|m| {
+        // A network nothing merged into is printed as it was given (OPA keeps host bits then).
+        let mut inside = nets.iter().filter(|(n, _)| m.contains(n));
+        match (inside.next(), inside.next()) {
+            (Some((n, text)), None) if *n == m => Value::from(text.clone()),
+            _ => Value::from(m.to_string()),
+        }
+    });
+    Ok(set_of(merged))
 }
 
 fn cidr_intersects(args: &Args<'_>) -> Result<Value, BuiltinError> {

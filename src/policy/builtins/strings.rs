@@ -1,5 +1,7 @@
 //! Newer string, array and regex builtins of OPA 1.x that regorus 0.14.1 lacks:
-//! `strings.split_n`, `array.flatten`, `regex.find_all_string_submatch_n`.
+//! `strings.split_n`, `array.flatten`, `regex.find_all_string_submatch_n`, and `strings.count`
+//! (regorus has one, but it panics on an empty needle), `upper` and `lower` (Go's one-to-one
+//! case mapping, where regorus uses Rust's full mapping).
 //!
 //! Not here: `strings.render_template` (Go text/template; unsupported, see the compatibility page).
 
@@ -7,14 +9,26 @@ use regorus::Value;
 
 use super::{Args, Builtin, BuiltinError};
 
-/// Nesting past this depth is refused rather than followed (a hostile document could be deep).
-const MAX_DEPTH: usize = 256;
-
 pub static BUILTINS: &[Builtin] = &[
     Builtin {
         name: "strings.split_n",
         arity: 3,
         run: split_n,
+    },
+    Builtin {
+        name: "upper",
+        arity: 1,
+        run: |a| go_case(a, true),
+    },
+    Builtin {
+        name: "lower",
+        arity: 1,
+        run: |a| go_case(a, false),
+    },
+    Builtin {
+        name: "strings.count",
+        arity: 2,
+        run: count,
     },
     Builtin {
         name: "array.flatten",
@@ -28,37 +42,65 @@ pub static BUILTINS: &[Builtin] = &[
     },
 ];
 
-/// Go's `strings.SplitN`: n < 0 all parts, n == 0 none, else at most n parts.
+/// OPA 1.20's `strings.split_n`: the parts of `split(s, sep)`, the first n of them, or the
+/// last -n when n is negative (measured against OPA itself; it is not Go's `SplitN`).
 fn split_n(args: &Args<'_>) -> Result<Value, BuiltinError> {
     let s = args.string(0)?;
     let sep = args.string(1)?;
     let n = args.number_i64(2)?;
-    let parts: Vec<Value> = match n {
-        0 => Vec::new(),
-        n if n < 0 => go_split(s, sep, usize::MAX),
-        n => go_split(s, sep, usize::try_from(n).unwrap_or(usize::MAX)),
-    }
-    .into_iter()
-    .map(Value::from)
-    .collect();
-    Ok(Value::from(parts))
+    let parts: Vec<String> = if sep.is_empty() {
+        s.chars().map(String::from).collect()
+    } else {
+        s.split(sep).map(str::to_string).collect()
+    };
+    let take = usize::try_from(n.unsigned_abs())
+        .unwrap_or(usize::MAX)
+        .min(parts.len());
+    let chosen = if n >= 0 {
+        &parts[..take]
+    } else {
+        &parts[parts.len() - take..]
+    };
+    Ok(Value::from(
+        chosen
+            .iter()
+            .map(|p| Value::from(p.as_str()))
+            .collect::<Vec<_>>(),
+    ))
 }
 
-/// Go splits on an empty separator between UTF-8 characters.
-fn go_split(s: &str, sep: &str, n: usize) -> Vec<String> {
-    if sep.is_empty() {
-        let chars: Vec<char> = s.chars().collect();
-        let mut out: Vec<String> = Vec::new();
-        for (i, c) in chars.iter().enumerate() {
-            if out.len() + 1 == n {
-                out.push(chars[i..].iter().collect());
-                return out;
-            }
-            out.push(c.to_string());
+/// Go's `unicode.ToUpper`/`ToLower` map one character to one character: ß stays ß in upper
+/// case (Rust's full mapping makes it SS). Only İ lowers to more than one character in Rust;
+/// Go lowers it to i, the first of them.
+fn go_case(args: &Args<'_>, upper: bool) -> Result<Value, BuiltinError> {
+    let s = args.string(0)?;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let mut mapped: Vec<char> = if upper {
+            c.to_uppercase().collect()
+        } else {
+            c.to_lowercase().collect()
+        };
+        match (mapped.len(), upper) {
+            (1, _) => out.push(mapped[0]),
+            (_, true) => out.push(c),
+            (_, false) => out.push(mapped.swap_remove(0)),
         }
-        return out;
     }
-    s.splitn(n, sep).map(str::to_string).collect()
+    Ok(Value::from(out))
+}
+
+/// Go's `strings.Count`: non-overlapping occurrences; an empty needle counts the gaps between
+/// characters (chars + 1). Replaces regorus's, which panics on an empty needle.
+fn count(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let s = args.string(0)?;
+    let needle = args.string(1)?;
+    let n = if needle.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(needle).count()
+    };
+    Ok(Value::from(n))
 }
 
 fn flatten(args: &Args<'_>) -> Result<Value, BuiltinError> {
@@ -68,29 +110,17 @@ fn flatten(args: &Args<'_>) -> Result<Value, BuiltinError> {
             super::type_name(args.value(0))
         )));
     };
+    // OPA flattens one level: [1, [2, [3]]] is [1, 2, [3]].
     let mut out = Vec::new();
-    flatten_into(args, args.value(0), 0, &mut out)?;
-    Ok(Value::from(out))
-}
-
-fn flatten_into(
-    args: &Args<'_>,
-    v: &Value,
-    depth: usize,
-    out: &mut Vec<Value>,
-) -> Result<(), BuiltinError> {
-    if depth > MAX_DEPTH {
-        return Err(args.error("arrays nested too deeply"));
-    }
-    match v {
-        Value::Array(items) => {
-            for x in items.iter() {
-                flatten_into(args, x, depth + 1, out)?;
+    if let Value::Array(items) = args.value(0) {
+        for x in items.iter() {
+            match x {
+                Value::Array(inner) => out.extend(inner.iter().cloned()),
+                other => out.push(other.clone()),
             }
         }
-        other => out.push(other.clone()),
     }
-    Ok(())
+    Ok(Value::from(out))
 }
 
 fn find_all_submatch_n(args: &Args<'_>) -> Result<Value, BuiltinError> {
