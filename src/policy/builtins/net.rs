@@ -1,7 +1,9 @@
 //! `net.*` CIDR builtins regorus lacks: `cidr_merge`, `cidr_intersects` and
 //! `cidr_contains_matches`, with OPA's argument forms.
 //!
-//! Not here: `net.cidr_contains`, `cidr_expand`, `cidr_is_valid` (regorus has them) and
+//! `net.cidr_expand` replaces regorus's to bound its size (see [`MAX_EXPANDED`]).
+//!
+//! Not here: `net.cidr_contains`, `cidr_is_valid` (regorus has them) and
 //! `net.lookup_ip_addr` (refused: network I/O).
 
 use std::net::IpAddr;
@@ -30,7 +32,16 @@ pub static BUILTINS: &[Builtin] = &[
         arity: 2,
         run: cidr_contains_matches,
     },
+    Builtin {
+        name: "net.cidr_expand",
+        arity: 1,
+        run: cidr_expand,
+    },
 ];
+
+/// `net.cidr_expand` of a /8 is 16 million strings: regorus's builtin would run past any
+/// `eval_timeout` (builtins do not look at the clock), so sluice's expands at most this many.
+const MAX_EXPANDED: u128 = 1 << 16;
 
 fn parse_cidr(args: &Args<'_>, s: &str) -> Result<IpNet, BuiltinError> {
     s.parse::<IpNet>()
@@ -157,4 +168,26 @@ fn cidr_contains_matches(args: &Args<'_>) -> Result<Value, BuiltinError> {
         }
     }
     Ok(set_of(matches))
+}
+
+fn cidr_expand(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let cidr = args.string(0)?;
+    let net = parse_cidr(args, cidr)?;
+    let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
+    let size = 1u128.checked_shl(host_bits).unwrap_or(u128::MAX);
+    if size > MAX_EXPANDED {
+        return Err(args.error(format!(
+            "{cidr} has {size} addresses; sluice expands at most {MAX_EXPANDED}"
+        )));
+    }
+    // Every address, network and broadcast included (ipnet's hosts() leaves those out).
+    let all: Vec<Value> = match net {
+        IpNet::V4(n) => ipnet::Ipv4AddrRange::new(n.network(), n.broadcast())
+            .map(|ip| Value::from(ip.to_string()))
+            .collect(),
+        IpNet::V6(n) => ipnet::Ipv6AddrRange::new(n.network(), n.broadcast())
+            .map(|ip| Value::from(ip.to_string()))
+            .collect(),
+    };
+    Ok(set_of(all))
 }

@@ -1219,6 +1219,9 @@ impl Interpreter {
                     value != Value::Undefined
                 }
             }
+            // sluice patch 1 (vendor/PATCHES.md): OPA evaluates the operands of a negated
+            // expression first; an undefined operand makes the `not` fail, not succeed.
+            Literal::NotExpr { expr, .. } if !self.negated_operands_defined(expr)? => false,
             Literal::NotExpr { span, expr, .. } => {
                 let value = match expr.as_ref() {
                     // Extra parameter is allowed; but a return argument is not allowed.
@@ -3144,6 +3147,137 @@ impl Interpreter {
             }
         } else {
             self.eval_call_impl(span, expr, fcn, params)
+        }
+    }
+
+    /// sluice patch 1: OPA's compiler binds the operands of a negated call or operator to
+    /// variables before the `not` (topdown sees `__local0__ = input.x; not f(__local0__)`), so
+    /// an undefined operand fails the whole literal. Plain operands of `==` and `=` are the
+    /// exception (a comparison with an undefined ref is simply false, so `not` succeeds).
+    fn negated_operands_defined(&mut self, expr: &ExprRef) -> Result<bool> {
+        let operands: Vec<ExprRef> = match expr.as_ref() {
+            Expr::Call { params, .. } => params.clone(),
+            Expr::BoolExpr {
+                op: BoolOp::Eq,
+                lhs,
+                rhs,
+                ..
+            }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                return Ok(
+                    self.nested_operand_defined(lhs)? && self.nested_operand_defined(rhs)?
+                );
+            }
+            Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. } => vec![lhs.clone(), rhs.clone()],
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => key
+                .iter()
+                .cloned()
+                .chain([value.clone(), collection.clone()])
+                .collect(),
+            _ => return Ok(true),
+        };
+        for operand in &operands {
+            if !self.operand_defined(operand)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// An operand of `==`/`=` under `not`: refs stay in place, calls and literals are hoisted.
+    fn nested_operand_defined(&mut self, expr: &ExprRef) -> Result<bool> {
+        match expr.as_ref() {
+            Expr::RefDot { refr, .. } => self.nested_operand_defined(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                Ok(self.nested_operand_defined(refr)? && self.nested_operand_defined(index)?)
+            }
+            Expr::Var { .. } => Ok(true),
+            _ => self.operand_defined(expr),
+        }
+    }
+
+    /// Whether a hoisted operand has a value. Operands with an unbound variable (`_`) are left
+    /// to the normal evaluation: OPA does not hoist those either.
+    fn operand_defined(&mut self, expr: &ExprRef) -> Result<bool> {
+        match expr.as_ref() {
+            Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Number { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. }
+            | Expr::Var { .. }
+            | Expr::ArrayCompr { .. }
+            | Expr::SetCompr { .. }
+            | Expr::ObjectCompr { .. } => Ok(true),
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for item in items {
+                    if !self.operand_defined(item)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Expr::Object { fields, .. } => {
+                for (_, k, v) in fields {
+                    if !self.operand_defined(k)? || !self.operand_defined(v)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            _ if self.has_unbound_var(expr) => Ok(true),
+            _ => Ok(self.eval_expr(expr)? != Value::Undefined),
+        }
+    }
+
+    /// Whether an expression mentions a variable that is neither bound locally nor a name the
+    /// evaluator resolves itself (input, data, rules, functions, imports).
+    fn has_unbound_var(&self, expr: &ExprRef) -> bool {
+        match expr.as_ref() {
+            Expr::Var { span, .. } => {
+                let name = span.source_str();
+                name.text() == "_" || name.text().starts_with("__")
+            }
+            Expr::Call { params, .. } => params.iter().any(|p| self.has_unbound_var(p)),
+            Expr::RefDot { refr, .. } => self.has_unbound_var(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                let index_unbound = match index.as_ref() {
+                    Expr::Var { span, .. } => self.lookup_local_var(&span.source_str()).is_none(),
+                    _ => self.has_unbound_var(index),
+                };
+                index_unbound || self.has_unbound_var(refr)
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                items.iter().any(|i| self.has_unbound_var(i))
+            }
+            Expr::Object { fields, .. } => fields
+                .iter()
+                .any(|(_, k, v)| self.has_unbound_var(k) || self.has_unbound_var(v)),
+            Expr::UnaryExpr { expr, .. } => self.has_unbound_var(expr),
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                self.has_unbound_var(lhs) || self.has_unbound_var(rhs)
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                key.as_ref().is_some_and(|k| self.has_unbound_var(k))
+                    || self.has_unbound_var(value)
+                    || self.has_unbound_var(collection)
+            }
+            _ => false,
         }
     }
 

@@ -1006,6 +1006,9 @@ impl<'source> Parser<'source> {
                         eidx: self.next_eidx(),
                     };
                 }
+                // sluice patch 2 (vendor/PATCHES.md): as in OPA, a `(` on a new line starts the
+                // next literal; it does not make the previous term a call.
+                "(" if possible_fcn && self.line != self.tok.1.line => break,
                 "(" if possible_fcn => {
                     self.next_token()?;
                     let mut args = vec![];

@@ -215,8 +215,8 @@ pub fn schedule<Str: Clone + cmp::Ord + fmt::Debug>(
     }
 
     if order.len() != num_statements {
-        #[cfg(feature = "std")]
-        std::eprintln!("could not schedule all statements {order:?}");
+        // sluice patch 3 (vendor/PATCHES.md): no debug line on stderr; the unsafe variable is
+        // reported as the error, and a CLI prints one line per error.
         return Ok(SortResult::Order(
             (0..num_statements).map(|i| i as u16).collect(),
         ));
