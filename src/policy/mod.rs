@@ -6,6 +6,7 @@
 pub mod builtins;
 pub mod bundle;
 pub mod cli;
+pub mod compat;
 pub mod coverage;
 pub mod decider;
 pub mod engine;
