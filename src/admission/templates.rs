@@ -30,6 +30,8 @@ pub struct Template {
     /// `data.<package>.violation`.
     pub violation_rule: String,
     pub engine: Engine,
+    /// `spec.crd.spec.validation.openAPIV3Schema`: what its constraints' parameters must be.
+    pub parameters_schema: Option<Json>,
 }
 
 impl fmt::Debug for Template {
@@ -178,6 +180,11 @@ pub fn compile(doc: &Document) -> Result<Template, TemplateError> {
         origin: origin.clone(),
         violation_rule: format!("{package}.violation"),
         engine,
+        parameters_schema: doc
+            .body
+            .pointer("/spec/crd/spec/validation/openAPIV3Schema")
+            .filter(|s| s.is_object())
+            .cloned(),
     })
 }
 
@@ -262,6 +269,12 @@ fn build_engine(origin: &str, source: &RegoSource) -> Result<(Engine, String), S
             return Err(format!(
                 "{origin}:{part}:{}:{}: {call}",
                 call.line, call.col
+            ));
+        }
+        // Gatekeeper's external data providers are HTTP calls out of the cluster.
+        if let Some((line, col, _)) = crate::policy::engine::find_call(text, &["external_data"]) {
+            return Err(format!(
+                "{part}:{line}:{col}: external_data is not supported (sluice calls no external data provider); the template is skipped"
             ));
         }
     }

@@ -63,6 +63,20 @@ pub struct RefusedCall {
 /// Finds the first call to a refused builtin (`http.send(`, `net.lookup_ip_addr(`) in Rego
 /// text, outside comments and strings. `with http.send as …` (a mock in a test) is no call.
 pub fn find_refused_call(text: &str) -> Option<RefusedCall> {
+    let names: Vec<&str> = builtins::REFUSED.iter().map(|r| r.name).collect();
+    let (line, col, name) = find_call(text, &names)?;
+    let refused = builtins::REFUSED.iter().find(|r| r.name == name)?;
+    Some(RefusedCall {
+        line,
+        col,
+        name: refused.name,
+        reason: refused.reason,
+    })
+}
+
+/// The line, column and name of the first call to one of `names` in Rego text, outside
+/// comments and strings.
+pub fn find_call<'n>(text: &str, names: &[&'n str]) -> Option<(u32, u32, &'n str)> {
     let bytes = text.as_bytes();
     let (mut i, mut line, mut line_start) = (0usize, 1u32, 0usize);
     while i < bytes.len() {
@@ -109,13 +123,8 @@ pub fn find_refused_call(text: &str) -> Option<RefusedCall> {
                     j += 1;
                 }
                 if !preceded_by_dot && bytes.get(j) == Some(&b'(') {
-                    if let Some(r) = builtins::REFUSED.iter().find(|r| r.name == word) {
-                        return Some(RefusedCall {
-                            line,
-                            col: (start - line_start) as u32 + 1,
-                            name: r.name,
-                            reason: r.reason,
-                        });
+                    if let Some(name) = names.iter().find(|n| **n == word) {
+                        return Some((line, (start - line_start) as u32 + 1, name));
                     }
                 }
             }
