@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod admission;
 pub mod cert;
+pub mod cmd;
 pub mod config;
 pub mod drain;
 pub mod health;

@@ -44,6 +44,8 @@ enum Command {
     Cert(CertArgs),
     /// Probe an admin endpoint (for container health checks); exit 0 when it answers 2xx
     Health(HealthArgs),
+    /// Benchmark Gatekeeper templates against objects, like `gator bench`
+    Bench(sluice::cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Log(a) => logcmd::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
+        Command::Bench(a) => sluice::cmd::bench::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
