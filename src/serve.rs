@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, Admin};
 use crate::config::{Config, LogFormat};
-use crate::drain::InFlight;
+use crate::drain::{self, Watch};
 use crate::policy::source::PolicySources;
 use crate::policy::status::Origin;
 use crate::policy::{DeciderOptions, Source};
@@ -77,10 +76,13 @@ pub fn run(args: ServeArgs) -> i32 {
         },
     };
     let format = args.log_format.unwrap_or(config.log.format);
-    if let Err(e) = crate::telemetry::init_logging(format, &config.log.level) {
-        eprintln!("sluice serve: {e}");
-        return 1;
-    }
+    let _log = match crate::telemetry::init_logging(format, &config.log.level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("sluice serve: {e}");
+            return 1;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,10 +115,12 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
         Some(h) => Some(bind(h.listen, "http.listen").await?),
         None => None,
     };
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Two drains: the data path's, then the admin's, so that probes see 503 while open
+    // requests finish.
+    let (admin_drain, admin_watch) = drain::channel();
     let admin = Arc::new(Admin::default());
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
-    let admin_task = admin::spawn(admin.clone(), admin_listener, shutdown_rx.clone());
+    let admin_task = admin::spawn(admin.clone(), admin_listener, admin_watch);
 
     // The first policy is chosen without waiting for any network: policy.paths, the bundle
     // file, the persisted bundle, else policy.on_missing_policy. A bundle server is polled
@@ -164,16 +168,17 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     let _policy_sources = sources.start(gateway.decider.clone(), status, &startup)?;
     admin.attach(gateway.clone());
 
-    let in_flight = InFlight::default();
+    let (data_drain, data_watch) = drain::channel();
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let mut listening = vec![format!("admin={admin_addr}")];
     if let (Some(cfg), Some(listener)) = (&config.http, http_listener) {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        let proxy = HttpProxy::new(gateway.clone(), cfg.clone(), local, in_flight.clone());
-        tasks.push(http::spawn(proxy, listener, shutdown_rx.clone()));
+        let proxy = HttpProxy::new(gateway.clone(), cfg.clone(), local, data_watch.clone());
+        tasks.push(http::spawn(proxy, listener, data_watch.clone()));
         listening.push(format!("http={local}"));
     }
-    tasks.extend(start_mqtt(&config, gateway.clone(), shutdown_rx.clone()).await?);
+    tasks.extend(start_mqtt(&config, gateway.clone(), data_watch.clone()).await?);
+    drop(data_watch);
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
@@ -194,24 +199,20 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     tracing::info!(
         signal,
         grace = ?config.http.as_ref().map(|h| h.shutdown_grace.get()),
-        open = in_flight.open(),
+        // Every accept loop and the HTTP proxy hold a watch too; the rest are connections.
+        open = data_drain
+            .open()
+            .saturating_sub(tasks.len() + usize::from(config.http.is_some())),
         "shutting down: no new connections, finishing open requests"
     );
     admin.set_ready(false);
-    let _ = shutdown_tx.send(true);
     // MQTT-only gateways still give sessions time to receive their DISCONNECT.
     let grace = config
         .http
         .as_ref()
         .map(|h| h.shutdown_grace.get())
         .unwrap_or_else(|| crate::config::HttpConfig::default().shutdown_grace.get());
-    let deadline = tokio::time::Instant::now() + grace;
-    for t in tasks {
-        let _ = tokio::time::timeout_at(deadline, t).await;
-    }
-    let left = in_flight
-        .wait(deadline.saturating_duration_since(tokio::time::Instant::now()))
-        .await;
+    let left = data_drain.drain(grace).await;
     if left > 0 {
         tracing::warn!(
             open = left,
@@ -223,6 +224,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
             tracing::warn!("decision log: entries still queued at exit were not written");
         }
     }
+    admin_drain.drain(std::time::Duration::from_secs(1)).await;
     admin_task.abort();
     Ok(())
 }
@@ -231,9 +233,9 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
 async fn start_mqtt(
     config: &Config,
     gateway: Arc<Gateway>,
-    shutdown: watch::Receiver<bool>,
+    drain: Watch,
 ) -> Result<Vec<JoinHandle<()>>, String> {
-    crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, shutdown).await
+    crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, drain).await
 }
 
 async fn wait_for_signal() -> &'static str {

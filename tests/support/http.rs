@@ -1,15 +1,14 @@
-//! Shared helpers for the HTTP gateway's integration tests: the real `sluice serve` binary on
-//! free ports, real upstreams (plain HTTP and TLS with rcgen certificates) that record what
-//! reached them, and small raw-socket clients.
-#![allow(dead_code)]
+//! HTTP peers of the gateway tests: raw-socket and curl clients, a plain HTTP/1.1 upstream that
+//! records what reached it, a TLS upstream (rcgen certificate) counting handshakes, and the
+//! fixture policy of the HTTP tests. Not the gateway itself: that is `launcher.rs`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::net::{SocketAddr, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,158 +16,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// A fresh temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Result<Self, Error> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-http-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self(dir))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A port nobody listens on right now (bound then released).
-pub fn free_port() -> Result<u16, Error> {
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// The site every test uses: only 127.0.0.1 is inside the plant, so 127.0.0.2 (also loopback)
-/// plays an external host.
-pub const TEST_SITE: &str = "site:\n  name: test-plant\n  local_networks: [127.0.0.1/32]\n  local_domains: [localhost, \"*.local\"]\n";
-
-/// A running `sluice serve`, killed on drop.
-pub struct Sluice {
-    pub child: Child,
-    pub proxy: SocketAddr,
-    pub admin: SocketAddr,
-    pub log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Sluice {
-    /// Starts sluice with `extra` YAML appended to a config holding the test site and free
-    /// ports; waits until /readyz says 200.
-    pub fn start(extra: &str) -> Result<Self, Error> {
-        Self::start_with_env(extra, &[])
-    }
-
-    /// As [`Sluice::start`], with extra environment variables for the process.
-    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Result<Self, Error> {
-        let dir = TempDir::new("serve")?;
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let extra = extra.replace("{HTTP}", &format!("http:\n  listen: {proxy}\n"));
-        let http = if extra.contains("http:") {
-            String::new()
-        } else {
-            format!("http:\n  listen: {proxy}\n")
-        };
-        let config = format!("{TEST_SITE}admin:\n  listen: {admin}\n{http}{extra}");
-        let path = dir.path().join("sluice.yaml");
-        std::fs::write(&path, config)?;
-        let log = dir.path().join("sluice.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "-c"])
-            .arg(&path)
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("NODE_NAME")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        let mut s = Self {
-            child,
-            proxy,
-            admin,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                return Err(format!("sluice exited early ({status}): {}", s.log_text()).into());
-            }
-            if let Ok((200, _)) = http_get(s.admin, "/readyz") {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("sluice not ready in 30s: {}", s.log_text()).into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The value of one sample line of /metrics (`name{labels}`), 0 when absent.
-    pub fn metric(&self, sample: &str) -> Result<f64, Error> {
-        let (status, body) = http_get(self.admin, "/metrics")?;
-        if status != 200 {
-            return Err(format!("/metrics answered {status}").into());
-        }
-        Ok(body
-            .lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0))
-    }
-
-    /// Polls a metric until it reaches `at_least` (metrics are updated after responses).
-    pub fn wait_metric(&self, sample: &str, at_least: f64) -> Result<f64, Error> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = self.metric(sample)?;
-            if v >= at_least || Instant::now() > deadline {
-                return Ok(v);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends SIGTERM and waits for the exit code.
-    pub fn terminate(&mut self) -> Result<Option<i32>, Error> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status.code());
-            }
-            if Instant::now() > deadline {
-                return Err("sluice did not exit within 30s of SIGTERM".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Sluice {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::Error;
+use super::tempdir::TempDir;
 
 /// Writes raw bytes, reads until the peer closes (or 20s), returns what came back.
 pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Result<String, Error> {
@@ -362,7 +211,7 @@ pub struct TlsUpstream {
 
 impl TlsUpstream {
     pub fn start() -> Result<Self, Error> {
-        let dir = TempDir::new("tls")?;
+        let dir = TempDir::new("tls");
         let ck = rcgen::generate_simple_self_signed(vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),

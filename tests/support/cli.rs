@@ -1,25 +1,25 @@
-//! Runs the real `sluice` binary from the repository root (so fixture paths print as a user
-//! types them) and normalises what varies between runs: test durations.
-
-#![allow(dead_code)]
+//! One-shot `sluice` commands (`test`, `eval`, `check`, `verify`, `cert`, `log`, …) run from the
+//! repository root, so fixture paths print as a user types them, and the normalising of what
+//! varies between runs (test durations). Not for servers: those are `launcher.rs`.
 
 use std::process::Command;
 
-pub struct Output {
+/// What a one-shot `sluice` command printed and returned.
+pub struct Ran {
     pub stdout: String,
     pub stderr: String,
     pub code: i32,
 }
 
 /// `sluice ARGS...` in the repository root.
-pub fn sluice(args: &[&str]) -> Output {
+pub fn sluice(args: &[&str]) -> Ran {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("RUST_BACKTRACE")
         .output()
         .unwrap_or_else(|e| panic!("cannot run sluice {args:?}: {e}"));
-    Output {
+    Ran {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         code: out.status.code().unwrap_or(-1),
@@ -34,7 +34,7 @@ pub fn normalise(text: &str) -> String {
 }
 
 /// Asserts one line on stderr, nothing on stdout, exit code 1 and no panic or backtrace.
-pub fn assert_one_line_error(out: &Output, expected: &str) {
+pub fn assert_one_line_error(out: &Ran, expected: &str) {
     assert_eq!(out.stderr, format!("{expected}\n"), "stderr");
     assert_eq!(out.stdout, "", "stdout");
     assert_eq!(out.code, 1, "exit code");

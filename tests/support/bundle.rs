@@ -1,10 +1,9 @@
-//! Shared helpers of the bundle, reload and decision-log tests: building and signing bundles,
-//! a small HTTP bundle server with ETags and request counts, and decision shortcuts.
-#![allow(dead_code)]
+//! OPA bundles for the bundle, reload and decision-log tests: building and signing bundles as
+//! `opa build` / `opa sign` would, and a small HTTP bundle server with ETags, request counts and
+//! failure modes. Not sluice's bundle code: these are the tests' independent version of it.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,36 +12,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-use sluice::policy::{Decider, Input, Operation, Protocol, Source, Target, Zone};
-
-/// A fresh temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "sluice-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-        Self(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, s: &str) -> PathBuf {
-        self.0.join(s)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The test policy: allows the ports listed in `data.gate.ports`.
 pub const POLICY: &str = "package manufacturing.smart\n\ndefault allow := false\n\nallow if input.target.port in data.gate.ports\n";
@@ -336,59 +305,4 @@ fn serve(
             }
         }
     }
-}
-
-/// Polls `cond` every 20 ms for up to 30 s (generous: the machine is shared).
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-pub fn source() -> Source {
-    Source {
-        workload: "iot-data-processor".into(),
-        client_id: "press-7".into(),
-        ..Source::default()
-    }
-}
-
-/// Whether a local MQTT publish to `port` is allowed.
-pub fn allows(decider: &Decider, port: u16) -> bool {
-    let s = source();
-    decider
-        .decide(&publish(&s, "broker.plant.local", port, Zone::Local))
-        .allowed()
-}
-
-pub fn publish<'a>(s: &'a Source, host: &'a str, port: u16, zone: Zone) -> Input<'a> {
-    Input {
-        protocol: Protocol::Mqtt,
-        operation: Operation::Publish,
-        source: s,
-        target: Target {
-            host,
-            port,
-            ip: None,
-            zone,
-        },
-        mqtt: Some(sluice::policy::MqttFacts {
-            topic: "plant/line1/press7/temp",
-            qos: 1,
-            retain: false,
-        }),
-        http: None,
-    }
-}
-
-/// Parses a `policy:` YAML fragment (as in the config file) into the policy section.
-pub fn policy_config(yaml: &str) -> sluice::config::PolicyConfig {
-    sluice::config::Config::parse(yaml)
-        .unwrap_or_else(|e| panic!("config: {e}"))
-        .policy
 }

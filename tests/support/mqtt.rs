@@ -1,73 +1,29 @@
-//! Helpers of the MQTT gateway tests: a mosquitto broker per test on a free port, the real
-//! `sluice serve` with MQTT listeners, the mosquitto command-line clients, and a rumqttc
-//! subscriber connected straight to the broker that records what arrives.
+//! MQTT peers of the gateway tests: a mosquitto broker per test on a free port, the config of
+//! sluice's MQTT listeners, the mosquitto command-line clients, a rumqttc subscriber connected
+//! straight to the broker that records what arrives, and a raw client with packet builders for
+//! bytes no well-behaved client would send.
 //!
 //! Needs /usr/sbin/mosquitto, mosquitto_pub and mosquitto_sub (Debian: mosquitto,
 //! mosquitto-clients).
-#![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Generous: tests share two cores with other test binaries.
-pub const WAIT: Duration = Duration::from_secs(30);
-
-/// A scratch directory removed on drop.
-pub struct Dir(pub PathBuf);
-
-impl Dir {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "sluice-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-        Self(p)
-    }
-    pub fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
-        p
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn free_port(ip: &str) -> u16 {
-    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
-    l.local_addr().map(|a| a.port()).unwrap_or(0)
-}
-
-pub fn wait_for_port(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(start.elapsed() < WAIT, "nothing listens on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-pub fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use super::launcher::Sluice;
+use super::tempdir::TempDir;
+use super::{WAIT, free_port, free_port_on, repo, wait_for_port};
 
 /// A mosquitto broker of its own.
 pub struct Broker {
     pub addr: SocketAddr,
     child: Option<Child>,
     conf: PathBuf,
-    _dir: Dir,
+    _dir: TempDir,
 }
 
 impl Broker {
@@ -77,8 +33,8 @@ impl Broker {
 
     /// A broker on `ip` (any 127.0.0.0/8 address works on Linux), with extra config lines.
     pub fn start_on(ip: &str, extra: &str) -> Self {
-        let dir = Dir::new("mosquitto");
-        let port = free_port(ip);
+        let dir = TempDir::new("mosquitto");
+        let port = free_port_on(ip);
         let conf = dir.file(
             "mosquitto.conf",
             &format!(
@@ -136,165 +92,16 @@ impl Drop for Broker {
     }
 }
 
-/// A running `sluice serve`.
-pub struct Sluice {
-    child: Child,
-    /// The MQTT listeners, in config order.
-    pub mqtt: Vec<SocketAddr>,
-    pub admin: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    _dir: Dir,
-}
-
-impl Sluice {
-    /// Starts sluice with `config` (YAML); listeners on port 0 are fine: the bound addresses
-    /// are read from the log.
-    pub fn start(config: &str) -> Self {
-        let dir = Dir::new("sluice");
-        let path = dir.file("sluice.yaml", config);
-        let expected = config.matches("- listen:").count();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "-c"])
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start sluice: {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let Some(stderr) = stderr else { return };
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        let start = Instant::now();
-        loop {
-            let lines = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let addr_of = |l: &String| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("listen="))
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-            };
-            let mqtt: Vec<SocketAddr> = lines
-                .iter()
-                .filter(|l| l.contains("mqtt listening"))
-                .filter_map(addr_of)
-                .collect();
-            // The admin address is taken from the config (a free port picked by the test), and
-            // is ready once it accepts connections.
-            let admin = admin_addr(config)
-                .filter(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
-            if let (Some(admin), true) = (admin, mqtt.len() == expected) {
-                return Self {
-                    child,
-                    mqtt,
-                    admin,
-                    log,
-                    _dir: dir,
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("sluice exited with {status}: {}", lines.join("\n"));
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "sluice did not start: {}",
-                lines.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.mqtt[0]
-    }
-
-    pub fn logs(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
-    }
-
-    /// The Prometheus text of `/metrics`.
-    pub fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(self.admin).unwrap_or_else(|e| panic!("admin: {e}"));
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-
-    /// The value of one sample, e.g. `sluice_errors_total{protocol="mqtt",kind="malformed"}`;
-    /// 0 when absent.
-    pub fn metric(&self, sample: &str) -> f64 {
-        self.metrics()
-            .lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0)
-    }
-
-    /// Waits until `sample` reaches at least `value`.
-    pub fn wait_metric(&self, sample: &str, value: f64) {
-        let start = Instant::now();
-        while self.metric(sample) < value {
-            assert!(
-                start.elapsed() < WAIT,
-                "{sample} stayed below {value}:\n{}",
-                self.metrics()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the process to exit; its exit code.
-    pub fn wait_exit(&mut self) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "sluice did not exit: {}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Sluice {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `admin: {listen: ADDR}` of a config written by these helpers.
-fn admin_addr(config: &str) -> Option<SocketAddr> {
-    config
-        .lines()
-        .find_map(|l| l.strip_prefix("admin: {listen: "))
-        .and_then(|rest| rest.trim_end_matches('}').trim().parse().ok())
-}
-
 /// The sluice config of one MQTT listener in front of `broker`, with the test policy.
 pub fn config_with(listeners: &[(String, &str)], policy: &str) -> String {
     let mut s = format!(
         "http: null\nadmin: {{listen: 127.0.0.1:{}}}\nlog: {{level: info}}\n{policy}\nmqtt:\n",
-        free_port("127.0.0.1")
+        free_port()
     );
     for (upstream, extra) in listeners {
         s.push_str(&format!(
-            "  - listen: 127.0.0.1:0\n    upstream: {upstream}\n"
+            "  - listen: 127.0.0.1:{}\n    upstream: {upstream}\n",
+            free_port()
         ));
         for line in extra.lines().filter(|l| !l.trim().is_empty()) {
             s.push_str(&format!("    {}\n", line.trim()));
@@ -311,8 +118,10 @@ pub fn test_policy() -> String {
     )
 }
 
+/// `sluice serve` with one MQTT listener in front of `broker` (`extra`: keys of that listener)
+/// and the fixture test policy.
 pub fn sluice_for(broker: &Broker, extra: &str) -> Sluice {
-    Sluice::start(&config_with(
+    Sluice::serve(&config_with(
         &[(broker.addr.to_string(), extra)],
         &test_policy(),
     ))
@@ -337,11 +146,11 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-/// A subscriber connected straight to a broker (MQTT 3.1.1, rumqttc), recording
-/// (topic, payload, retain) of every message.
 /// One message as a subscriber saw it: topic, payload, retain flag.
 pub type Received = (String, Vec<u8>, bool);
 
+/// A subscriber connected straight to a broker (MQTT 3.1.1, rumqttc), recording
+/// (topic, payload, retain) of every message.
 pub struct Watcher {
     pub got: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,

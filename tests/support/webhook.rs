@@ -1,50 +1,25 @@
-//! Helpers for the webhook tests: certificates made with rcgen, the real `sluice webhook`
-//! process, and an HTTPS client (hyper over tokio-rustls) that verifies the server certificate.
-#![allow(dead_code)]
+//! The webhook tests' side of `sluice webhook`: certificates made with rcgen, the webhook on the
+//! shared [`Process`] launcher (ready once `GET /readyz` answers 200 over TLS), HTTPS clients
+//! that verify the server certificate (async hyper for the tests, a blocking one for readiness
+//! and metrics), and AdmissionReview builders. Not the admission logic: that is `src/admission`.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value as Json, json};
 
-pub const WAIT: Duration = Duration::from_secs(30);
-
-/// A scratch directory removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::create_dir_all(&dir);
-        Self(dir)
-    }
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::http::parse_response;
+use super::launcher::Process;
+use super::metrics::Scrape;
+use super::tempdir::TempDir;
+use super::{free_port, repo};
 
 /// Writes a fresh CA (to `ca_file`) and a server certificate for localhost/127.0.0.1 signed by
 /// it (to `cert_file`/`key_file`).
@@ -70,95 +45,47 @@ pub fn write_pki(ca_file: &Path, cert_file: &Path, key_file: &Path) -> Result<()
     Ok(())
 }
 
-/// A running `sluice webhook`.
+/// A running `sluice webhook`, ready, with the CA its clients trust.
 pub struct Webhook {
-    child: Child,
+    process: Process,
     pub addr: SocketAddr,
     pub ca: PathBuf,
-    pub logs: Arc<Mutex<Vec<String>>>,
-    pub scratch: Scratch,
 }
 
 impl Webhook {
-    /// Starts the webhook with TLS material in a scratch directory and `extra` appended to the
-    /// `webhook:` section (indented by four spaces).
+    /// Starts the webhook on a free port with TLS material made for it (`ca.crt`, `tls.crt`,
+    /// `tls.key` in its directory) and `extra` appended to the `webhook:` section (indented
+    /// by four spaces).
     pub fn start(extra: &str) -> Result<Self, String> {
-        let scratch = Scratch::new("webhook");
-        let (ca, cert, key) = (
-            scratch.path("ca.crt"),
-            scratch.path("tls.crt"),
-            scratch.path("tls.key"),
-        );
+        let dir = TempDir::new("webhook");
+        let (ca, cert, key) = (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"));
         write_pki(&ca, &cert, &key)?;
         let config = format!(
-            "log: {{format: json, level: info}}\nwebhook:\n    listen: 127.0.0.1:0\n    tls: {{cert: {}, key: {}}}\n{extra}",
+            "log: {{format: json, level: info}}\nwebhook:\n    listen: 127.0.0.1:{}\n    tls: {{cert: {}, key: {}}}\n{extra}",
+            free_port(),
             cert.display(),
             key.display()
         );
-        let cfg = scratch.path("config.yaml");
-        std::fs::write(&cfg, config).map_err(|e| e.to_string())?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("webhook")
-            .arg("-c")
-            .arg(&cfg)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawn sluice: {e}"))?;
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
+        Ok(Self::launch(dir, &config, ca))
+    }
+
+    /// `sluice webhook -c <config>` in `dir`, its listen address read from the config (a fixed
+    /// free port); clients trust `ca`.
+    pub fn launch(dir: TempDir, config: &str, ca: PathBuf) -> Self {
+        let addr = sluice::config::Config::parse(config)
+            .unwrap_or_else(|e| panic!("the test's config does not parse: {e}\n{config}"))
+            .webhook
+            .listen;
+        assert_ne!(
+            addr.port(),
+            0,
+            "webhook.listen: give the test a free port, not 0"
+        );
+        let mut process = Process::spawn(dir, "webhook", config, &[], &[]);
+        process.wait_ready(&format!("GET https://{addr}/readyz with 200"), || {
+            matches!(https_get(addr, &ca, "/readyz"), Ok((200, _)))
         });
-        let mut hook = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ca,
-            logs,
-            scratch,
-        };
-        let line = hook.wait_for_log("webhook listening")?;
-        let v: Json = serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
-        hook.addr = v["addr"]
-            .as_str()
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("no addr in {line}"))?;
-        Ok(hook)
-    }
-
-    /// Waits for a log line containing `needle`; the error shows every line so far.
-    pub fn wait_for_log(&mut self, needle: &str) -> Result<String, String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(l) = self
-                .logs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return Ok(l.clone());
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "webhook exited ({status}) before {needle:?}: {:?}",
-                    self.log_lines()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no log line {needle:?} in {:?}", self.log_lines()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn log_lines(&self) -> Vec<String> {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        Self { process, addr, ca }
     }
 
     pub async fn post(&self, path: &str, body: &Json) -> Result<(u16, Json), String> {
@@ -177,41 +104,50 @@ impl Webhook {
     pub async fn get(&self, path: &str) -> Result<(u16, String), String> {
         request(self.addr, &self.ca, "GET", path, Vec::new()).await
     }
+}
 
-    /// The value of one metric sample line (`name{labels}`), 0 when absent.
-    pub async fn metric(&self, sample: &str) -> Result<f64, String> {
-        let (_, text) = self.get("/metrics").await?;
-        Ok(text
-            .lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0))
-    }
-
-    /// Sends SIGTERM (with the system `kill` program, from procps) and waits for the exit code.
-    pub fn terminate(&mut self) -> Result<Option<i32>, String> {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
-                return Ok(status.code());
-            }
-            if Instant::now() > deadline {
-                return Err("webhook did not exit after SIGTERM".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+impl Scrape for Webhook {
+    fn metrics(&self) -> String {
+        match https_get(self.addr, &self.ca, "/metrics") {
+            Ok((200, body)) => body,
+            other => panic!("GET https://{}/metrics: {other:?}", self.addr),
         }
     }
 }
 
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Deref for Webhook {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
     }
+}
+
+impl DerefMut for Webhook {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// A blocking `GET path` over TLS verified against `ca` for "localhost", `Connection: close`;
+/// (status, body). For readiness and metrics, which have no runtime to wait in.
+pub fn https_get(addr: SocketAddr, ca: &Path, path: &str) -> Result<(u16, String), String> {
+    let config = sluice::proxy::tls::client_config(ca)?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .map_err(|e| format!("TLS: {e}"))?;
+    let mut out = Vec::new();
+    // A close without close_notify ends the body just the same.
+    let _ = stream.read_to_end(&mut out);
+    parse_response(&String::from_utf8_lossy(&out)).map_err(|e| e.to_string())
 }
 
 /// One HTTPS request that verifies the server's certificate against `ca` for "localhost".
@@ -285,7 +221,7 @@ pub fn review(uid: &str, operation: &str, object: Option<Json>, old: Option<Json
 
 /// Reads a fixture (YAML) as JSON.
 pub fn fixture(rel: &str) -> Json {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let path = repo(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     sluice::admission::manifests::parse(&text, rel)
         .ok()

@@ -1,4 +1,4 @@
-//! Kernel-side splicing for CONNECT tunnels between two plain TCP sockets (Linux).
+//! Kernel-side relaying between two plain TCP sockets (Linux).
 //!
 //! `splice(2)` moves bytes socket → pipe → socket without copying them through user space:
 //! on a loaded edge node the tunnel then costs the kernel's work only, not a second pair of
@@ -6,7 +6,11 @@
 //! its reader reaches EOF, then shuts down the other side's write half; the tunnel ends when
 //! both directions have ended, or at the first error.
 //!
-//! Not here: the SNI check or the decision (tunnel.rs), idle timeouts (the caller selects).
+//! Each direction's pipe is made only when its first bytes arrive and starts at the kernel's
+//! default size; it grows to [`CHUNK`] only while splices fill it, so 10k idle tunnels do not
+//! pin 10k × 512 KiB of pipe memory.
+//!
+//! Not here: the decision, idle timeouts (copy.rs selects on them).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -15,23 +19,22 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::idle::Activity;
+use super::{Activity, Counters};
 
-/// Bytes moved per splice call; also the pipe's capacity.
+/// Largest pipe, and so the most bytes one splice call moves.
 const CHUNK: usize = 256 * 1024;
 
-/// Relays both ways between `client` and `upstream`; counts bytes into `up` (client →
-/// upstream) and `down`, and touches `activity` whenever bytes move.
+/// Relays both ways between `client` and `upstream`, counting and touching `activity`
+/// whenever bytes move.
 pub async fn relay(
     client: &TcpStream,
     upstream: &TcpStream,
-    up: &Counter,
-    down: &Counter,
+    counters: &Counters,
     activity: &Activity,
 ) -> io::Result<()> {
     let (a, b) = tokio::join!(
-        one_way(client, upstream, up, activity),
-        one_way(upstream, client, down, activity)
+        one_way(client, upstream, &counters.up, activity),
+        one_way(upstream, client, &counters.down, activity)
     );
     a.and(b)
 }
@@ -42,13 +45,15 @@ async fn one_way(
     count: &Counter,
     activity: &Activity,
 ) -> io::Result<()> {
-    let pipe = Pipe::new()?;
+    // No pipe until the first bytes: idle tunnels hold none.
+    from.readable().await?;
+    let mut pipe = Pipe::new()?;
     loop {
         // The pipe is empty here: fill it from the socket.
         let n = loop {
             from.readable().await?;
             match from.try_io(Interest::READABLE, || {
-                splice(from.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
+                splice(from.as_raw_fd(), pipe.write.as_raw_fd(), pipe.size)
             }) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -75,6 +80,9 @@ async fn one_way(
         }
         count.inc_by(n as u64);
         activity.touch();
+        if n >= pipe.size {
+            pipe.grow();
+        }
     }
 }
 
@@ -101,6 +109,8 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
+    /// Its capacity as the kernel reports it.
+    size: usize,
 }
 
 impl Pipe {
@@ -111,21 +121,30 @@ impl Pipe {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: both descriptors were just created and are owned by nobody else.
-        let pipe = unsafe {
+        let mut pipe = unsafe {
             Self {
                 read: OwnedFd::from_raw_fd(fds[0]),
                 write: OwnedFd::from_raw_fd(fds[1]),
+                size: 0,
             }
         };
-        // A larger pipe means fewer splice calls; failure (a capped pipe-max-size) is harmless.
         // SAFETY: fcntl on a descriptor we own.
-        unsafe {
-            libc::fcntl(
-                pipe.write.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                CHUNK as libc::c_int,
-            )
-        };
+        let size = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        pipe.size = usize::try_from(size).unwrap_or(64 * 1024).max(4096);
         Ok(pipe)
+    }
+
+    /// Doubles the pipe (fewer splice calls for bulk transfers), up to [`CHUNK`]; failure (a
+    /// capped pipe-max-size) leaves it as it is.
+    fn grow(&mut self) {
+        if self.size >= CHUNK {
+            return;
+        }
+        let want = (self.size * 2).min(CHUNK) as libc::c_int;
+        // SAFETY: fcntl on a descriptor we own; the pipe is empty here.
+        let got = unsafe { libc::fcntl(self.write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+        if let Ok(got) = usize::try_from(got) {
+            self.size = got;
+        }
     }
 }
