@@ -1,9 +1,9 @@
 //! `sluice bench`, the real binary: gator bench's table and JSON, its flags, and the baseline
 //! comparison's exit code. Figures are never asserted, only their presence and counts.
 
-mod cli_support;
+mod support;
 
-use cli_support::sluice;
+use support::sluice;
 
 const LIBRARY: &str = "fixtures/gatekeeper/library";
 

@@ -2,7 +2,7 @@
 //! the template's openAPIV3Schema (and their defaults filled in), external_data reported as
 //! unsupported, each in one line as gator reports a constraint or template it cannot add.
 
-mod cli_support;
+mod support;
 
 fn timeless(s: &str) -> String {
     regex::Regex::new(r"\d+\.\d{3}s")
@@ -12,7 +12,7 @@ fn timeless(s: &str) -> String {
 
 #[test]
 fn schema_defaults_apply_and_bad_parameters_and_external_data_are_reported() {
-    let out = cli_support::sluice(&["verify", "fixtures/gatekeeper/fidelity"]);
+    let out = support::sluice(&["verify", "fixtures/gatekeeper/fidelity"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert_eq!(
         timeless(&out.stdout),

@@ -7,7 +7,7 @@
 //! fixtures/opa-diff/divergences.json must still differ (so the list cannot go stale); every
 //! other case must agree.
 
-mod cli_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -132,7 +132,7 @@ fn run(dir: &Path, case: &Case, text: &str, v0: bool) -> Answer {
         args.push("--v0-compatible");
     }
     args.push(&case.query);
-    let out = cli_support::sluice(&args);
+    let out = support::sluice(&args);
     if out.stderr.contains("panicked") || (out.code != 0 && out.stderr.lines().count() != 1) {
         return Answer::Broken(out.stderr);
     }
@@ -193,14 +193,14 @@ fn sluice_agrees_with_opa_on_the_differential_corpus() {
 
     let cases: Vec<Case> = expr_cases().into_iter().chain(policy_cases()).collect();
     assert!(cases.len() >= 300, "only {} cases", cases.len());
-    let dir = std::env::temp_dir().join(format!("sluice-opa-diff-{}", std::process::id()));
+    let scratch = support::TempDir::new("opa-diff");
     // Two workers: the machine has two cores, and each run is a process start.
     let answers: Vec<(String, String, Option<Answer>, Answer)> = std::thread::scope(|scope| {
         let workers: Vec<_> = cases
             .chunks(cases.len().div_ceil(2))
             .enumerate()
             .map(|(i, chunk)| {
-                let dir = dir.join(i.to_string());
+                let dir = scratch.join(&i.to_string());
                 let expected_doc = &expected_doc;
                 scope.spawn(move || {
                     let _ = std::fs::create_dir_all(&dir);
@@ -231,7 +231,6 @@ fn sluice_agrees_with_opa_on_the_differential_corpus() {
             .flat_map(|w| w.join().unwrap_or_default())
             .collect()
     });
-    let _ = std::fs::remove_dir_all(&dir);
 
     let mut problems = Vec::new();
     let mut agreed = 0;

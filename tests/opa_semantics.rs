@@ -2,17 +2,15 @@
 //! carried on regorus (vendor/PATCHES.md, one test each), the refused builtins and bad input:
 //! each through the real `sluice` binary, each bad input one clear line and no panic.
 
-mod cli_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use cli_support::{Output, sluice};
+use support::{Ran as Output, TempDir, sluice};
 
-/// Writes a policy (bytes, so that non-UTF-8 can be tested) to its own temp file.
-fn policy(name: &str, text: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-opa-semantics-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let path = dir.join(format!("{name}.rego"));
+/// Writes a policy (bytes, so that non-UTF-8 can be tested) into `dir`.
+fn policy(dir: &TempDir, name: &str, text: &[u8]) -> PathBuf {
+    let path = dir.join(&format!("{name}.rego"));
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path
 }
@@ -39,7 +37,9 @@ fn assert_one_error(out: &Output, needle: &str) {
 
 #[test]
 fn a_builtin_error_is_undefined_by_default_and_an_error_when_strict() {
+    let dir = TempDir::new("opa-semantics");
     let p = policy(
+        &dir,
         "nonstrict",
         b"package t\n\nr := to_number(\"abc\")\n\ns := crypto.sha256(to_number(\"1\"))\n\ndefault d := \"fallback\"\n\nd := x if x := to_number(\"abc\")\n",
     );
@@ -65,7 +65,9 @@ fn a_builtin_error_is_undefined_by_default_and_an_error_when_strict() {
 
 #[test]
 fn patch_1_an_undefined_argument_inside_not_makes_the_not_fail() {
+    let dir = TempDir::new("opa-semantics");
     let p = policy(
+        &dir,
         "not_undefined",
         b"package t\n\nf(x) := true if x == 1\n\nr if not f(input.missing)\n\ns if not input.missing == 1\n",
     );
@@ -79,7 +81,9 @@ fn patch_1_an_undefined_argument_inside_not_makes_the_not_fail() {
 
 #[test]
 fn patch_2_a_paren_on_a_new_line_starts_a_new_literal() {
+    let dir = TempDir::new("opa-semantics");
     let p = policy(
+        &dir,
         "paren_literal",
         b"package t\n\nr := x if {\n\ty := [1]\n\tx := y\n\t(1 == 1)\n}\n",
     );
@@ -94,7 +98,9 @@ fn patch_2_a_paren_on_a_new_line_starts_a_new_literal() {
 
 #[test]
 fn patch_3_an_unsafe_variable_is_one_error_line() {
+    let dir = TempDir::new("opa-semantics");
     let p = policy(
+        &dir,
         "unsafe",
         b"package t\n\nr := x if {\n\tx := count\n\t([1, 2])\n}\n",
     );
@@ -103,7 +109,9 @@ fn patch_3_an_unsafe_variable_is_one_error_line() {
 
 #[test]
 fn network_builtins_are_refused_before_evaluation_with_their_position() {
+    let dir = TempDir::new("opa-semantics");
     let p = policy(
+        &dir,
         "http_send",
         b"package t\n\nr := x if {\n\tx := http.send({\"method\": \"get\", \"url\": \"http://cloud.example.com/\"})\n}\n",
     );
@@ -114,6 +122,7 @@ fn network_builtins_are_refused_before_evaluation_with_their_position() {
         &format!("{file}:4:7: http.send is not available in sluice"),
     );
     let q = policy(
+        &dir,
         "lookup",
         b"package t\n\nr := net.lookup_ip_addr(\"cloud.example.com\")\n",
     );
@@ -122,6 +131,7 @@ fn network_builtins_are_refused_before_evaluation_with_their_position() {
         "net.lookup_ip_addr is not available",
     );
     let mock = policy(
+        &dir,
         "mock",
         b"package t\n\nf := http.send\n\ntest_mocked if { true with http.send as {} }\n",
     );
@@ -131,6 +141,7 @@ fn network_builtins_are_refused_before_evaluation_with_their_position() {
 
 #[test]
 fn bad_input_gives_one_clear_error_each() {
+    let dir = TempDir::new("opa-semantics");
     let cases: &[(&str, &[u8], &str)] = &[
         ("arity", b"package t\n\nr := net.cidr_merge([\"10.0.0.0/8\"], 1)\n", "incorrect number of parameters"),
         ("types", b"package t\n\nr := net.cidr_merge(1)\n", "net.cidr_merge: operand 1 must be set of strings or array of strings but got number"),
@@ -142,17 +153,19 @@ fn bad_input_gives_one_clear_error_each() {
         ("non_utf8", b"package t\n\nr := \"\xff\xfe\"\n", "not valid UTF-8"),
     ];
     for (name, text, needle) in cases {
-        let p = policy(name, text);
+        let p = policy(&dir, name, text);
         assert_one_error(&eval(&p, &["--strict-builtin-errors"], "data.t.r"), needle);
     }
 }
 
 #[test]
 fn huge_cidr_lists_are_refused_not_followed() {
+    let dir = TempDir::new("opa-semantics");
     let list: Vec<String> = (0..70_000u32)
         .map(|i| format!("10.{}.{}.0/24", i / 256 % 256, i % 256))
         .collect();
     let p = policy(
+        &dir,
         "huge_merge",
         b"package t\n\nr := net.cidr_merge(input.cidrs)\n",
     );
