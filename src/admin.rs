@@ -305,7 +305,7 @@ async fn data_api(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>
     match evaluated {
         Ok(Ok(Some(result))) => json_response(StatusCode::OK, &json!({"result": result}), pretty),
         Ok(Ok(None)) => json_response(StatusCode::OK, &json!({}), pretty),
-        Ok(Err(e)) => opa_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e),
+        Ok(Err(e)) => opa_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e.0),
         Err(_) => opa_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
@@ -328,7 +328,7 @@ fn post_input(body: &[u8]) -> Result<Option<Json>, String> {
 
 /// Turns the URL path after `/v1/data` into a Rego reference, as OPA does: segments split on
 /// `/`, percent-decoded, integers become array indexes, other names are quoted when needed.
-pub fn data_reference(path: &str) -> Result<String, String> {
+fn data_reference(path: &str) -> Result<String, String> {
     let mut reference = String::from("data");
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         let seg = percent_decode(raw).ok_or_else(|| format!("{raw:?}: bad percent-encoding"))?;

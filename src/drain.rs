@@ -3,7 +3,7 @@
 //! shutdown signal (`signaled()` resolves once draining starts) and the in-flight token (the
 //! trigger waits until every watch has been dropped, or a deadline passes).
 //!
-//! Not here: catching SIGTERM (cmd/serve, the webhook) or what each connection does when told
+//! Not here: catching SIGTERM (cmd/serve.rs, cmd/webhook.rs) or what each connection does when told
 //! to stop (the protocol code decides: finish the request, send DISCONNECT, close).
 
 use std::time::Duration;

@@ -6,8 +6,8 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use sluice::policy::source::PolicySources;
-use sluice::policy::status::{Origin, PolicyStatus};
+use sluice::policy::bundle::source::PolicySources;
+use sluice::policy::bundle::status::{Origin, PolicyStatus};
 use sluice::policy::{Decider, DeciderOptions, Zone};
 use support::*;
 
@@ -15,7 +15,7 @@ struct Gate {
     decider: Decider,
     status: Arc<PolicyStatus>,
     origin: Origin,
-    _handle: sluice::policy::source::SourceHandle,
+    _handle: sluice::policy::bundle::source::SourceHandle,
 }
 
 /// Starts the policy sources of `yaml` as `sluice serve` does.
@@ -39,7 +39,7 @@ fn start(yaml: &str) -> Gate {
 
 fn bundle_yaml(url: &str, persist: &std::path::Path, extra: &str) -> String {
     format!(
-        "policy:\n  on_missing_policy: deny_exports\n  bundle:\n    url: {url}\n    poll_min: 50ms\n    poll_max: 100ms\n    timeout: 1s\n    persist_dir: {}\n{extra}",
+        "policy:\n  eval_timeout: 5s\n  on_missing_policy: deny_exports\n  bundle:\n    url: {url}\n    poll_min: 50ms\n    poll_max: 100ms\n    timeout: 1s\n    persist_dir: {}\n{extra}",
         persist.display()
     )
 }

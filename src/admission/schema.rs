@@ -16,7 +16,7 @@ const MAX_DEPTH: usize = 64;
 pub fn checked_parameters(
     mut c: super::constraints::Constraint,
     template: &super::templates::Template,
-) -> Result<super::constraints::Constraint, String> {
+) -> Result<super::constraints::Constraint, super::constraints::ConstraintError> {
     let Some(schema) = &template.parameters_schema else {
         return Ok(c);
     };
@@ -28,10 +28,13 @@ pub fn checked_parameters(
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
-        return Err(format!(
-            "{}: constraint {}/{}: {first}{more}; the constraint is skipped",
-            c.origin, c.kind, c.name
-        ));
+        return Err(super::constraints::ConstraintError {
+            origin: c.origin.clone(),
+            message: format!(
+                "constraint {}/{}: {first}{more}; the constraint is skipped",
+                c.kind, c.name
+            ),
+        });
     }
     c.parameters = regorus::Value::from(params);
     Ok(c)

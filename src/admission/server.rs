@@ -14,20 +14,21 @@ use http::StatusCode;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::WebhookArgs;
 use super::certs::{self, ReloadingCert};
+use super::error::AdmissionError;
 use super::inventory::Inventory;
 use super::policies::Policies;
 use super::service::{Webhook, text};
-use crate::config::{Config, WebhookConfig};
+use crate::config::WebhookConfig;
 use crate::drain::Watch;
 use crate::proxy::listener::{self, Accepted, Accounting, Listener};
 
 /// Loads the policies the config names (the embedded shipped set when `paths` is empty) and
 /// logs every problem. Errors only when the inventory cannot be read.
-pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
+pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, AdmissionError> {
     let inventory = match &cfg.inventory {
-        Some(dir) => Inventory::load(dir).map_err(|e| format!("webhook.inventory: {e}"))?,
+        Some(dir) => Inventory::load(dir)
+            .map_err(|e| AdmissionError::Start(format!("webhook.inventory: {e}")))?,
         None => Inventory::new(),
     };
     let mut policies = if cfg.paths.is_empty() {
@@ -42,45 +43,9 @@ pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
     Ok(policies)
 }
 
-/// The process entry point; returns the exit code.
-pub fn main(args: WebhookArgs) -> i32 {
-    let cfg = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("sluice webhook: {e}");
-                return 1;
-            }
-        },
-        None => Config::default(),
-    };
-    let _log = match crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("sluice webhook: {e}");
-            return 1;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sluice webhook: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    match runtime.block_on(run(cfg.webhook)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("sluice webhook: {e}");
-            1
-        }
-    }
-}
-
-async fn run(cfg: WebhookConfig) -> Result<(), String> {
+/// Serves the webhook until the process is stopped.
+pub async fn run(cfg: WebhookConfig) -> Result<(), AdmissionError> {
+    let start = |e: String| AdmissionError::Start(e);
     let started = Instant::now();
     let policies = load_policies(&cfg)?;
     let webhook = Arc::new(Webhook::new(
@@ -103,8 +68,8 @@ async fn run(cfg: WebhookConfig) -> Result<(), String> {
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs::server_config(resolver)?));
     let listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| format!("webhook.listen {}: {e}", cfg.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| start(format!("webhook.listen {}: {e}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(|e| start(e.to_string()))?;
     tracing::info!(
         addr = %addr,
         templates = webhook.policies.templates.len(),

@@ -88,7 +88,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     let s = s.replace("µs", "us");
-    crate::config::parse_duration(&s)
+    crate::config::parse_duration(&s).map_err(|e| e.to_string())
 }
 
 /// One run's figures (nanoseconds for durations).
@@ -149,8 +149,8 @@ pub fn run(args: BenchArgs) -> i32 {
 fn measure(args: &BenchArgs) -> Result<Results, String> {
     let mut docs: Vec<Document> = Vec::new();
     for p in &args.filename {
-        for f in manifests::files_under(p)? {
-            docs.extend(manifests::read_file(&f)?);
+        for f in manifests::files_under(p).map_err(|e| e.to_string())? {
+            docs.extend(manifests::read_file(&f).map_err(|e| e.to_string())?);
         }
     }
     let objects: Vec<Json> = docs
@@ -158,7 +158,8 @@ fn measure(args: &BenchArgs) -> Result<Results, String> {
         .filter(|d| !is_template(d) && !is_constraint(d) && d.group() != "test.gatekeeper.sh")
         .map(|d| request_for_object(&d.body))
         .map(prepare)
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     if objects.is_empty() {
         return Err("no objects to review under the given --filename paths".into());
     }

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::policy::status::PolicyStatus;
+use crate::policy::bundle::status::PolicyStatus;
 use crate::policy::{
     Decider, HttpFacts, Input, MqttFacts, Operation, Protocol, Source, Target, Verdict, Zone,
 };

@@ -131,7 +131,7 @@ impl DerefMut for Webhook {
 /// A blocking `GET path` over TLS verified against `ca` for "localhost", `Connection: close`;
 /// (status, body). For readiness and metrics, which have no runtime to wait in.
 pub fn https_get(addr: SocketAddr, ca: &Path, path: &str) -> Result<(u16, String), String> {
-    let config = sluice::proxy::tls::client_config(ca)?;
+    let config = sluice::proxy::tls::client_config(ca).map_err(|e| e.to_string())?;
     let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let tcp = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
@@ -158,7 +158,7 @@ pub async fn request(
     path: &str,
     body: Vec<u8>,
 ) -> Result<(u16, String), String> {
-    let config = sluice::proxy::tls::client_config(ca)?;
+    let config = sluice::proxy::tls::client_config(ca).map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await

@@ -13,6 +13,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::error::BundleError;
+
 /// Where bundles are downloaded from.
 #[derive(Clone)]
 pub struct BundleServer {
@@ -48,34 +50,35 @@ impl BundleServer {
         ca: Option<&std::path::Path>,
         timeout: Duration,
         max_size: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BundleError> {
         let uri: Uri = url
             .parse()
-            .map_err(|e| format!("policy.bundle.url: {url:?}: {e}"))?;
+            .map_err(|e| BundleError::Setting(format!("policy.bundle.url: {url:?}: {e}")))?;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
             _ => {
-                return Err(format!(
+                return Err(BundleError::Setting(format!(
                     "policy.bundle.url: {url:?} must be http:// or https://"
-                ));
+                )));
             }
         };
         let host = uri
             .host()
-            .ok_or_else(|| format!("policy.bundle.url: {url:?} has no host"))?
+            .ok_or_else(|| BundleError::Setting(format!("policy.bundle.url: {url:?} has no host")))?
             .trim_matches(|c| c == '[' || c == ']')
             .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
             let ca = ca.ok_or_else(|| {
-                "policy.bundle.ca: required for an https:// bundle url (the CA of the bundle server)"
-                    .to_string()
+                BundleError::Setting(
+                    "policy.bundle.ca: required for an https:// bundle url (the CA of the bundle server)"
+                        .to_string(),
+                )
             })?;
-            Some(Arc::new(
-                crate::proxy::tls::client_config(ca)
-                    .map_err(|e| format!("policy.bundle.ca: {e}"))?,
-            ))
+            Some(Arc::new(crate::proxy::tls::client_config(ca).map_err(
+                |e| BundleError::Setting(format!("policy.bundle.ca: {e}")),
+            )?))
         } else {
             None
         };
@@ -94,40 +97,46 @@ impl BundleServer {
     }
 
     /// One conditional download, within `timeout` as a whole.
-    pub async fn fetch(&self, etag: Option<&str>) -> Result<Fetched, String> {
+    pub async fn fetch(&self, etag: Option<&str>) -> Result<Fetched, BundleError> {
         match tokio::time::timeout(self.timeout, self.fetch_inner(etag)).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
+            Err(_) => Err(BundleError::Server(format!(
                 "bundle server {}: no complete answer within {:?} (policy.bundle.timeout)",
                 self.uri, self.timeout
-            )),
+            ))),
         }
     }
 
-    async fn fetch_inner(&self, etag: Option<&str>) -> Result<Fetched, String> {
+    async fn fetch_inner(&self, etag: Option<&str>) -> Result<Fetched, BundleError> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| format!("bundle server {}: cannot connect: {e}", self.uri))?;
+            .map_err(|e| {
+                BundleError::Server(format!("bundle server {}: cannot connect: {e}", self.uri))
+            })?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => self.exchange(tcp, etag).await,
             Some(cfg) => {
                 let name = rustls_pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| format!("bundle server {}: {e}", self.uri))?;
+                    .map_err(|e| BundleError::Server(format!("bundle server {}: {e}", self.uri)))?;
                 let tls = tokio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| format!("bundle server {}: TLS: {e}", self.uri))?;
+                    .map_err(|e| {
+                        BundleError::Server(format!("bundle server {}: TLS: {e}", self.uri))
+                    })?;
                 self.exchange(tls, etag).await
             }
         }
     }
 
-    async fn exchange<S>(&self, io: S, etag: Option<&str>) -> Result<Fetched, String>
+    async fn exchange<S>(&self, io: S, etag: Option<&str>) -> Result<Fetched, BundleError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let fail = |e: &dyn std::fmt::Display| format!("bundle server {}: {e}", self.uri);
+        let fail = |e: &dyn std::fmt::Display| {
+            BundleError::Server(format!("bundle server {}: {e}", self.uri))
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| fail(&e))?;
@@ -161,10 +170,10 @@ impl BundleServer {
                 .await
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
-                        fail(&format!(
+                        fail(&BundleError::Server(format!(
                             "bundle larger than policy.bundle.max_size ({} bytes)",
                             self.max_size
-                        ))
+                        )))
                     } else {
                         fail(&e)
                     }
@@ -174,10 +183,10 @@ impl BundleServer {
                 etag,
             })
         } else {
-            Err(format!(
+            Err(BundleError::Server(format!(
                 "bundle server {}: answered {} (expected 200 or 304)",
                 self.uri, status
-            ))
+            )))
         };
         conn.abort();
         result
@@ -239,6 +248,6 @@ mod tests {
             Duration::from_secs(1),
             1024,
         );
-        assert!(e.is_err_and(|e| e.starts_with("policy.bundle.ca: required")));
+        assert!(e.is_err_and(|e| e.to_string().starts_with("policy.bundle.ca: required")));
     }
 }

@@ -14,13 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::bundle::{VerificationKey, read_bundle};
+use super::archive::read_bundle;
+use super::error::BundleError;
 use super::fetch::{BundleServer, Fetched, next_delay};
-use super::loader::{Module, PolicySet};
 use super::persist::{load_persisted, persist};
+use super::signature::VerificationKey;
 use super::status::{Origin, PolicyStatus};
-use super::{Decider, DeciderOptions};
 use crate::config::{OnMissingPolicy, PolicyConfig};
+use crate::policy::loader::{Module, PolicySet};
+use crate::policy::{Decider, DeciderOptions};
 
 /// How often watched files are looked at; a change is activated well within a second.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
@@ -70,7 +72,7 @@ type SnapshotResult = Result<Vec<(PathBuf, u64, Option<SystemTime>)>, String>;
 
 impl PolicySources {
     /// Resolves the config: reads the public key, checks the bundle URL and CA.
-    pub fn from_config(cfg: &PolicyConfig) -> Result<Self, String> {
+    pub fn from_config(cfg: &PolicyConfig) -> Result<Self, BundleError> {
         let mut act = ActivatorConfig {
             key: None,
             persist_dir: None,
@@ -83,11 +85,18 @@ impl PolicySources {
             act.persist_dir = b.persist_dir.clone();
             (poll_min, poll_max) = (b.poll_min.get(), b.poll_max.get());
             if let Some(p) = &b.public_key {
-                let pem = std::fs::read(p)
-                    .map_err(|e| format!("policy.bundle.public_key: {}: {e}", p.display()))?;
+                let pem = std::fs::read(p).map_err(|e| {
+                    BundleError::Setting(format!("policy.bundle.public_key: {}: {e}", p.display()))
+                })?;
                 act.key = Some(
-                    VerificationKey::from_pem(&pem, b.key_id.clone(), b.scope.clone())
-                        .map_err(|e| format!("policy.bundle.public_key: {}: {e}", p.display()))?,
+                    VerificationKey::from_pem(&pem, b.key_id.clone(), b.scope.clone()).map_err(
+                        |e| {
+                            BundleError::Setting(format!(
+                                "policy.bundle.public_key: {}: {e}",
+                                p.display()
+                            ))
+                        },
+                    )?,
                 );
             }
             match (&b.url, &b.file) {
@@ -98,7 +107,11 @@ impl PolicySources {
                     b.max_size.get(),
                 )?),
                 (None, Some(file)) => Kind::File(file.clone()),
-                (None, None) => return Err("policy.bundle: needs `url` or `file`".into()),
+                (None, None) => {
+                    return Err(BundleError::Setting(
+                        "policy.bundle: needs `url` or `file`".into(),
+                    ));
+                }
             }
         } else if cfg.paths.is_empty() {
             Kind::Embedded
@@ -144,10 +157,10 @@ impl PolicySources {
     pub fn open(
         &self,
         opts: DeciderOptions,
-    ) -> Result<(Startup, Decider, Arc<PolicyStatus>), String> {
+    ) -> Result<(Startup, Decider, Arc<PolicyStatus>), BundleError> {
         let startup = self.initial()?;
         let decider = Decider::with_revision(&startup.policy, opts, &startup.revision)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| BundleError::Startup(e.to_string()))?;
         let status = Arc::new(PolicyStatus::new(self.describe(), self.is_bundle()));
         status.started(startup.origin, &startup.revision, decider.generation());
         if let Some(problem) = &startup.problem {
@@ -159,7 +172,7 @@ impl PolicySources {
     /// The first policy, at once: `policy.paths` (an error here is a startup error), the
     /// bundle file, else the persisted bundle, else `on_missing_policy`. A bundle server is
     /// never waited for; it is polled once [`PolicySources::start`] runs.
-    pub fn initial(&self) -> Result<Startup, String> {
+    pub fn initial(&self) -> Result<Startup, BundleError> {
         let seen = match &self.kind {
             Kind::Paths { paths, watch: true } => Some(snapshot(paths)),
             Kind::File(f) => Some(snapshot(std::slice::from_ref(f))),
@@ -180,7 +193,8 @@ impl PolicySources {
                 Ok(startup(set, rev, Origin::Embedded, None))
             }
             Kind::Paths { paths, .. } => {
-                let set = PolicySet::load(paths, self.act.rego_v0).map_err(|e| e.to_string())?;
+                let set = PolicySet::load(paths, self.act.rego_v0)
+                    .map_err(|e| BundleError::Disk(e.to_string()))?;
                 let rev = content_revision(&set);
                 Ok(startup(set, rev, Origin::Paths, None))
             }
@@ -193,11 +207,11 @@ impl PolicySources {
                         self.act.rego_v0,
                     ) {
                         Ok(b) => return Ok(startup(b.policy, b.revision, Origin::Bundle, None)),
-                        Err(e) => format!("{}: {e}", file.display()),
+                        Err(e) => BundleError::Disk(format!("{}: {e}", file.display())),
                     },
-                    Err(e) => format!("{}: {e}", file.display()),
+                    Err(e) => BundleError::Disk(format!("{}: {e}", file.display())),
                 };
-                let mut s = self.persisted_or_missing(Some(problem));
+                let mut s = self.persisted_or_missing(Some(problem.to_string()));
                 s.seen = seen;
                 Ok(s)
             }
@@ -225,7 +239,7 @@ impl PolicySources {
                     };
                 }
                 Ok(None) => {}
-                Err(e) => problem = Some(e),
+                Err(e) => problem = Some(e.to_string()),
             }
         }
         let (policy, origin) = match self.on_missing {
@@ -252,7 +266,7 @@ impl PolicySources {
         decider: Decider,
         status: Arc<PolicyStatus>,
         startup: &Startup,
-    ) -> Result<SourceHandle, String> {
+    ) -> Result<SourceHandle, BundleError> {
         let stop = Arc::new(AtomicBool::new(false));
         let act = Activator {
             decider,
@@ -303,8 +317,11 @@ impl PolicySources {
                 )?);
             }
             Kind::Server(server) => {
-                let rt = tokio::runtime::Handle::try_current()
-                    .map_err(|_| "polling a bundle server needs a tokio runtime".to_string())?;
+                let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+                    BundleError::Startup(
+                        "polling a bundle server needs a tokio runtime".to_string(),
+                    )
+                })?;
                 let etag = startup.etag.clone();
                 let (min, max) = (self.poll_min, self.poll_max);
                 handle.task = Some(rt.spawn(poll_server(server, act, etag, min, max)));
@@ -435,7 +452,7 @@ async fn poll_server(
             }
             Err(e) => {
                 act.status.requested(false, false);
-                act.fail(&e);
+                act.fail(&e.to_string());
                 failures = failures.saturating_add(1);
             }
         }
@@ -453,7 +470,7 @@ fn spawn_watch<F>(
     paths: Vec<PathBuf>,
     seen: Option<SnapshotResult>,
     mut on_change: F,
-) -> Result<std::thread::JoinHandle<()>, String>
+) -> Result<std::thread::JoinHandle<()>, BundleError>
 where
     F: FnMut(Snapshot<'_>) + Send + 'static,
 {
@@ -479,7 +496,7 @@ where
                 seen = now;
             }
         })
-        .map_err(|e| format!("cannot start the policy watcher: {e}"))
+        .map_err(|e| BundleError::Startup(format!("cannot start the policy watcher: {e}")))
 }
 
 /// Every file and directory under `paths` with size and modification time.

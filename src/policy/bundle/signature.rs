@@ -15,8 +15,8 @@ use rustls_pki_types::SubjectPublicKeyInfoDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::Value as Json;
 
-use super::bundle::{BundleError, clean_name, err};
-use super::loader::one_line;
+use super::error::{BundleError, clean_name, err};
+use crate::policy::loader::one_line;
 
 /// The key signed bundles are checked with (`policy.bundle.public_key`).
 #[derive(Clone)]
@@ -62,17 +62,23 @@ impl VerificationKey {
         pem: &[u8],
         key_id: Option<String>,
         scope: Option<String>,
-    ) -> Result<Self, String> {
-        let spki = SubjectPublicKeyInfoDer::from_pem_slice(pem)
-            .map_err(|e| format!("not a PEM public key (-----BEGIN PUBLIC KEY-----): {e}"))?;
-        let (alg_id, key) = parse_spki(spki.as_ref())
-            .ok_or_else(|| "malformed SubjectPublicKeyInfo in PEM public key".to_string())?;
+    ) -> Result<Self, BundleError> {
+        let spki = SubjectPublicKeyInfoDer::from_pem_slice(pem).map_err(|e| {
+            BundleError::Setting(format!(
+                "not a PEM public key (-----BEGIN PUBLIC KEY-----): {e}"
+            ))
+        })?;
+        let (alg_id, key) = parse_spki(spki.as_ref()).ok_or_else(|| {
+            BundleError::Setting("malformed SubjectPublicKeyInfo in PEM public key".to_string())
+        })?;
         let alg = if starts_with_oid(alg_id, OID_RSA) {
             KeyAlg::Rs256
         } else if starts_with_oid(alg_id, OID_EC) && contains(alg_id, OID_P256) {
             KeyAlg::Es256
         } else {
-            return Err("unsupported public key: use RSA (RS256) or EC P-256 (ES256)".into());
+            return Err(BundleError::Setting(
+                "unsupported public key: use RSA (RS256) or EC P-256 (ES256)".into(),
+            ));
         };
         Ok(Self {
             alg,

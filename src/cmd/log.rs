@@ -103,7 +103,7 @@ fn db_path(args: &LogArgs) -> Result<PathBuf, String> {
 }
 
 /// `10m` back from now, or an RFC 3339 time; as milliseconds since the epoch.
-pub fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
+fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }

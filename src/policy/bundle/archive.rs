@@ -1,38 +1,21 @@
 //! OPA bundles: reading a `.tar.gz` (`.manifest` with `revision` and `roots`, `data.json` /
 //! `data.yaml` nested by directory, `.rego` modules) into a [`PolicySet`], with the checks OPA
 //! makes: roots that do not overlap, policy and data under the roots, and — when a key is
-//! configured — a valid signature (`signature.rs`).
+//! configured — a valid signature ([`super::signature`]).
 //!
 //! Not here: where bundles come from, persisting them, or activating them (`source.rs`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io::Read;
 
 use serde_json::{Map, Value as Json};
 
-use super::loader::{LoadError, Module, PolicySet, one_line, parse_yaml};
-pub use super::signature::VerificationKey;
-use super::signature::verify_signatures;
+use super::error::{BundleError, clean_name, err};
+use super::signature::{VerificationKey, verify_signatures};
+use crate::policy::loader::{LoadError, Module, PolicySet, one_line, parse_yaml};
 
 /// Files in one bundle at most; a bundle is policy, not a data lake.
 const MAX_FILES: usize = 10_000;
-
-/// Why a bundle was rejected; one line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BundleError(pub String);
-
-impl fmt::Display for BundleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BundleError {}
-
-pub(super) fn err(msg: impl Into<String>) -> BundleError {
-    BundleError(msg.into())
-}
 
 /// A bundle read and checked, ready to compile.
 #[derive(Clone, Debug)]
@@ -177,22 +160,6 @@ fn unpack(bytes: &[u8], max_size: u64) -> Result<BTreeMap<String, Vec<u8>>, Bund
         return Err(err("bundle archive is empty"));
     }
     Ok(files)
-}
-
-/// `/a/b.rego`, `./a/b.rego` and `a/b.rego` are the same file (as in OPA); `..` never is.
-pub(super) fn clean_name(raw: &str) -> Result<String, BundleError> {
-    let mut parts = Vec::new();
-    for p in raw.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => return Err(err(format!("{raw}: path escapes the bundle"))),
-            p => parts.push(p),
-        }
-    }
-    if parts.is_empty() {
-        return Err(err(format!("{raw:?}: empty file name in bundle")));
-    }
-    Ok(parts.join("/"))
 }
 
 fn read_manifest(bytes: &[u8]) -> Result<(String, Vec<String>), BundleError> {
@@ -344,7 +311,7 @@ mod tests {
     fn overlapping_roots_are_refused() {
         let e = read_manifest(br#"{"revision":"1","roots":["a","a/b"]}"#);
         assert_eq!(
-            e.err().map(|e| e.0),
+            e.err().map(|e| e.to_string()),
             Some(
                 r#".manifest: roots "a" and "a/b" overlap; each part of data must belong to one root"#
                     .to_string()
@@ -359,6 +326,6 @@ mod tests {
         assert!(check_data_roots(&mut Vec::new(), &ok, &roots, "data.json").is_ok());
         let bad = serde_json::json!({"m": {"allow": [1], "other": 2}});
         let e = check_data_roots(&mut Vec::new(), &bad, &roots, "data.json");
-        assert!(e.is_err_and(|e| e.0.contains("data.m.other is outside")));
+        assert!(e.is_err_and(|e| e.to_string().contains("data.m.other is outside")));
     }
 }

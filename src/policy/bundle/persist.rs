@@ -7,7 +7,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::bundle::{Bundle, VerificationKey, read_bundle};
+use super::archive::{Bundle, read_bundle};
+use super::error::BundleError;
+use super::signature::VerificationKey;
 
 const PERSISTED_BUNDLE: &str = "bundle.tar.gz";
 const PERSISTED_META: &str = "bundle.meta";
@@ -49,15 +51,20 @@ pub(super) fn load_persisted(
     max_size: u64,
     key: Option<&VerificationKey>,
     rego_v0: bool,
-) -> Result<Option<(Bundle, Option<String>)>, String> {
+) -> Result<Option<(Bundle, Option<String>)>, BundleError> {
     let file = dir.join(PERSISTED_BUNDLE);
     let bytes = match std::fs::read(&file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("persisted bundle {}: {e}", file.display())),
+        Err(e) => {
+            return Err(BundleError::Disk(format!(
+                "persisted bundle {}: {e}",
+                file.display()
+            )));
+        }
     };
     let bundle = read_bundle(&bytes, max_size, key, rego_v0)
-        .map_err(|e| format!("persisted bundle {}: {e}", file.display()))?;
+        .map_err(|e| BundleError::Disk(format!("persisted bundle {}: {e}", file.display())))?;
     let etag = std::fs::read(dir.join(PERSISTED_META))
         .ok()
         .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
