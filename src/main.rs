@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice::cmd::{cert, check, eval, health, log, serve, test, verify, webhook};
+use sluice::cmd::{cert, check, eval, health, iptables, log, serve, test, verify, webhook};
 
 /// sluice keeps a factory's production data inside the factory.
 ///
@@ -39,6 +39,8 @@ enum Command {
     Cert(cert::CertArgs),
     /// Probe an admin endpoint (for container health checks); exit 0 when it answers 2xx
     Health(health::HealthArgs),
+    /// Print or apply the pod's interception rules (for the init container)
+    Iptables(iptables::IptablesArgs),
     /// Benchmark Gatekeeper templates against objects, like `gator bench`
     Bench(sluice::cmd::bench::BenchArgs),
 }
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Log(a) => log::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
+        Command::Iptables(a) => iptables::run(a),
         Command::Bench(a) => sluice::cmd::bench::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

@@ -76,22 +76,9 @@ pub fn run(args: ServeArgs) -> i32 {
         },
     };
     let format = args.log_format.unwrap_or(config.log.format);
-    let _log = match crate::telemetry::init_logging(format, &config.log.level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("sluice serve: {e}");
-            return 1;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sluice serve: cannot start the runtime: {e}");
-            return 1;
-        }
+    let (_log, runtime) = match super::start_process("serve", format, &config.log.level) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(serve(config, started)) {
         Ok(()) => 0,
@@ -260,10 +247,15 @@ async fn start_data_path(
         tasks.push(http::spawn(proxy, listener, data_watch.clone()));
         listening.push(format!("http={local}"));
     }
-    tasks.extend(start_mqtt(config, gateway.clone(), data_watch).await?);
+    tasks.extend(start_mqtt(config, gateway.clone(), data_watch.clone()).await?);
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
+    let intercept = crate::proxy::transparent::start::start(config, gateway.clone(), data_watch)
+        .await
+        .map_err(|e| e.to_string())?;
+    tasks.extend(intercept.tasks);
+    listening.extend(intercept.listening);
     Ok(tasks)
 }
 

@@ -12,6 +12,7 @@ mod decision_log;
 mod error;
 mod http;
 mod identity;
+pub mod intercept;
 mod log;
 mod mqtt;
 mod policy;
@@ -52,6 +53,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The local SQLite decision log; absent or `null` turns it off.
     pub decision_log: Option<DecisionLogConfig>,
+    /// Transparent interception; absent or `null` turns it off.
+    pub intercept: Option<intercept::InterceptConfig>,
 }
 
 /// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
@@ -68,6 +71,7 @@ impl Default for Config {
             webhook: WebhookConfig::default(),
             log: LogConfig::default(),
             decision_log: None,
+            intercept: None,
         }
     }
 }
@@ -127,6 +131,9 @@ impl Config {
             h.validate()?;
         }
         self.webhook.validate()?;
+        if let Some(i) = &self.intercept {
+            i.validate()?;
+        }
         for (i, m) in self.mqtt.iter().enumerate() {
             m.validate(i)?;
         }

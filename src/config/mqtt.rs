@@ -65,13 +65,13 @@ pub struct MqttListenerConfig {
     pub max_connections: usize,
 }
 
-fn default_v3_deny() -> V3Deny {
+pub(super) fn default_v3_deny() -> V3Deny {
     V3Deny::Drop
 }
-fn default_max_packet() -> Size {
+pub(super) fn default_max_packet() -> Size {
     Size(1024 * 1024)
 }
-fn default_mqtt_connect_timeout() -> Dur {
+pub(super) fn default_mqtt_connect_timeout() -> Dur {
     Dur(Duration::from_secs(10))
 }
 fn default_mqtt_max_connections() -> usize {
