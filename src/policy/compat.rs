@@ -60,8 +60,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 /// Builtins the extension replaces although regorus has one, and why.
 const REPLACED: &[(&str, &str)] = &[
     ("strings.count", "regorus's panics on an empty needle"),
-    ("upper", "Go's one-to-one case mapping (ß stays ß)"),
-    ("lower", "Go's one-to-one case mapping"),
     (
         "net.cidr_expand",
         "bounded to 65536 addresses so it cannot outlast eval_timeout",

@@ -1,7 +1,8 @@
 //! Newer string, array and regex builtins of OPA 1.x that regorus 0.14.1 lacks:
 //! `strings.split_n`, `array.flatten`, `regex.find_all_string_submatch_n`, and `strings.count`
-//! (regorus has one, but it panics on an empty needle), `upper` and `lower` (Go's one-to-one
-//! case mapping, where regorus uses Rust's full mapping).
+//! (regorus has one, but it panics on an empty needle).
+//! `upper`/`lower` stay regorus's: the shipped policy calls `lower` on every host match, and an
+//! extension call costs more than a builtin on the decision path (see docs/compatibility.md).
 //!
 //! Not here: `strings.render_template` (Go text/template; unsupported, see the compatibility page).
 
@@ -14,16 +15,6 @@ pub static BUILTINS: &[Builtin] = &[
         name: "strings.split_n",
         arity: 3,
         run: split_n,
-    },
-    Builtin {
-        name: "upper",
-        arity: 1,
-        run: |a| go_case(a, true),
-    },
-    Builtin {
-        name: "lower",
-        arity: 1,
-        run: |a| go_case(a, false),
     },
     Builtin {
         name: "strings.count",
@@ -67,27 +58,6 @@ fn split_n(args: &Args<'_>) -> Result<Value, BuiltinError> {
             .map(|p| Value::from(p.as_str()))
             .collect::<Vec<_>>(),
     ))
-}
-
-/// Go's `unicode.ToUpper`/`ToLower` map one character to one character: ß stays ß in upper
-/// case (Rust's full mapping makes it SS). Only İ lowers to more than one character in Rust;
-/// Go lowers it to i, the first of them.
-fn go_case(args: &Args<'_>, upper: bool) -> Result<Value, BuiltinError> {
-    let s = args.string(0)?;
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let mut mapped: Vec<char> = if upper {
-            c.to_uppercase().collect()
-        } else {
-            c.to_lowercase().collect()
-        };
-        match (mapped.len(), upper) {
-            (1, _) => out.push(mapped[0]),
-            (_, true) => out.push(c),
-            (_, false) => out.push(mapped.swap_remove(0)),
-        }
-    }
-    Ok(Value::from(out))
 }
 
 /// Go's `strings.Count`: non-overlapping occurrences; an empty needle counts the gaps between
