@@ -41,6 +41,8 @@ enum Command {
     Health(health::HealthArgs),
     /// Print or apply the pod's interception rules (for the init container)
     Iptables(iptables::IptablesArgs),
+    /// Benchmark Gatekeeper templates against objects, like `gator bench`
+    Bench(sluice::cmd::bench::BenchArgs),
 }
 
 /// A reader that went away (`sluice test -v | head`) ends the command quietly, as for any Unix
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
         Command::Iptables(a) => iptables::run(a),
+        Command::Bench(a) => sluice::cmd::bench::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
