@@ -11,6 +11,11 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+mod bridge;
+pub use bridge::{
+    BridgeBroker, BridgeConfig, OnFull, Rate, ReplayConfig, ReplayOrder, SpoolConfig, check_filter,
+};
+
 /// A configuration error, printed as one line naming the file and the key.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -39,6 +44,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The local SQLite decision log; absent or `null` turns it off.
     pub decision_log: Option<DecisionLogConfig>,
+    /// Export bridges (local broker → judged → SQLite spool → remote broker); none by default.
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
@@ -55,6 +62,7 @@ impl Default for Config {
             webhook: WebhookConfig::default(),
             log: LogConfig::default(),
             decision_log: None,
+            bridges: Vec::new(),
         }
     }
 }
@@ -688,6 +696,7 @@ impl Config {
         if self.webhook.eval_timeout.0.is_zero() {
             return Err("webhook.eval_timeout: must be greater than zero".into());
         }
+        bridge::validate(&self.bridges)?;
         for (i, m) in self.mqtt.iter().enumerate() {
             split_host_port(&m.upstream).map_err(|e| format!("mqtt[{i}].upstream: {e}"))?;
             if m.max_packet_size.0 < 128 || m.max_packet_size.0 > 268_435_455 {

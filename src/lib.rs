@@ -4,7 +4,9 @@
 
 pub mod admin;
 pub mod admission;
+pub mod bridge;
 pub mod cert;
+pub mod cmd;
 pub mod config;
 pub mod drain;
 pub mod health;

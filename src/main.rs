@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice::admission::{self, VerifyArgs, WebhookArgs};
 use sluice::cert::{self, CertArgs};
+use sluice::cmd::spool::{self, SpoolArgs};
 use sluice::health::{self, HealthArgs};
 use sluice::logcmd::{self, LogArgs};
 use sluice::policy::cli::{self, CheckArgs, EvalArgs, TestArgs};
@@ -44,6 +45,8 @@ enum Command {
     Cert(CertArgs),
     /// Probe an admin endpoint (for container health checks); exit 0 when it answers 2xx
     Health(HealthArgs),
+    /// Inspect an export bridge's spool: stats, ls, purge --topic FILTER
+    Spool(SpoolArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Log(a) => logcmd::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
+        Command::Spool(a) => spool::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

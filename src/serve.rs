@@ -176,6 +176,7 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
+    tasks.extend(crate::bridge::start(&config.bridges, gateway.clone(), shutdown_rx.clone()).await);
     admin.set_ready(true);
     tracing::info!(
         listening = %listening.join(" "),
