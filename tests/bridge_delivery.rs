@@ -43,7 +43,7 @@ async fn with_the_cloud_down_every_allowed_message_arrives_later_and_no_denied_o
     assert_eq!(sluice.bridge("spool_messages"), 5_000.0);
     assert_eq!(sluice.bridge("uplink_up"), 0.0);
 
-    cloud.start();
+    cloud_back(&mut cloud, &arrivals);
     arrivals.wait("a-", 5_000);
     sluice.wait_bridge("sent_total", 5_000.0);
     wait_until(
@@ -76,7 +76,7 @@ async fn sluice_killed_in_the_middle_of_replay_loses_nothing_and_counts_redelive
     publish_all(plant.addr, interleaved(4_000, 1_000)).await;
     sluice.wait_bridge("spooled_total", 4_000.0);
 
-    cloud.start();
+    cloud_back(&mut cloud, &arrivals);
     arrivals.wait("a-", 1_000);
     sluice.kill_and_restart();
     assert!(
@@ -84,7 +84,15 @@ async fn sluice_killed_in_the_middle_of_replay_loses_nothing_and_counts_redelive
         "{}",
         sluice.logs()
     );
-    arrivals.wait("a-", 4_000);
+    arrivals.wait_or("a-", 4_000, || {
+        let stats = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["spool", "ls", "--limit", "5"])
+            .arg(&spool)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        format!("{}\n{stats}\n{}", sluice.bridge_metrics(), sluice.logs())
+    });
     wait_until(
         || sluice.bridge("spool_messages") == 0.0,
         || sluice.bridge_metrics(),
@@ -130,7 +138,7 @@ async fn a_policy_tightened_while_offline_keeps_the_now_denied_backlog_in_the_pl
         },
         || sluice.logs(),
     );
-    cloud.start();
+    cloud_back(&mut cloud, &arrivals);
     arrivals.wait("a-", 200);
     sluice.wait_bridge("denied_on_replay_total", 200.0);
     wait_until(
@@ -160,7 +168,7 @@ async fn messages_past_the_ttl_are_removed_and_counted_not_sent() {
     sluice.wait_bridge("expired_total", 50.0);
     assert_eq!(sluice.bridge("spool_messages"), 0.0);
 
-    cloud.start();
+    cloud_back(&mut cloud, &arrivals);
     sluice.wait_bridge("uplink_up", 1.0);
     publish_all(plant.addr, messages(ALLOWED, "fresh-", 1)).await;
     arrivals.wait("fresh-", 1);
@@ -203,7 +211,7 @@ async fn a_full_spool_with_drop_oldest_keeps_the_newest_and_counts_the_dropped()
     assert_eq!(kept + dropped, 200.0, "{}", sluice.bridge_metrics());
     assert!(sluice.bridge("spool_bytes") <= 65_536.0);
 
-    cloud.start();
+    cloud_back(&mut cloud, &arrivals);
     arrivals.wait("m-", kept as usize);
     assert!(arrivals.count("m-199-") == 1, "the newest message is missing");
     assert_eq!(arrivals.count("m-000-"), 0, "the oldest was not dropped");
@@ -217,7 +225,7 @@ async fn a_full_spool_with_refuse_new_holds_the_plant_back_and_loses_nothing() {
     assert!(kept < 200.0, "{}", sluice.bridge_metrics());
     assert_eq!(sluice.bridge("dropped_total{reason=\"full\"}"), 0.0);
 
-    cloud.start();
+    cloud_back(&mut cloud, &arrivals);
     arrivals.wait("m-", 200);
     assert_eq!(sluice.bridge("dropped_total{reason=\"full\"}"), 0.0);
 }

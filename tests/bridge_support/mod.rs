@@ -77,29 +77,69 @@ pub struct Broker {
     pub addr: SocketAddr,
     child: Option<Child>,
     conf: PathBuf,
-    _dir: Dir,
+    extra: String,
+    dir: Dir,
 }
+
+/// The only user a gated broker lets in before [`Broker::open_gate`].
+pub const WATCHER: (&str, &str) = ("watcher", "watcher-secret");
 
 impl Broker {
     /// Configured (not started) on `ip`; queues without limit, keeps sessions across restarts.
     pub fn new(ip: &str, extra: &str) -> Self {
         let dir = Dir::new("mosquitto");
         let port = free_port(ip);
-        let conf = dir.file(
-            "mosquitto.conf",
-            &format!(
-                "listener {port} {ip}\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 100\npersistence true\npersistence_location {}/\nautosave_interval 1\n{extra}\n",
-                dir.0.display()
-            ),
-        );
         let addr = format!("{ip}:{port}")
             .parse()
             .unwrap_or_else(|e| panic!("{ip}:{port}: {e}"));
-        Self {
+        let conf = dir.path("mosquitto.conf");
+        let b = Self {
             addr,
             child: None,
             conf,
-            _dir: dir,
+            extra: extra.to_string(),
+            dir,
+        };
+        b.write_conf(true);
+        b
+    }
+
+    fn write_conf(&self, anonymous: bool) {
+        let (ip, port) = (self.addr.ip(), self.addr.port());
+        let auth = if anonymous {
+            "allow_anonymous true\n".to_string()
+        } else {
+            let pw = self.dir.path("passwd");
+            let ok = Command::new("mosquitto_passwd")
+                .args(["-b", "-c"])
+                .arg(&pw)
+                .args([WATCHER.0, WATCHER.1])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "mosquitto_passwd failed (apt-get install mosquitto)");
+            format!("allow_anonymous false\npassword_file {}\n", pw.display())
+        };
+        self.dir.file(
+            "mosquitto.conf",
+            &format!(
+                "listener {port} {ip}\n{auth}max_queued_messages 0\nmax_inflight_messages 100\npersistence true\npersistence_location {}/\nautosave_interval 1\n{}\n",
+                self.dir.0.display(),
+                self.extra
+            ),
+        );
+    }
+
+    /// Refuses every CONNECT but the watcher's (until [`Broker::open_gate`]).
+    pub fn gate(&self) {
+        self.write_conf(false);
+    }
+
+    /// Lets anonymous clients (sluice) in again: config rewritten, SIGHUP.
+    pub fn open_gate(&self) {
+        self.write_conf(true);
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGHUP) };
         }
     }
 
@@ -326,7 +366,7 @@ pub async fn publish_all(broker: SocketAddr, messages: Vec<(String, String)>) {
 
 /// Every payload that arrived at the cloud broker, with how often.
 #[derive(Clone, Default)]
-pub struct Arrivals(Arc<Mutex<HashMap<String, usize>>>);
+pub struct Arrivals(Arc<Mutex<HashMap<String, usize>>>, Arc<AtomicU64>);
 
 impl Arrivals {
     pub fn count(&self, prefix: &str) -> usize {
@@ -353,9 +393,25 @@ impl Arrivals {
             .sum()
     }
     pub fn wait(&self, prefix: &str, n: usize) {
+        self.wait_or(prefix, n, String::new);
+    }
+
+    /// As `wait`, with `more()` (metrics, logs) and the first missing payloads on a timeout.
+    pub fn wait_or(&self, prefix: &str, n: usize, more: impl Fn() -> String) {
         wait_until(
             || self.count(prefix) >= n,
-            || format!("{} of {n} {prefix}* arrived", self.count(prefix)),
+            || {
+                let missing: Vec<String> = (0..n)
+                    .map(|i| format!("{prefix}{i}"))
+                    .filter(|p| !self.has(p))
+                    .take(10)
+                    .collect();
+                format!(
+                    "{} of {n} {prefix}* arrived; missing {missing:?}\n{}",
+                    self.count(prefix),
+                    more()
+                )
+            },
         );
     }
 }
@@ -364,17 +420,21 @@ impl Arrivals {
 /// broker is up, it receives what arrives while it reconnects after a broker restart.
 pub async fn cloud_subscriber(cloud: SocketAddr) -> Arrivals {
     let mut opts = MqttOptions::new("cloud-watcher", cloud.ip().to_string(), cloud.port());
-    opts.set_clean_session(false);
+    opts.set_clean_session(false).set_credentials(WATCHER.0, WATCHER.1);
     let (client, mut events) = AsyncClient::new(opts, 10);
     let arrivals = Arrivals::default();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let sink = arrivals.clone();
+    let connected = Arc::clone(&arrivals.1);
     tokio::spawn(async move {
         let mut ready = Some(ready_tx);
         loop {
             match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(a))) if !a.session_present => {
-                    let _ = client.subscribe("#", QoS::AtLeastOnce).await;
+                Ok(Event::Incoming(Packet::ConnAck(a))) => {
+                    connected.fetch_add(1, Ordering::SeqCst);
+                    if !a.session_present {
+                        let _ = client.subscribe("#", QoS::AtLeastOnce).await;
+                    }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     if let Some(tx) = ready.take() {
@@ -391,7 +451,7 @@ pub async fn cloud_subscriber(cloud: SocketAddr) -> Arrivals {
                         .or_default() += 1;
                 }
                 Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     });
@@ -401,10 +461,24 @@ pub async fn cloud_subscriber(cloud: SocketAddr) -> Arrivals {
 
 /// A cloud broker that is down: configured, a persistent subscriber registered, then stopped.
 pub async fn cloud_down() -> (Broker, Arrivals) {
-    let mut cloud = Broker::started("127.0.0.2", "");
+    let mut cloud = Broker::new("127.0.0.2", "");
+    cloud.gate();
+    cloud.start();
     let arrivals = cloud_subscriber(cloud.addr).await;
     cloud.stop();
     (cloud, arrivals)
+}
+
+/// Starts the cloud broker again and lets sluice in only once the subscriber is back, so that
+/// nothing the bridge sends can reach the broker before the subscriber's session is live.
+pub fn cloud_back(cloud: &mut Broker, arrivals: &Arrivals) {
+    let before = arrivals.1.load(Ordering::SeqCst);
+    cloud.start();
+    wait_until(
+        || arrivals.1.load(Ordering::SeqCst) > before,
+        || "the cloud subscriber did not reconnect".into(),
+    );
+    cloud.open_gate();
 }
 
 /// `n` messages on `topic` with payloads `{prefix}{i}`.
