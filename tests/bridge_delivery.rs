@@ -79,11 +79,7 @@ async fn sluice_killed_in_the_middle_of_replay_loses_nothing_and_counts_redelive
     cloud_back(&mut cloud, &arrivals);
     arrivals.wait("a-", 1_000);
     sluice.kill_and_restart();
-    assert!(
-        sluice.logs().contains("bridge running"),
-        "{}",
-        sluice.logs()
-    );
+    wait_until(|| sluice.logs().contains("bridge running"), || sluice.logs());
     arrivals.wait_or("a-", 4_000, || {
         let stats = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["spool", "ls", "--limit", "5"])
