@@ -50,7 +50,11 @@ async fn with_the_cloud_down_every_allowed_message_arrives_later_and_no_denied_o
         || sluice.bridge("spool_messages") == 0.0,
         || sluice.bridge_metrics(),
     );
-    assert_eq!(arrivals.count("r-"), 0, "a denied message reached the cloud");
+    assert_eq!(
+        arrivals.count("r-"),
+        0,
+        "a denied message reached the cloud"
+    );
     assert_eq!(sluice.bridge("denied_on_replay_total"), 0.0);
 }
 
@@ -79,7 +83,10 @@ async fn sluice_killed_in_the_middle_of_replay_loses_nothing_and_counts_redelive
     cloud_back(&mut cloud, &arrivals);
     arrivals.wait("a-", 1_000);
     sluice.kill_and_restart();
-    wait_until(|| sluice.logs().contains("bridge running"), || sluice.logs());
+    wait_until(
+        || sluice.logs().contains("bridge running"),
+        || sluice.logs(),
+    );
     arrivals.wait_or("a-", 4_000, || {
         let stats = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["spool", "ls", "--limit", "5"])
@@ -108,7 +115,11 @@ async fn a_policy_tightened_while_offline_keeps_the_now_denied_backlog_in_the_pl
     let dir = Dir::new("tightened");
     let plant = Broker::started("127.0.0.1", "");
     let (mut cloud, arrivals) = cloud_down().await;
-    write_policy(&dir, "127.0.0.2", &["plant/+/aggregates/#", "plant/+/oee/#"]);
+    write_policy(
+        &dir,
+        "127.0.0.2",
+        &["plant/+/aggregates/#", "plant/+/oee/#"],
+    );
     let (cfg, admin) = bridge_config(
         &dir,
         &plant,
@@ -141,7 +152,11 @@ async fn a_policy_tightened_while_offline_keeps_the_now_denied_backlog_in_the_pl
         || sluice.bridge("spool_messages") == 0.0,
         || sluice.bridge_metrics(),
     );
-    assert_eq!(arrivals.count("o-"), 0, "a now-denied message left the plant");
+    assert_eq!(
+        arrivals.count("o-"),
+        0,
+        "a now-denied message left the plant"
+    );
     assert_eq!(sluice.bridge("sent_total"), 200.0);
 }
 
@@ -155,7 +170,10 @@ async fn messages_past_the_ttl_are_removed_and_counted_not_sent() {
         &dir,
         &plant,
         &cloud.addr.to_string(),
-        &format!("spool: {{path: {}, ttl: 1s}}", dir.path("cloud.db").display()),
+        &format!(
+            "spool: {{path: {}, ttl: 1s}}",
+            dir.path("cloud.db").display()
+        ),
         "",
     );
     let sluice = Sluice::start(&dir, &cfg, admin);
@@ -209,7 +227,10 @@ async fn a_full_spool_with_drop_oldest_keeps_the_newest_and_counts_the_dropped()
 
     cloud_back(&mut cloud, &arrivals);
     arrivals.wait("m-", kept as usize);
-    assert!(arrivals.count("m-199-") == 1, "the newest message is missing");
+    assert!(
+        arrivals.count("m-199-") == 1,
+        "the newest message is missing"
+    );
     assert_eq!(arrivals.count("m-000-"), 0, "the oldest was not dropped");
 }
 

@@ -106,7 +106,8 @@ async fn connect(
         detail,
         was_up: false,
     };
-    let mut opts = super::mqtt_options(remote, remote_client_id(bridge)).map_err(|e| fail("tls", e))?;
+    let mut opts =
+        super::mqtt_options(remote, remote_client_id(bridge)).map_err(|e| fail("tls", e))?;
     let window = bridge.config.replay.inflight;
     opts.set_clean_session(true).set_inflight(window);
     let (client, mut events) = AsyncClient::new(opts, usize::from(window) + 16);
@@ -120,13 +121,19 @@ async fn connect(
     match connected {
         None => Ok(None),
         Some(Ok(Ok(Event::Incoming(Packet::ConnAck(_))))) => Ok(Some((client, events))),
-        Some(Ok(Ok(other))) => Err(fail("remote_protocol", format!("expected CONNACK, got {other:?}"))),
+        Some(Ok(Ok(other))) => Err(fail(
+            "remote_protocol",
+            format!("expected CONNACK, got {other:?}"),
+        )),
         Some(Ok(Err(ConnectionError::ConnectionRefused(code)))) => Err(fail(
             "connect_refused",
             format!("the remote broker refused the CONNECT ({code:?})"),
         )),
         Some(Ok(Err(e))) => Err(fail(classify(&e), e.to_string())),
-        Some(Err(_)) => Err(fail("remote_timeout", "no CONNACK within remote.connect_timeout".into())),
+        Some(Err(_)) => Err(fail(
+            "remote_timeout",
+            "no CONNACK within remote.connect_timeout".into(),
+        )),
     }
 }
 
@@ -138,7 +145,11 @@ async fn session(bridge: &Arc<Bridge>, shutdown: &mut watch::Receiver<bool>) -> 
         Err(e) => return Some(e),
     };
     bridge.counters.uplink_up.set(1);
-    let boundary = bridge.with_spool(|s| s.max_id()).await.and_then(Result::ok).unwrap_or(0);
+    let boundary = bridge
+        .with_spool(|s| s.max_id())
+        .await
+        .and_then(Result::ok)
+        .unwrap_or(0);
     tracing::info!(bridge = %bridge.name(), remote = %bridge.config.remote.broker, backlog = bridge.counters.spool_messages.get(), "uplink up");
     let mut sender = Sender::new(bridge, client, boundary);
     let mut tick = tokio::time::interval(TICK);
@@ -160,7 +171,10 @@ async fn session(bridge: &Arc<Bridge>, shutdown: &mut watch::Receiver<bool>) -> 
             }
             Step::Event(Ok(Event::Incoming(Packet::PubComp(c)))) => sender.acked(c.pkid),
             Step::Event(Ok(Event::Incoming(Packet::Disconnect))) => {
-                break ("remote_protocol", "the remote broker disconnected".to_string());
+                break (
+                    "remote_protocol",
+                    "the remote broker disconnected".to_string(),
+                );
             }
             Step::Event(Ok(_)) => {}
             Step::Event(Err(e)) => break (classify(&e), e.to_string()),
@@ -324,13 +338,21 @@ impl<'a> Sender<'a> {
         self.send(rows).await
     }
 
-    async fn read(&mut self, backlog: bool, limit: usize) -> Result<Vec<Message>, (&'static str, String)> {
+    async fn read(
+        &mut self,
+        backlog: bool,
+        limit: usize,
+    ) -> Result<Vec<Message>, (&'static str, String)> {
         let (after, upto) = if backlog {
             (self.backlog_cursor, self.boundary)
         } else {
             (self.live_cursor.max(self.boundary), i64::MAX)
         };
-        let rows = match self.bridge.with_spool(move |s| s.fetch(after, upto, limit)).await {
+        let rows = match self
+            .bridge
+            .with_spool(move |s| s.fetch(after, upto, limit))
+            .await
+        {
             Some(Ok(rows)) => rows,
             Some(Err(e)) => return Err((e.kind(), e.to_string())),
             None => Vec::new(),

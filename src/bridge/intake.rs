@@ -16,22 +16,24 @@ use tokio::sync::{mpsc, watch};
 use super::spool::NewMessage;
 use super::{Backoff, Bridge, pause};
 
-/// Messages committed per transaction at most.
+/// Messages committed per transaction at most, and bytes (so a transaction fits the WAL).
 const BATCH: usize = 1000;
+const BATCH_BYTES: usize = 512 * 1024;
 /// Received messages waiting for the writer (the local broker's in-flight window bounds QoS 1/2).
 const QUEUE: usize = 10_000;
 /// How long a refused batch waits before it is tried again (sooner when room is made).
 const RETRY: Duration = Duration::from_millis(500);
 
 pub async fn run(bridge: Arc<Bridge>, mut shutdown: watch::Receiver<bool>) {
-    let mut opts = match super::mqtt_options(&bridge.config.local, super::local_client_id(&bridge.config)) {
-        Ok(o) => o,
-        Err(e) => {
-            bridge.counters.error("tls");
-            tracing::error!(bridge = %bridge.name(), "local broker: {e}; intake not started");
-            return;
-        }
-    };
+    let mut opts =
+        match super::mqtt_options(&bridge.config.local, super::local_client_id(&bridge.config)) {
+            Ok(o) => o,
+            Err(e) => {
+                bridge.counters.error("tls");
+                tracing::error!(bridge = %bridge.name(), "local broker: {e}; intake not started");
+                return;
+            }
+        };
     // Persistent session: the local broker queues for the bridge while sluice is down.
     opts.set_clean_session(false).set_manual_acks(true);
     let (client, mut events) = AsyncClient::new(opts, QUEUE + BATCH);
@@ -116,10 +118,14 @@ pub async fn run(bridge: Arc<Bridge>, mut shutdown: watch::Receiver<bool>) {
 async fn write_loop(bridge: Arc<Bridge>, client: AsyncClient, mut rx: mpsc::Receiver<Publish>) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
+        let mut bytes = first.payload.len();
         batch.push(first);
-        while batch.len() < BATCH {
+        while batch.len() < BATCH && bytes < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => {
+                    bytes += p.payload.len() + p.topic.len();
+                    batch.push(p);
+                }
                 Err(_) => break,
             }
         }
@@ -176,7 +182,7 @@ async fn store(bridge: &Arc<Bridge>, batch: &[Publish]) -> bool {
         let result = bridge
             .with_spool(move |s| {
                 let now = crate::telemetry::decision_log::now_ms();
-                s.insert(&msgs[from..], now, max_bytes, on_full)
+                s.insert_or_reclaim(&msgs[from..], now, max_bytes, on_full)
                     .map(|r| (r, s.messages(), s.bytes()))
             })
             .await;
@@ -187,7 +193,8 @@ async fn store(bridge: &Arc<Bridge>, batch: &[Publish]) -> bool {
                 if r.dropped > 0 {
                     c.dropped("full", r.dropped);
                 }
-                c.spool_messages.set(i64::try_from(messages).unwrap_or(i64::MAX));
+                c.spool_messages
+                    .set(i64::try_from(messages).unwrap_or(i64::MAX));
                 c.spool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
                 bridge.stored.notify_one();
                 if done == allowed.len() {

@@ -131,13 +131,41 @@ impl BridgeMetrics {
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("bridge");
         let counters: [(&str, &str, &Counters); 7] = [
-            ("received", "Messages received from the local broker", &self.received),
-            ("spooled", "Allowed messages committed to the spool", &self.spooled),
-            ("sent", "Messages acknowledged by the remote broker", &self.sent),
-            ("denied", "Messages denied at intake (acknowledged locally, never stored)", &self.denied),
-            ("denied_on_replay", "Spooled messages denied when judged again before sending (removed, never sent)", &self.denied_on_replay),
-            ("expired", "Spooled messages removed after spool.ttl", &self.expired),
-            ("redelivered", "Messages sent again after a lost session or a restart (possible duplicates)", &self.redelivered),
+            (
+                "received",
+                "Messages received from the local broker",
+                &self.received,
+            ),
+            (
+                "spooled",
+                "Allowed messages committed to the spool",
+                &self.spooled,
+            ),
+            (
+                "sent",
+                "Messages acknowledged by the remote broker",
+                &self.sent,
+            ),
+            (
+                "denied",
+                "Messages denied at intake (acknowledged locally, never stored)",
+                &self.denied,
+            ),
+            (
+                "denied_on_replay",
+                "Spooled messages denied when judged again before sending (removed, never sent)",
+                &self.denied_on_replay,
+            ),
+            (
+                "expired",
+                "Spooled messages removed after spool.ttl",
+                &self.expired,
+            ),
+            (
+                "redelivered",
+                "Messages sent again after a lost session or a restart (possible duplicates)",
+                &self.redelivered,
+            ),
         ];
         for (name, help, family) in counters {
             r.register(name, help, family.clone());
@@ -153,11 +181,31 @@ impl BridgeMetrics {
             self.errors.clone(),
         );
         let gauges: [(&str, &str, &Gauges); 5] = [
-            ("spool_messages", "Messages waiting in the spool", &self.spool_messages),
-            ("spool_bytes", "Bytes of topics and payloads in the spool", &self.spool_bytes),
-            ("spool_oldest_age_seconds", "Age of the oldest spooled message", &self.spool_oldest_age),
-            ("uplink_up", "1 while the session with the remote broker is up, else 0", &self.uplink_up),
-            ("local_up", "1 while the session with the local broker is up, else 0", &self.local_up),
+            (
+                "spool_messages",
+                "Messages waiting in the spool",
+                &self.spool_messages,
+            ),
+            (
+                "spool_bytes",
+                "Bytes of topics and payloads in the spool",
+                &self.spool_bytes,
+            ),
+            (
+                "spool_oldest_age_seconds",
+                "Age of the oldest spooled message",
+                &self.spool_oldest_age,
+            ),
+            (
+                "uplink_up",
+                "1 while the session with the remote broker is up, else 0",
+                &self.uplink_up,
+            ),
+            (
+                "local_up",
+                "1 while the session with the local broker is up, else 0",
+                &self.local_up,
+            ),
         ];
         for (name, help, family) in gauges {
             r.register(name, help, family.clone());

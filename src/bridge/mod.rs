@@ -141,9 +141,13 @@ async fn open(
     counters: BridgeCounters,
 ) -> Result<Bridge, SpoolError> {
     let path = config.spool.path.clone();
-    let opened = tokio::task::spawn_blocking(move || Spool::open(&path))
-        .await
-        .map_err(|e| SpoolError::Sqlite(config.spool.path.display().to_string(), e.to_string()))??;
+    let opened = tokio::task::spawn_blocking(move || {
+        Spool::open(&path).inspect(|o| {
+            o.spool.ensure_reserve();
+        })
+    })
+    .await
+    .map_err(|e| SpoolError::Sqlite(config.spool.path.display().to_string(), e.to_string()))??;
     if let Some((aside, why)) = &opened.moved_aside {
         counters.error("spool_corrupt");
         tracing::warn!(

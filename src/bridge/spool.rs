@@ -20,6 +20,12 @@ use crate::config::OnFull;
 pub const SCHEMA_VERSION: i64 = 1;
 /// `PRAGMA application_id` of a sluice spool ("slsp").
 const APPLICATION_ID: i64 = 0x736c_7370;
+/// WAL pages before a checkpoint (1 MiB): keeps the WAL, and so the space a checkpoint needs,
+/// smaller than the reserve.
+const WAL_PAGES: u32 = 256;
+/// Bytes kept in `<spool>.reserve`, given back when the disk is full so that removing sent
+/// messages (which needs a little WAL space) can still commit, and written again later.
+const RESERVE: usize = 2 * 1024 * 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS spool (
@@ -127,8 +133,11 @@ pub struct Stats {
 pub struct Spool {
     conn: Connection,
     path: PathBuf,
+    reserve: PathBuf,
     messages: u64,
     bytes: u64,
+    /// Set when the disk was found full: new messages wait until the spool is empty.
+    paused: bool,
 }
 
 /// A spool opened by the bridge, and where a damaged file went.
@@ -208,17 +217,23 @@ impl Spool {
             return Err(Checked::Damaged(format!("integrity_check: {check}")));
         }
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; PRAGMA application_id={APPLICATION_ID};"
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WAL_PAGES}; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; PRAGMA application_id={APPLICATION_ID};"
         ))
         .map_err(err)?;
         let (messages, bytes): (i64, i64) = conn
-            .query_row("SELECT count(*), coalesce(sum(size), 0) FROM spool", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM spool",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(err)?;
+        let mut reserve = path.as_os_str().to_owned();
+        reserve.push(".reserve");
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            reserve: PathBuf::from(reserve),
+            paused: false,
             messages: u64::try_from(messages).unwrap_or(0),
             bytes: u64::try_from(bytes).unwrap_or(0),
         })
@@ -249,7 +264,10 @@ impl Spool {
         max_bytes: u64,
         on_full: OnFull,
     ) -> Result<Inserted, SpoolError> {
-        let tx = self.conn.transaction().map_err(|e| SpoolError::sqlite(&self.path, e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| SpoolError::sqlite(&self.path, e))?;
         let mut out = Inserted::default();
         let (mut messages, mut bytes) = (self.messages, self.bytes);
         {
@@ -309,6 +327,40 @@ impl Spool {
         Ok(out)
     }
 
+    /// Stores a batch; on a full disk, gives the WAL's space back when the database has room
+    /// for it (a checkpoint that truncates it); the reserve stays for removing sent messages.
+    pub fn insert_or_reclaim(
+        &mut self,
+        batch: &[NewMessage],
+        now_ms: i64,
+        max_bytes: u64,
+        on_full: OnFull,
+    ) -> Result<Inserted, SpoolError> {
+        if self.paused {
+            // Writing again as soon as a few pages are free would eat the space that lets sent
+            // messages be removed (new pages grow the file, the WAL cannot be checkpointed):
+            // wait until the spool is empty, give its pages back to the disk (VACUUM of an
+            // empty database is cheap), and put the reserve back.
+            if self.messages > 0 {
+                return Err(SpoolError::DiskFull(
+                    self.path.display().to_string(),
+                    "waiting for sent messages to make room".into(),
+                ));
+            }
+            let _ = self
+                .conn
+                .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);");
+            self.paused = false;
+            self.ensure_reserve();
+        }
+        let r = self.insert(batch, now_ms, max_bytes, on_full);
+        if let Err(SpoolError::DiskFull(..)) = &r {
+            self.paused = true;
+            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+        r
+    }
+
     /// Up to `limit` messages with `after < id <= upto`, oldest first.
     pub fn fetch(&self, after: i64, upto: i64, limit: usize) -> Result<Vec<Message>, SpoolError> {
         let mut q = self
@@ -332,12 +384,46 @@ impl Spool {
             .map_err(|e| self.err(e))
     }
 
+    /// Writes the disk-full reserve when it is missing and there is room; true when it exists.
+    pub fn ensure_reserve(&self) -> bool {
+        if self.reserve.exists() {
+            return true;
+        }
+        if std::fs::write(&self.reserve, vec![0u8; RESERVE]).is_ok() {
+            return true;
+        }
+        let _ = std::fs::remove_file(&self.reserve);
+        false
+    }
+
+    /// Gives the reserve back and truncates the WAL into the database.
+    fn reclaim(&mut self) {
+        // The space is for removals: new messages wait until the spool is empty again.
+        self.paused = true;
+        let _ = std::fs::remove_file(&self.reserve);
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
     /// Removes messages (acknowledged, denied or expired); returns how many were still there.
+    /// On a full disk the reserve is given back first, so this still works.
     pub fn delete(&mut self, ids: &[i64]) -> Result<u64, SpoolError> {
+        match self.delete_once(ids) {
+            Err(SpoolError::DiskFull(..)) => {
+                self.reclaim();
+                self.delete_once(ids)
+            }
+            other => other,
+        }
+    }
+
+    fn delete_once(&mut self, ids: &[i64]) -> Result<u64, SpoolError> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let tx = self.conn.transaction().map_err(|e| SpoolError::sqlite(&self.path, e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| SpoolError::sqlite(&self.path, e))?;
         let (mut n, mut freed) = (0u64, 0u64);
         {
             let mut del = tx
@@ -410,9 +496,11 @@ impl Spool {
     pub fn recount(&mut self) -> Result<(), SpoolError> {
         let (m, b): (i64, i64) = self
             .conn
-            .query_row("SELECT count(*), coalesce(sum(size), 0) FROM spool", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM spool",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(|e| self.err(e))?;
         self.messages = u64::try_from(m).unwrap_or(0);
         self.bytes = u64::try_from(b).unwrap_or(0);
@@ -466,7 +554,9 @@ enum Checked {
 
 fn classify(path: &Path, e: rusqlite::Error) -> Checked {
     match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Checked::Damaged(e.to_string()),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            Checked::Damaged(e.to_string())
+        }
         _ => Checked::Refused(SpoolError::sqlite(path, e)),
     }
 }
@@ -527,7 +617,10 @@ mod tests {
 
     #[test]
     fn filters_match_like_mqtt() {
-        assert!(topic_matches("plant/+/aggregates/#", "plant/l1/aggregates/h"));
+        assert!(topic_matches(
+            "plant/+/aggregates/#",
+            "plant/l1/aggregates/h"
+        ));
         assert!(topic_matches("plant/#", "plant"));
         assert!(topic_matches("a/+", "a/b"));
         assert!(!topic_matches("a/+", "a/b/c"));

@@ -314,14 +314,13 @@ mod tests {
 
     #[test]
     fn bad_bridge_values_name_their_key() {
-        let err = Config::parse(
-            &BRIDGE
-                .replace("REMOTE", "c:1")
-                .replace("1000/s", "fast"),
-        )
-        .err()
-        .unwrap_or_default();
-        assert!(err.starts_with("bridges[0].replay.rate: invalid rate"), "{err}");
+        let err = Config::parse(&BRIDGE.replace("REMOTE", "c:1").replace("1000/s", "fast"))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("bridges[0].replay.rate: invalid rate"),
+            "{err}"
+        );
         let err = Config::parse(
             &BRIDGE
                 .replace("REMOTE", "c:1")

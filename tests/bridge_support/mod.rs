@@ -310,7 +310,13 @@ impl Sluice {
     pub fn wait_bridge(&self, metric: &str, at_least: f64) {
         wait_until(
             || self.bridge(metric) >= at_least,
-            || format!("{metric} < {at_least}:\n{}\n{}", self.bridge_metrics(), self.logs()),
+            || {
+                format!(
+                    "{metric} < {at_least}:\n{}\n{}",
+                    self.bridge_metrics(),
+                    self.logs()
+                )
+            },
         );
     }
 
@@ -420,7 +426,8 @@ impl Arrivals {
 /// broker is up, it receives what arrives while it reconnects after a broker restart.
 pub async fn cloud_subscriber(cloud: SocketAddr) -> Arrivals {
     let mut opts = MqttOptions::new("cloud-watcher", cloud.ip().to_string(), cloud.port());
-    opts.set_clean_session(false).set_credentials(WATCHER.0, WATCHER.1);
+    opts.set_clean_session(false)
+        .set_credentials(WATCHER.0, WATCHER.1);
     let (client, mut events) = AsyncClient::new(opts, 10);
     let arrivals = Arrivals::default();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
