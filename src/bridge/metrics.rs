@@ -45,6 +45,7 @@ pub struct BridgeMetrics {
     spool_messages: Gauges,
     spool_bytes: Gauges,
     spool_oldest_age: Gauges,
+    spool_max_bytes: Gauges,
     uplink_up: Gauges,
     local_up: Gauges,
 }
@@ -65,6 +66,7 @@ pub struct BridgeCounters {
     pub spool_messages: Gauge,
     pub spool_bytes: Gauge,
     pub spool_oldest_age: Gauge,
+    pub spool_max_bytes: Gauge,
     pub uplink_up: Gauge,
     pub local_up: Gauge,
 }
@@ -119,10 +121,15 @@ impl BridgeMetrics {
             spool_messages: g(&self.spool_messages),
             spool_bytes: g(&self.spool_bytes),
             spool_oldest_age: g(&self.spool_oldest_age),
+            spool_max_bytes: g(&self.spool_max_bytes),
             uplink_up: g(&self.uplink_up),
             local_up: g(&self.local_up),
         };
         counters.dropped("full", 0);
+        counters.errors.get_or_create(&BridgeErrorLabels {
+            bridge: bridge.to_string(),
+            kind: "connect",
+        });
         counters.dropped("too_large", 0);
         counters
     }
@@ -180,7 +187,7 @@ impl BridgeMetrics {
             "Bridge errors by kind (connect, connect_refused, tls, ack_timeout, disk_full, spool_write, spool_corrupt, spool_version, remote_denied)",
             self.errors.clone(),
         );
-        let gauges: [(&str, &str, &Gauges); 5] = [
+        let gauges: [(&str, &str, &Gauges); 6] = [
             (
                 "spool_messages",
                 "Messages waiting in the spool",
@@ -195,6 +202,11 @@ impl BridgeMetrics {
                 "spool_oldest_age_seconds",
                 "Age of the oldest spooled message",
                 &self.spool_oldest_age,
+            ),
+            (
+                "spool_max_bytes",
+                "spool.max_bytes of the bridge",
+                &self.spool_max_bytes,
             ),
             (
                 "uplink_up",

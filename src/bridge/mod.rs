@@ -163,6 +163,9 @@ async fn open(
     let mut source = gw.identity.clone();
     source.client_id = local_client_id(config);
     counters.spool(opened.spool.messages(), opened.spool.bytes(), 0);
+    counters
+        .spool_max_bytes
+        .set(i64::try_from(config.spool.max_bytes.get()).unwrap_or(i64::MAX));
     Ok(Bridge {
         config: config.clone(),
         gw: Arc::clone(gw),

@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_bridge_to_its_own_local_broker_is_a_loop() {
-        for remote in ["127.0.0.1:1883", "localhost:1883", "[::1]:1883"] {
+        for remote in ["127.0.0.1:1883", "localhost:1883", "\"[::1]:1883\""] {
             let err = parse(remote).err().unwrap_or_default();
             assert!(err.starts_with("bridges[0].remote.broker: "), "{err}");
             assert!(err.contains("loop"), "{err}");
