@@ -126,7 +126,7 @@ impl BridgeMetrics {
             local_up: g(&self.local_up),
         };
         counters.dropped("full", 0);
-        counters.errors.get_or_create(&BridgeErrorLabels {
+        let _ = counters.errors.get_or_create(&BridgeErrorLabels {
             bridge: bridge.to_string(),
             kind: "connect",
         });
