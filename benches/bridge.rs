@@ -208,10 +208,7 @@ fn spool_rates(dir: &Path, n: usize) -> (f64, f64) {
     let write = n as f64 / start.elapsed().as_secs_f64();
     let start = Instant::now();
     let mut after = 0;
-    loop {
-        let Ok(rows) = spool.fetch(after, i64::MAX, 1000) else {
-            break;
-        };
+    while let Ok(rows) = spool.fetch(after, i64::MAX, 1000) {
         let Some(last) = rows.last() else { break };
         after = last.id;
         let _ = spool.mark_sent(rows[0].id, last.id);
