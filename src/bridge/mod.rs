@@ -11,6 +11,7 @@ mod delivery;
 mod intake;
 pub mod metrics;
 pub mod spool;
+pub mod topic;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

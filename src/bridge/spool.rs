@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
+use super::topic::topic_matches;
 use crate::config::OnFull;
 
 /// The schema this build writes and reads.
@@ -581,20 +582,6 @@ fn move_aside(path: &Path) -> Result<PathBuf, SpoolError> {
     Ok(aside)
 }
 
-/// MQTT topic filter matching (`+` one level, `#` the rest).
-pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    let mut t = topic.split('/');
-    for f in filter.split('/') {
-        match (f, t.next()) {
-            ("#", _) => return true,
-            ("+", Some(_)) => {}
-            (f, Some(l)) if f == l => {}
-            _ => return false,
-        }
-    }
-    t.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,18 +600,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&p);
         let _ = std::fs::create_dir_all(&p);
         p.join("s.db")
-    }
-
-    #[test]
-    fn filters_match_like_mqtt() {
-        assert!(topic_matches(
-            "plant/+/aggregates/#",
-            "plant/l1/aggregates/h"
-        ));
-        assert!(topic_matches("plant/#", "plant"));
-        assert!(topic_matches("a/+", "a/b"));
-        assert!(!topic_matches("a/+", "a/b/c"));
-        assert!(!topic_matches("a/b", "a"));
     }
 
     #[test]

@@ -245,6 +245,14 @@ pub fn validate(bridges: &[BridgeConfig]) -> Result<(), String> {
                 ));
             }
         }
+        for (key, side) in [("local.tls", &b.local), ("remote.tls", &b.remote)] {
+            if side.tls.as_ref().is_some_and(|t| t.server_name.is_some()) {
+                return Err(at(
+                    &format!("{key}.server_name"),
+                    "not supported for bridges: the broker's host name is verified".into(),
+                ));
+            }
+        }
         if b.replay.inflight == 0 {
             return Err(at("replay.inflight", "must be at least 1".into()));
         }
