@@ -7,19 +7,19 @@
 //!
 //! Run with `cargo bench --bench reload`.
 
-#[path = "../tests/reload_support/mod.rs"]
-mod reload_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use reload_support::*;
 use sluice::config::{DecisionLogConfig, Dur, Size};
-use sluice::policy::source::PolicySources;
-use sluice::policy::status::PolicyStatus;
+use sluice::policy::bundle::source::PolicySources;
+use sluice::policy::bundle::status::PolicyStatus;
 use sluice::policy::{Decider, DeciderOptions, PolicySet, Zone};
 use sluice::telemetry::decision_log::{DecisionLog, Entry, SCHEMA, now_ms};
+use support::*;
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -52,7 +52,7 @@ fn start(
 ) -> (
     Decider,
     Arc<PolicyStatus>,
-    sluice::policy::source::SourceHandle,
+    sluice::policy::bundle::source::SourceHandle,
 ) {
     let cfg = policy_config(yaml);
     let sources = PolicySources::from_config(&cfg).unwrap_or_else(|e| panic!("{e}"));

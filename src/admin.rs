@@ -28,10 +28,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::drain::Watch;
 use crate::proxy::Gateway;
+use crate::proxy::listener::{self, Accounting, Listener};
 use crate::telemetry::collector::DeciderCollector;
 use crate::telemetry::policy_metrics::PolicyCollector;
 
@@ -78,34 +79,41 @@ impl Admin {
     }
 }
 
-/// Serves the admin endpoint until `shutdown` turns true.
-pub fn spawn(
-    admin: Arc<Admin>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = shutdown.wait_for(|s| *s) => return,
-            };
-            let Ok((stream, _)) = accepted else {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                continue;
-            };
-            let admin = admin.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let admin = admin.clone();
-                    async move { Ok::<_, Infallible>(route(&admin, req).await) }
-                });
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(10));
-                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+/// Open admin connections at most (probes and scrapes are few; a flood must not take file
+/// descriptors from the data path), and how long a client may take to send its request head.
+const MAX_CONNECTIONS: usize = 64;
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the admin endpoint until `drain` is signaled. The gateway drains its own listeners
+/// first, so `/readyz` answers 503 while open requests finish.
+pub fn spawn(admin: Arc<Admin>, tcp: TcpListener, drain: Watch) -> JoinHandle<()> {
+    let listener = Listener {
+        name: "admin".to_string(),
+        tcp,
+        max_connections: MAX_CONNECTIONS,
+        accounting: Accounting::none(),
+    };
+    listener::spawn(listener, drain, move |accepted| {
+        let admin = admin.clone();
+        async move {
+            let svc = service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(route(&admin, req).await) }
             });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = builder.serve_connection(TokioIo::new(accepted.stream), svc);
+            tokio::pin!(conn);
+            let mut drain = accepted.drain;
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = drain.signaled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
         }
     })
 }
@@ -297,7 +305,7 @@ async fn data_api(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>
     match evaluated {
         Ok(Ok(Some(result))) => json_response(StatusCode::OK, &json!({"result": result}), pretty),
         Ok(Ok(None)) => json_response(StatusCode::OK, &json!({}), pretty),
-        Ok(Err(e)) => opa_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e),
+        Ok(Err(e)) => opa_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", &e.0),
         Err(_) => opa_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

@@ -1,64 +1,65 @@
-//! Graceful shutdown: one signal every listener watches, and a count of work in flight that
-//! the process waits on (up to a deadline) before exiting.
+//! Graceful shutdown as one mechanism (ztunnel's `drain.rs`): a [`Trigger`] held by the process
+//! and [`Watch`] clones held by every listener and every connection. A watch is both the
+//! shutdown signal (`signaled()` resolves once draining starts) and the in-flight token (the
+//! trigger waits until every watch has been dropped, or a deadline passes).
 //!
-//! Not here: catching SIGTERM (serve.rs) or what each listener does when told to stop.
+//! Not here: catching SIGTERM (cmd/serve.rs, cmd/webhook.rs) or what each connection does when told
+//! to stop (the protocol code decides: finish the request, send DISCONNECT, close).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
-/// Counts open connections and tunnels; clones share the count.
-#[derive(Clone, Debug, Default)]
-pub struct InFlight {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    open: AtomicUsize,
-    idle: Notify,
-}
-
-/// Held by one unit of work; dropping it marks the work done.
+/// Starts a drain and waits for it; there is one per process (or per test).
 #[derive(Debug)]
-pub struct Guard {
-    inner: Arc<Inner>,
+pub struct Trigger {
+    tx: watch::Sender<bool>,
 }
 
-impl InFlight {
-    pub fn guard(&self) -> Guard {
-        self.inner.open.fetch_add(1, Ordering::AcqRel);
-        Guard {
-            inner: self.inner.clone(),
-        }
-    }
+/// Held by whatever must finish before the process exits; clones share the signal.
+#[derive(Clone, Debug)]
+pub struct Watch {
+    rx: watch::Receiver<bool>,
+}
 
+/// A new drain: nothing draining, one watch handed out.
+pub fn channel() -> (Trigger, Watch) {
+    let (tx, rx) = watch::channel(false);
+    (Trigger { tx }, Watch { rx })
+}
+
+impl Trigger {
+    /// Watches still held (the process's own listeners and open connections).
     pub fn open(&self) -> usize {
-        self.inner.open.load(Ordering::Acquire)
+        self.tx.receiver_count()
     }
 
-    /// Waits until nothing is in flight or `grace` passes; returns what was still open.
-    pub async fn wait(&self, grace: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let notified = self.inner.idle.notified();
-            if self.open() == 0 {
-                return 0;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.open();
-            }
+    /// Tells every watch to stop, without waiting.
+    pub fn start(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Tells every watch to stop and waits until all are dropped or `grace` passes; returns
+    /// how many were still held at the deadline (0: everything finished).
+    pub async fn drain(self, grace: Duration) -> usize {
+        self.start();
+        match tokio::time::timeout(grace, self.tx.closed()).await {
+            Ok(()) => 0,
+            Err(_) => self.tx.receiver_count(),
         }
     }
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.inner.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.inner.idle.notify_waiters();
-        }
+impl Watch {
+    /// Resolves once draining has started (at once if it already has).
+    pub async fn signaled(&mut self) {
+        // An error means the trigger is gone, which also means: stop.
+        let _ = self.rx.wait_for(|draining| *draining).await;
+    }
+
+    /// True once draining has started.
+    pub fn is_draining(&self) -> bool {
+        *self.rx.borrow()
     }
 }
 
@@ -67,20 +68,33 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn wait_returns_when_the_last_guard_drops() {
-        let f = InFlight::default();
-        let g = f.guard();
-        let f2 = f.clone();
-        let waiter = tokio::spawn(async move { f2.wait(Duration::from_secs(30)).await });
-        tokio::task::yield_now().await;
-        drop(g);
-        assert_eq!(waiter.await.ok(), Some(0));
+    async fn drain_returns_when_the_last_watch_drops() {
+        let (trigger, watch) = channel();
+        let mut held = watch.clone();
+        drop(watch);
+        let worker = tokio::spawn(async move {
+            held.signaled().await;
+            // Work that ends when told to, as a connection does.
+            drop(held);
+        });
+        assert_eq!(trigger.drain(Duration::from_secs(30)).await, 0);
+        assert!(worker.await.is_ok());
     }
 
     #[tokio::test]
-    async fn wait_gives_up_after_grace_and_reports_what_is_open() {
-        let f = InFlight::default();
-        let _g = f.guard();
-        assert_eq!(f.wait(Duration::from_millis(20)).await, 1);
+    async fn drain_gives_up_after_grace_and_reports_what_is_open() {
+        let (trigger, watch) = channel();
+        let _stubborn = watch.clone();
+        drop(watch);
+        assert_eq!(trigger.drain(Duration::from_millis(20)).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_watch_taken_after_the_start_sees_the_signal_at_once() {
+        let (trigger, watch) = channel();
+        trigger.start();
+        let mut late = watch.clone();
+        assert!(late.is_draining());
+        late.signaled().await;
     }
 }

@@ -5,14 +5,10 @@
 pub mod admin;
 pub mod admission;
 pub mod bridge;
-pub mod cert;
 pub mod cmd;
 pub mod config;
 pub mod drain;
-pub mod health;
-pub mod logcmd;
 pub mod policy;
 pub mod proxy;
-pub mod serve;
 pub mod site;
 pub mod telemetry;

@@ -3,13 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice::admission::{self, VerifyArgs, WebhookArgs};
-use sluice::cert::{self, CertArgs};
-use sluice::cmd::spool::{self, SpoolArgs};
-use sluice::health::{self, HealthArgs};
-use sluice::logcmd::{self, LogArgs};
-use sluice::policy::cli::{self, CheckArgs, EvalArgs, TestArgs};
-use sluice::serve::{self, ServeArgs};
+use sluice::cmd::{cert, check, eval, health, log, serve, spool, test, verify, webhook};
 
 /// sluice keeps a factory's production data inside the factory.
 ///
@@ -28,25 +22,25 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway: HTTP forward proxy, MQTT proxies and the admin endpoint
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Run the Gatekeeper-compatible validating admission webhook over TLS
-    Webhook(WebhookArgs),
+    Webhook(webhook::WebhookArgs),
     /// Run the test_* rules of policies, like `opa test`
-    Test(TestArgs),
+    Test(test::TestArgs),
     /// Evaluate a query against policies and data, like `opa eval`
-    Eval(EvalArgs),
+    Eval(eval::EvalArgs),
     /// Parse and compile policies, like `opa check`
-    Check(CheckArgs),
+    Check(check::CheckArgs),
     /// Run Gatekeeper test suites (kind: Suite), like `gator verify`
-    Verify(VerifyArgs),
+    Verify(verify::VerifyArgs),
     /// Show recorded decisions from the local decision log
-    Log(LogArgs),
+    Log(log::LogArgs),
     /// Make the webhook's serving certificate and the caBundle for its configuration
-    Cert(CertArgs),
+    Cert(cert::CertArgs),
     /// Probe an admin endpoint (for container health checks); exit 0 when it answers 2xx
-    Health(HealthArgs),
+    Health(health::HealthArgs),
     /// Inspect an export bridge's spool: stats, ls, purge --topic FILTER
-    Spool(SpoolArgs),
+    Spool(spool::SpoolArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,12 +56,12 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Serve(a) => serve::run(a),
-        Command::Webhook(a) => admission::webhook(a),
-        Command::Test(a) => cli::test(a),
-        Command::Eval(a) => cli::eval(a),
-        Command::Check(a) => cli::check(a),
-        Command::Verify(a) => admission::verify(a),
-        Command::Log(a) => logcmd::run(a),
+        Command::Webhook(a) => webhook::run(a),
+        Command::Test(a) => test::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Log(a) => log::run(a),
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
         Command::Spool(a) => spool::run(a),

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::config::SiteConfig;
+use crate::config::site::wire_domain;
 use crate::policy::Zone;
 
 #[derive(Clone, Debug)]
@@ -45,7 +46,7 @@ impl Site {
         let mut names = Vec::new();
         let mut suffixes = Vec::new();
         for d in &cfg.local_domains {
-            let d = d.to_ascii_lowercase();
+            let Ok(d) = wire_domain(d) else { continue };
             match d.strip_prefix('*') {
                 Some(suffix) => suffixes.push(suffix.to_string()),
                 None => names.push(d.trim_end_matches('.').to_string()),

@@ -1,11 +1,11 @@
 //! OPA bundle reading and signature verification: what is activated and what is refused, with
 //! the one-line reason a user sees.
 
-mod reload_support;
+mod support;
 
-use reload_support::*;
 use sluice::policy::bundle::{VerificationKey, read_bundle};
 use sluice::policy::{Decider, DeciderOptions};
+use support::*;
 
 const MAX: u64 = 1 << 20;
 
@@ -186,7 +186,7 @@ fn a_wrong_scope_is_refused() {
     );
 }
 
-/// RS256 with keys and signature made by the `openssl` CLI (installed by .ci/run).
+/// RS256 with keys and signature made by the `openssl` CLI (installed by scripts/test).
 #[test]
 fn a_bundle_signed_with_rs256_by_openssl_is_accepted_and_checked() {
     let dir = TempDir::new("rs256");

@@ -1,39 +1,30 @@
 //! `sluice cert` makes a CA and a serving certificate that a TLS client trusting only the
 //! printed caBundle accepts for the Service's DNS name.
 
-use std::process::Command;
+mod support;
+
 use std::sync::Arc;
 
+use support::{TempDir, sluice};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 #[tokio::test]
 async fn serving_certificate_verifies_against_the_printed_ca_bundle() -> Result<(), String> {
-    let dir = temp_dir("cert");
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "cert",
-            "--service",
-            "sluice-webhook",
-            "--namespace",
-            "sluice-system",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .map_err(|e| e.to_string())?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let bundle = stdout
+    // `--out` names a directory that does not exist yet: `sluice cert` makes it.
+    let scratch = TempDir::new("cert");
+    let dir = scratch.join("certs");
+    let out = sluice(&[
+        "cert",
+        "--service",
+        "sluice-webhook",
+        "--namespace",
+        "sluice-system",
+        "--out",
+        &dir.display().to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bundle = out
+        .stdout
         .lines()
         .find_map(|l| l.strip_prefix("caBundle: "))
         .ok_or("no caBundle line")?;
@@ -74,23 +65,22 @@ async fn serving_certificate_verifies_against_the_printed_ca_bundle() -> Result<
     tls.read_to_end(&mut got).await.map_err(|e| e.to_string())?;
     assert_eq!(got, b"ok");
     srv.await.map_err(|e| e.to_string())??;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 #[test]
-fn cert_without_names_is_a_one_line_usage_error() -> Result<(), String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["cert", "--out"])
-        .arg(temp_dir("cert-none"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    assert_eq!(out.status.code(), Some(1));
+fn cert_without_names_is_a_one_line_usage_error() {
+    let scratch = TempDir::new("cert-none");
+    let out = sluice(&[
+        "cert",
+        "--out",
+        &scratch.join("certs").display().to_string(),
+    ]);
+    assert_eq!(out.code, 1);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        out.stderr,
         "sluice cert: name the certificate: --service NAME --namespace NS, or --dns NAME\n"
     );
-    Ok(())
 }
 
 /// `sluice health` (the image's HEALTHCHECK) follows the status of a real HTTP endpoint.
@@ -115,27 +105,17 @@ fn health_probe_exits_zero_only_on_2xx() -> Result<(), String> {
             }
         }
     });
-    let probe = |url: String| {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["health", "--url", &url])
-            .output()
-            .map_err(|e| e.to_string())
-    };
-    let ok = probe(format!("http://{addr}/readyz"))?;
+    let probe = |url: String| sluice(&["health", "--url", &url]);
+    let ok = probe(format!("http://{addr}/readyz"));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let unready = probe(format!("http://{addr}/readyz"));
+    assert_eq!(unready.code, 1);
     assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let unready = probe(format!("http://{addr}/readyz"))?;
-    assert_eq!(unready.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&unready.stderr),
+        unready.stderr,
         format!("sluice health: http://{addr}/readyz answered 503\n")
     );
     let _ = server.join();
-    let closed = probe("http://127.0.0.1:1/readyz".into())?;
-    assert_eq!(closed.status.code(), Some(1));
+    let closed = probe("http://127.0.0.1:1/readyz".into());
+    assert_eq!(closed.code, 1);
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `sluice check` and the load errors every policy command shares: one line naming the file
 //! (and position) on stderr, exit code 1, never a panic.
 
-mod cli_support;
+mod support;
 
-use cli_support::{assert_one_line_error, sluice};
+use support::{assert_one_line_error, sluice};
 
 #[test]
 fn check_prints_nothing_for_good_policies() {

@@ -1,9 +1,9 @@
 //! `sluice eval` through the real binary: the `opa eval` JSON shape, raw and pretty output,
 //! --fail / --fail-defined, embedded policies when no -d is given.
 
-mod cli_support;
+mod support;
 
-use cli_support::{assert_one_line_error, sluice};
+use support::{TempDir, assert_one_line_error, sluice};
 
 const EXPORT: &str = "fixtures/policy/inputs/export.json";
 const LOCAL: &str = "fixtures/policy/inputs/local.json";
@@ -186,11 +186,11 @@ fn fail_defined_exits_one_only_when_defined() {
 
 #[test]
 fn yaml_input_is_accepted() {
-    let dir = std::env::temp_dir().join(format!("sluice-eval-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let file = dir.join("input.yaml");
-    std::fs::write(&file, "action: process_data\ndata_stays_local: true\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = TempDir::new("eval");
+    let file = dir.file(
+        "input.yaml",
+        "action: process_data\ndata_stays_local: true\n",
+    );
     let out = sluice(&[
         "eval",
         "--format",
@@ -200,7 +200,6 @@ fn yaml_input_is_accepted() {
         "data.manufacturing.smart.allow",
     ]);
     assert_eq!(out.stdout, "true\n");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

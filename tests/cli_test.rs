@@ -1,8 +1,8 @@
 //! `sluice test` through the real binary: OPA's output, flags and exit codes.
 
-mod cli_support;
+mod support;
 
-use cli_support::{normalise, sluice};
+use support::{TempDir, normalise, sluice};
 
 const MIXED: &str = "fixtures/policy/mixed";
 
@@ -333,14 +333,11 @@ fn shipped_policies_pass_with_full_coverage_of_the_seed_policy() {
 
 #[test]
 fn v0_compatible_parses_v0_tests() {
-    let dir = std::env::temp_dir().join(format!("sluice-v0-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let file = dir.join("v0_test.rego");
-    std::fs::write(
-        &file,
+    let dir = TempDir::new("v0");
+    let file = dir.file(
+        "v0_test.rego",
         "package v0\n\nallow { input.x == 1 }\n\ntest_allow { allow with input as {\"x\": 1} }\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    );
     let path = file.display().to_string();
     let v1 = sluice(&["test", &path]);
     assert_eq!(
@@ -357,5 +354,4 @@ fn v0_compatible_parses_v0_tests() {
     let v0 = sluice(&["test", "--v0-compatible", &path]);
     assert_eq!(v0.stdout, "PASS: 1/1\n");
     assert_eq!(v0.code, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }

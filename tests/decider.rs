@@ -2,8 +2,8 @@
 //! the cache (hits equal misses, never across generations) and use from many threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sluice::policy::{
@@ -279,39 +279,83 @@ fn reload_never_serves_a_verdict_of_the_old_generation() {
     assert!(!d.decide(&input).allowed());
 }
 
+/// What one deciding thread saw around the reload.
+#[derive(Debug, Default)]
+struct Observed {
+    /// Allowed verdicts of generation 1, all made before the reload began.
+    old: usize,
+    /// Verdicts asked for after the reload had returned.
+    after: usize,
+    /// Of those, verdicts that were not generation 2's deny.
+    stale: usize,
+}
+
 #[test]
 fn reload_under_concurrent_decisions_switches_every_thread() {
+    // Each thread decides until it has made this many decisions after the reload returned: the
+    // test cannot pass without every thread observing the new generation.
+    const AFTER: usize = 2000;
     let d = decider("allow := true");
     let reloaded = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let d = d.clone();
-            let reloaded = Arc::clone(&reloaded);
+            let (reloaded, started) = (Arc::clone(&reloaded), Arc::clone(&started));
             std::thread::spawn(move || {
                 let src = source();
                 let topics: Vec<String> = (0..16).map(|i| format!("plant/t{t}/{i}")).collect();
-                let mut stale = 0;
-                for round in 0..4000 {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut seen = Observed::default();
+                let mut round = 0;
+                while seen.after < AFTER && Instant::now() < deadline {
                     let after = reloaded.load(Ordering::Acquire);
                     let topic = &topics[round % topics.len()];
                     let v = d.decide(&publish(&src, "broker.plant.local", Zone::Local, topic));
-                    if after && (v.allowed() || v.generation() != 2) {
-                        stale += 1;
+                    if round == 0 {
+                        started.fetch_add(1, Ordering::Release);
+                    }
+                    round += 1;
+                    if after {
+                        seen.after += 1;
+                        if v.allowed() || v.generation() != 2 {
+                            seen.stale += 1;
+                        }
+                    } else if v.allowed() && v.generation() == 1 {
+                        seen.old += 1;
                     }
                 }
-                stale
+                seen
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(5));
+    // Reload only once every thread is deciding, so the switch happens under load.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while started.load(Ordering::Acquire) < threads.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the deciding threads never started"
+        );
+        std::thread::yield_now();
+    }
     d.reload(&policy("allow := false"), "two")
         .unwrap_or_else(|e| panic!("{e}"));
     reloaded.store(true, Ordering::Release);
-    for t in threads {
-        let stale = t.join().unwrap_or_else(|_| panic!("thread panicked"));
+    for (t, thread) in threads.into_iter().enumerate() {
+        let seen = thread
+            .join()
+            .unwrap_or_else(|_| panic!("thread {t} panicked"));
+        assert!(
+            seen.old > 0,
+            "thread {t} made no decision of the old policy: {seen:?}"
+        );
         assert_eq!(
-            stale, 0,
-            "verdicts of the old policy after the reload returned"
+            seen.after, AFTER,
+            "thread {t} did not observe the reload: {seen:?}"
+        );
+        assert_eq!(
+            seen.stale, 0,
+            "thread {t} got verdicts of the old policy after the reload returned: {seen:?}"
         );
     }
 }

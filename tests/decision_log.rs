@@ -1,16 +1,16 @@
 //! The decision log: what is recorded (never payloads), `sluice log` through the real binary,
 //! retention by age and size, a full disk, and a writer that falls behind.
 
-mod reload_support;
+mod support;
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use reload_support::*;
 use sluice::config::{DecisionLogConfig, Dur, Size};
 use sluice::policy::{Decider, DeciderOptions, PolicySet, Zone};
 use sluice::telemetry::decision_log::{DecisionLog, Entry, now_ms};
+use support::*;
 
 fn config(path: std::path::PathBuf) -> DecisionLogConfig {
     DecisionLogConfig {
@@ -24,16 +24,8 @@ fn config(path: std::path::PathBuf) -> DecisionLogConfig {
 
 /// Runs `sluice log ARGS`; returns (exit code, stdout, stderr).
 fn sluice_log(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("log")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("spawn sluice: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = sluice(&[&["log"], args].concat());
+    (out.code, out.stdout, out.stderr)
 }
 
 fn json_rows(args: &[&str]) -> Vec<serde_json::Value> {

@@ -4,33 +4,26 @@
 //! alerts name exists in a live scrape that `promtool check metrics` accepts.
 //!
 //! Needs: `kubernetes-validate` (PyPI), `promtool` (Debian `prometheus`), `curl`, `mosquitto`
-//! and `mosquitto_pub`; `.ci/run` installs them.
+//! and `mosquitto_pub`; `scripts/test` installs them.
 
-mod http_support;
-mod mqtt_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use http_support::{Error, TempDir, TestResult, free_port, http_get};
 use serde_json::Value as Json;
+use support::{
+    Broker, Error, Scrape, Sluice, TempDir, TestResult, Webhook, free_port, mosquitto_pub,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn sluice(args: &[&str]) -> Result<(Option<i32>, String, String), Error> {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(root())
-        .output()?;
-    Ok((
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    let out = support::sluice(args);
+    Ok((Some(out.code), out.stdout, out.stderr))
 }
 
 fn tool(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<(bool, String), Error> {
@@ -42,7 +35,7 @@ fn tool(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<(bool, String
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{name}: {e} (.ci/run installs it)"))?;
+        .map_err(|e| format!("{name}: {e} (scripts/test installs it)"))?;
     if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
         input.write_all(data)?;
     }
@@ -185,7 +178,7 @@ fn mounted_policies(dir: &Path) -> Result<PathBuf, Error> {
 
 #[test]
 fn configmap_policies_pass_sluice_test_and_the_manifests_pass_sluice_verify() -> TestResult {
-    let dir = TempDir::new("deploy-policies")?;
+    let dir = TempDir::new("deploy-policies");
     let mounted = mounted_policies(dir.path())?;
     let tests = mounted.join("manufacturing");
     for t in ["smart_test.rego", "egress_test.rego"] {
@@ -262,38 +255,15 @@ fn exposed(scrape: &str) -> BTreeSet<String> {
 }
 
 /// Starts a process and returns it once `ready` says so; killed on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait(what: &str, mut ready: impl FnMut() -> bool, child: &mut Running) -> TestResult {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            return Err(format!("{what} exited: {status}").into());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{what} not ready in 30s").into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 #[test]
 fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> TestResult {
-    let dir = TempDir::new("deploy-live")?;
+    let dir = TempDir::new("deploy-live");
 
     // The sidecar's config from the ConfigMap, with loopback ports and the policies mounted here.
     // The plant broker is a local mosquitto; one test-only rule denies a topic (see the fixture).
-    let broker = mqtt_support::Broker::start();
+    let broker = Broker::start();
     let mut cfg = load_yaml(&root().join("deploy/k3s/processor/sluice.yaml"))?;
-    let (proxy, admin, mqtt) = (free_port()?, free_port()?, free_port()?);
+    let (proxy, admin, mqtt) = (free_port(), free_port(), free_port());
     cfg["http"]["listen"] = format!("127.0.0.1:{proxy}").into();
     cfg["admin"]["listen"] = format!("127.0.0.1:{admin}").into();
     cfg["mqtt"][0]["listen"] = format!("127.0.0.1:{mqtt}").into();
@@ -315,22 +285,7 @@ fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> T
     if let Some(dl) = cfg.get_mut("decision_log") {
         dl["path"] = dir.path().join("decisions.db").display().to_string().into();
     }
-    let cfg_path = dir.path().join("sluice.yaml");
-    std::fs::write(&cfg_path, serde_json::to_string(&cfg)?)?;
-    let mut gw = Running(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "-c"])
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let admin_addr = format!("127.0.0.1:{admin}").parse()?;
-    wait(
-        "sluice serve",
-        || matches!(http_get(admin_addr, "/readyz"), Ok((200, _))),
-        &mut gw,
-    )?;
+    let gw = Sluice::serve(&serde_json::to_string(&cfg)?);
 
     // Traffic, so that every labelled family has samples: allowed, denied (an external name is
     // judged before any lookup), a cache hit.
@@ -349,11 +304,9 @@ fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> T
     }
     let mqtt_addr = format!("127.0.0.1:{mqtt}").parse()?;
     for topic in ["plant/line1/press7/temp", "sluice-test/denied"] {
-        let _ =
-            mqtt_support::mosquitto_pub(mqtt_addr, &["-V", "5", "-q", "1", "-t", topic, "-m", "1"]);
+        let _ = mosquitto_pub(mqtt_addr, &["-V", "5", "-q", "1", "-t", topic, "-m", "1"]);
     }
-    let (status, scrape) = http_get(admin_addr, "/metrics")?;
-    assert_eq!(status, 200);
+    let scrape = gw.metrics();
     let (ok, out) = tool("promtool", &["check", "metrics"], Some(scrape.as_bytes()))?;
     assert!(ok, "promtool check metrics:\n{out}\n{scrape}");
 
@@ -368,20 +321,15 @@ fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> T
     ])?;
     assert_eq!(code, Some(0), "{err}");
     let mut wcfg = load_yaml(&root().join("deploy/k3s/webhook/webhook.yaml"))?;
-    let wport = free_port()?;
+    let wport = free_port();
     wcfg["webhook"]["listen"] = format!("127.0.0.1:{wport}").into();
     wcfg["webhook"]["tls"]["cert"] = certs.join("tls.crt").display().to_string().into();
     wcfg["webhook"]["tls"]["key"] = certs.join("tls.key").display().to_string().into();
     wcfg["webhook"]["paths"] = serde_json::json!([root().join("deploy/k3s/webhook/gatekeeper")]);
-    let wcfg_path = dir.path().join("webhook.yaml");
-    std::fs::write(&wcfg_path, serde_json::to_string(&wcfg)?)?;
-    let mut hook = Running(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["webhook", "-c"])
-            .arg(&wcfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
+    let _hook = Webhook::launch(
+        TempDir::new("deploy-webhook"),
+        &serde_json::to_string(&wcfg)?,
+        certs.join("ca.crt"),
     );
     let ca = certs.join("ca.crt").display().to_string();
     let url = format!("https://localhost:{wport}");
@@ -392,11 +340,9 @@ fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> T
             None,
         )
     };
-    wait(
-        "sluice webhook",
-        || curl_https("/readyz").is_ok_and(|(ok, _)| ok),
-        &mut hook,
-    )?;
+    // Ready by the launcher's own probe; curl must agree.
+    let (ok, ready) = curl_https("/readyz")?;
+    assert!(ok, "{ready}");
     let (ok, answer) = tool(
         "curl",
         &[

@@ -1,22 +1,22 @@
 //! The forward proxy end to end: the real `sluice serve` binary, real upstreams on loopback,
 //! curl (`apt-get install curl`) and raw sockets as clients.
 
-mod http_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use http_support::*;
+use support::*;
 
 #[test]
 fn allowed_requests_arrive_intact_with_hop_by_hop_headers_removed() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
-    let gw = Sluice::start("")?;
+    let gw = Sluice::start("");
 
     // curl, GET with a query string.
     let url = format!("http://{}/line1/press7?from=10&to=20", up.addr);
-    let proxy = format!("http://{}", gw.proxy);
+    let proxy = format!("http://{}", gw.proxy());
     let (code, out, err) = curl(&["-x", &proxy, "-i", &url])?;
     assert_eq!(code, 0, "curl failed: {err}");
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
@@ -35,7 +35,7 @@ fn allowed_requests_arrive_intact_with_hop_by_hop_headers_removed() -> TestResul
     );
 
     // A raw chunked POST with hop-by-hop headers, sent in pieces (streamed, not buffered).
-    let mut s = TcpStream::connect(gw.proxy)?;
+    let mut s = TcpStream::connect(gw.proxy())?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     let head = format!(
         "POST http://{}/upload HTTP/1.1\r\nHost: wrong.example\r\nTransfer-Encoding: chunked\r\n\
@@ -65,7 +65,7 @@ fn allowed_requests_arrive_intact_with_hop_by_hop_headers_removed() -> TestResul
         "GET http://user:secret@{}/creds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         up.addr
     );
-    let (status, _) = parse_response(&raw_exchange(gw.proxy, creds.as_bytes())?)?;
+    let (status, _) = parse_response(&raw_exchange(gw.proxy(), creds.as_bytes())?)?;
     assert_eq!(status, 200);
 
     let seen = up.requests();
@@ -104,7 +104,7 @@ fn allowed_requests_arrive_intact_with_hop_by_hop_headers_removed() -> TestResul
         gw.wait_metric(
             "sluice_forwarded_bytes_total{protocol=\"http\",direction=\"upstream\"}",
             11.0
-        )? >= 11.0
+        ) >= 11.0
     );
     Ok(())
 }
@@ -113,9 +113,9 @@ fn allowed_requests_arrive_intact_with_hop_by_hop_headers_removed() -> TestResul
 fn denied_request_gets_403_json_and_the_upstream_sees_nothing() -> TestResult {
     // 127.0.0.2 is outside the test site: an export.
     let up = Upstream::start("127.0.0.2", Duration::ZERO)?;
-    let gw = Sluice::start("")?;
+    let gw = Sluice::start("");
     let url = format!("http://{}/upload", up.addr);
-    let proxy = format!("http://{}", gw.proxy);
+    let proxy = format!("http://{}", gw.proxy());
     let (code, out, err) = curl(&[
         "-x",
         &proxy,
@@ -142,7 +142,7 @@ fn denied_request_gets_403_json_and_the_upstream_sees_nothing() -> TestResult {
     assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 0);
     // The log line carries the same decision id and the target, never the payload.
     std::thread::sleep(Duration::from_millis(100));
-    let log = gw.log_text();
+    let log = gw.logs();
     let line = log
         .lines()
         .find(|l| l.contains(id))
@@ -152,7 +152,7 @@ fn denied_request_gets_403_json_and_the_upstream_sees_nothing() -> TestResult {
     assert_eq!(
         gw.metric(
             "sluice_decisions_total{protocol=\"http\",operation=\"request\",verdict=\"deny\"}"
-        )?,
+        ),
         1.0
     );
     Ok(())
@@ -162,14 +162,14 @@ fn denied_request_gets_403_json_and_the_upstream_sees_nothing() -> TestResult {
 fn external_names_are_judged_before_any_lookup() -> TestResult {
     // A name outside the local domains is denied with zone external; the 403 comes back even
     // though the name does not exist (no lookup was made, so no lookup could fail).
-    let gw = Sluice::start("")?;
+    let gw = Sluice::start("");
     let req = "GET http://exfil-data.invalid/x HTTP/1.1\r\nHost: exfil-data.invalid\r\nConnection: close\r\n\r\n";
-    let (status, body) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+    let (status, body) = parse_response(&raw_exchange(gw.proxy(), req.as_bytes())?)?;
     assert_eq!(status, 403, "{body}");
     // A local name that does not resolve is a 502 after the one lookup.
     let req =
         "GET http://nowhere.local/x HTTP/1.1\r\nHost: nowhere.local\r\nConnection: close\r\n\r\n";
-    let (status, body) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+    let (status, body) = parse_response(&raw_exchange(gw.proxy(), req.as_bytes())?)?;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("cannot resolve nowhere.local"), "{body}");
     Ok(())
@@ -177,15 +177,15 @@ fn external_names_are_judged_before_any_lookup() -> TestResult {
 
 #[test]
 fn unreachable_upstream_is_502_and_counted() -> TestResult {
-    let gw = Sluice::start("")?;
-    let port = free_port()?;
+    let gw = Sluice::start("");
+    let port = free_port();
     let req =
         format!("GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let (status, body) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+    let (status, body) = parse_response(&raw_exchange(gw.proxy(), req.as_bytes())?)?;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("Connection refused"), "{body}");
     assert_eq!(
-        gw.metric("sluice_errors_total{protocol=\"http\",kind=\"upstream_unreachable\"}")?,
+        gw.metric("sluice_errors_total{protocol=\"http\",kind=\"upstream_unreachable\"}"),
         1.0
     );
     Ok(())
@@ -194,15 +194,15 @@ fn unreachable_upstream_is_502_and_counted() -> TestResult {
 #[test]
 fn slow_upstream_is_504_after_the_response_timeout() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::from_secs(5))?;
-    let gw = Sluice::start("{HTTP}  response_timeout: 300ms\n")?;
+    let gw = Sluice::start("{HTTP}  response_timeout: 300ms\n");
     let req = format!(
         "GET http://{}/slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         up.addr
     );
-    let (status, body) = parse_response(&raw_exchange(gw.proxy, req.as_bytes())?)?;
+    let (status, body) = parse_response(&raw_exchange(gw.proxy(), req.as_bytes())?)?;
     assert_eq!(status, 504, "{body}");
     assert_eq!(
-        gw.metric("sluice_errors_total{protocol=\"http\",kind=\"response_timeout\"}")?,
+        gw.metric("sluice_errors_total{protocol=\"http\",kind=\"response_timeout\"}"),
         1.0
     );
     Ok(())
@@ -211,17 +211,17 @@ fn slow_upstream_is_504_after_the_response_timeout() -> TestResult {
 #[test]
 fn bad_requests_get_400_or_431_and_the_gateway_keeps_serving() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
-    let gw = Sluice::start("{HTTP}  max_header_bytes: 4KiB\n")?;
+    let gw = Sluice::start("{HTTP}  max_header_bytes: 4KiB\n");
 
     // Origin-form: a request meant for a server, not a proxy.
     let (status, body) = parse_response(&raw_exchange(
-        gw.proxy,
+        gw.proxy(),
         b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n",
     )?)?;
     assert_eq!(status, 400);
     assert!(body.contains("absolute-form"), "{body}");
     // A malformed request line.
-    let resp = raw_exchange(gw.proxy, b"GET\x01 nonsense\r\n\r\n")?;
+    let resp = raw_exchange(gw.proxy(), b"GET\x01 nonsense\r\n\r\n")?;
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
     // Headers over max_header_bytes.
     let big = format!(
@@ -229,7 +229,7 @@ fn bad_requests_get_400_or_431_and_the_gateway_keeps_serving() -> TestResult {
         up.addr,
         "a".repeat(8 * 1024)
     );
-    let resp = raw_exchange(gw.proxy, big.as_bytes())?;
+    let resp = raw_exchange(gw.proxy(), big.as_bytes())?;
     assert!(resp.starts_with("HTTP/1.1 431"), "{resp:?}");
     assert_eq!(up.heads.load(std::sync::atomic::Ordering::SeqCst), 0);
 
@@ -238,21 +238,21 @@ fn bad_requests_get_400_or_431_and_the_gateway_keeps_serving() -> TestResult {
         "GET http://{}/after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         up.addr
     );
-    let (status, _) = parse_response(&raw_exchange(gw.proxy, ok.as_bytes())?)?;
+    let (status, _) = parse_response(&raw_exchange(gw.proxy(), ok.as_bytes())?)?;
     assert_eq!(status, 200);
     assert_eq!(
-        gw.metric("sluice_errors_total{protocol=\"http\",kind=\"header_too_large\"}")?,
+        gw.metric("sluice_errors_total{protocol=\"http\",kind=\"header_too_large\"}"),
         1.0
     );
-    assert!(gw.metric("sluice_errors_total{protocol=\"http\",kind=\"bad_request\"}")? >= 2.0);
+    assert!(gw.metric("sluice_errors_total{protocol=\"http\",kind=\"bad_request\"}") >= 2.0);
     Ok(())
 }
 
 #[test]
 fn slowloris_client_is_closed_after_the_header_timeout() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
-    let gw = Sluice::start("{HTTP}  header_timeout: 400ms\n")?;
-    let mut slow = TcpStream::connect(gw.proxy)?;
+    let gw = Sluice::start("{HTTP}  header_timeout: 400ms\n");
+    let mut slow = TcpStream::connect(gw.proxy())?;
     slow.set_read_timeout(Some(Duration::from_secs(20)))?;
     slow.write_all(format!("GET http://{}/ HTTP/1.1\r\nHost: a\r\n", up.addr).as_bytes())?;
     // Meanwhile another client is served.
@@ -260,7 +260,7 @@ fn slowloris_client_is_closed_after_the_header_timeout() -> TestResult {
         "GET http://{}/other HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         up.addr
     );
-    let (status, _) = parse_response(&raw_exchange(gw.proxy, ok.as_bytes())?)?;
+    let (status, _) = parse_response(&raw_exchange(gw.proxy(), ok.as_bytes())?)?;
     assert_eq!(status, 200);
     // The slow client trickles a header line now and then; sluice closes it anyway.
     for _ in 0..3 {
@@ -277,7 +277,7 @@ fn slowloris_client_is_closed_after_the_header_timeout() -> TestResult {
         gw.wait_metric(
             "sluice_errors_total{protocol=\"http\",kind=\"header_timeout\"}",
             1.0
-        )?,
+        ),
         1.0
     );
     assert_eq!(up.requests().iter().filter(|r| r.uri == "/").count(), 0);
@@ -287,9 +287,9 @@ fn slowloris_client_is_closed_after_the_header_timeout() -> TestResult {
 #[test]
 fn client_vanishing_mid_body_is_counted_and_others_are_served() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
-    let gw = Sluice::start("")?;
+    let gw = Sluice::start("");
     {
-        let mut s = TcpStream::connect(gw.proxy)?;
+        let mut s = TcpStream::connect(gw.proxy())?;
         let head = format!(
             "POST http://{}/big HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n",
             up.addr
@@ -303,7 +303,7 @@ fn client_vanishing_mid_body_is_counted_and_others_are_served() -> TestResult {
         gw.wait_metric(
             "sluice_errors_total{protocol=\"http\",kind=\"client_aborted\"}",
             1.0
-        )?,
+        ),
         1.0
     );
     // The upstream saw a truncated body, never a complete one.
@@ -317,16 +317,16 @@ fn client_vanishing_mid_body_is_counted_and_others_are_served() -> TestResult {
         "GET http://{}/after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         up.addr
     );
-    let (status, _) = parse_response(&raw_exchange(gw.proxy, ok.as_bytes())?)?;
+    let (status, _) = parse_response(&raw_exchange(gw.proxy(), ok.as_bytes())?)?;
     assert_eq!(status, 200);
     Ok(())
 }
 
 #[test]
-fn sigterm_lets_an_open_request_finish_then_exits_zero() -> TestResult {
+fn sigterm_turns_readyz_503_while_an_open_request_finishes_then_exits_zero() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::from_millis(1500))?;
-    let mut gw = Sluice::start("")?;
-    let addr = gw.proxy;
+    let mut gw = Sluice::start("");
+    let (addr, admin) = (gw.proxy(), gw.admin);
     let target = up.addr;
     let client = std::thread::spawn(move || {
         let req =
@@ -334,17 +334,26 @@ fn sigterm_lets_an_open_request_finish_then_exits_zero() -> TestResult {
         raw_exchange(addr, req.as_bytes())
     });
     // Wait until the request is at the upstream, then ask sluice to stop.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while up.heads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        if std::time::Instant::now() > deadline {
-            return Err("request never reached the upstream".into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let code = gw.terminate()?;
+    wait_until(WAIT, "the request reaching the upstream", || {
+        up.heads.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
+    gw.sigterm();
+    // Kubernetes takes the endpoint out on 503 while the process is still alive and serving.
+    wait_until(WAIT, "/readyz answering 503 during the drain", || {
+        matches!(http_get(admin, "/readyz"), Ok((503, _)))
+    });
+    assert_eq!(
+        http_get(admin, "/healthz")?.0,
+        200,
+        "still alive while draining"
+    );
+    assert!(
+        !client.is_finished(),
+        "the drain phase was observed before the request ended"
+    );
     let resp = client.join().map_err(|_| "client thread panicked")??;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
-    assert_eq!(code, Some(0));
+    assert_eq!(gw.wait_exit(), Some(0));
     // After exit, nothing listens.
     assert!(TcpStream::connect(addr).is_err());
     Ok(())
@@ -353,11 +362,11 @@ fn sigterm_lets_an_open_request_finish_then_exits_zero() -> TestResult {
 #[test]
 fn connections_over_max_connections_wait_until_a_slot_frees() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
-    let gw = Sluice::start("{HTTP}  max_connections: 1\n")?;
-    let first = TcpStream::connect(gw.proxy)?;
+    let gw = Sluice::start("{HTTP}  max_connections: 1\n");
+    let first = TcpStream::connect(gw.proxy())?;
     // Make sure the first connection holds the only slot before the second arrives.
-    assert!(gw.wait_metric(r#"sluice_connections_open{protocol="http"}"#, 1.0)? >= 1.0);
-    let mut second = TcpStream::connect(gw.proxy)?;
+    assert!(gw.wait_metric(r#"sluice_connections_open{protocol="http"}"#, 1.0) >= 1.0);
+    let mut second = TcpStream::connect(gw.proxy())?;
     let req = format!(
         "GET http://{}/second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         up.addr
@@ -370,7 +379,7 @@ fn connections_over_max_connections_wait_until_a_slot_frees() -> TestResult {
         early.is_err(),
         "second connection served while the first held the only slot"
     );
-    assert!(gw.metric(r#"sluice_errors_total{protocol="http",kind="connection_limit"}"#)? >= 1.0);
+    assert!(gw.metric(r#"sluice_errors_total{protocol="http",kind="connection_limit"}"#) >= 1.0);
     drop(first);
     second.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut resp = Vec::new();

@@ -4,14 +4,14 @@
 //!
 //! Needs mosquitto.
 
-mod mqtt_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mqtt_support::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use support::*;
 
 /// A well-behaved client publishing QoS 1 through sluice all along, counting its PUBACKs.
 struct Steady {

@@ -5,11 +5,11 @@
 //! The site is `local_networks: [127.0.0.1/32]`, so a broker on 127.0.0.2 is outside it.
 //! Needs mosquitto and mosquitto-clients.
 
-mod mqtt_support;
+mod support;
 
-use mqtt_support::*;
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet as P5, SubscribeReasonCode as S5};
+use support::*;
 
 fn egress_config(local: &Broker, cloud_upstream: &str) -> String {
     let policy = format!(
@@ -31,7 +31,7 @@ fn egress_config(local: &Broker, cloud_upstream: &str) -> String {
 async fn only_allowlisted_aggregates_reach_the_cloud_broker_while_local_traffic_flows() {
     let local = Broker::start_on("127.0.0.1", "");
     let cloud = Broker::start_on("127.0.0.2", "");
-    let sluice = Sluice::start(&egress_config(&local, &cloud.addr.to_string()));
+    let sluice = Sluice::serve(&egress_config(&local, &cloud.addr.to_string()));
     let (to_local, to_cloud) = (sluice.mqtt[0], sluice.mqtt[1]);
     let local_watch = Watcher::start(local.addr, &["#"]).await;
     let cloud_watch = Watcher::start(cloud.addr, &["#"]).await;
@@ -129,7 +129,7 @@ async fn an_external_broker_name_outside_the_allowlist_is_refused_before_any_loo
     let local = Broker::start_on("127.0.0.1", "");
     // `.invalid` never resolves: a lookup would end in "server unavailable", the policy's refusal
     // is "not authorised" — which proves the name was judged first.
-    let sluice = Sluice::start(&egress_config(&local, "ingest.cloud.invalid:8883"));
+    let sluice = Sluice::serve(&egress_config(&local, "ingest.cloud.invalid:8883"));
     for (version, expect) in [("mqttv311", "not authorised"), ("mqttv5", "CONNACK (135)")] {
         let out = mosquitto_pub(
             sluice.mqtt[1],

@@ -3,23 +3,25 @@
 //!
 //! Needs mosquitto.
 
-mod mqtt_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use mqtt_support::*;
+use support::*;
 
+/// The resident memory of `pid` in KiB. A reading that fails fails the test: a 0 would make
+/// any bound on growth hold without measuring anything.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    let path = format!("/proc/{pid}/status");
+    let status =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {path} (is it a process?):\n{status}"))
 }
 
 #[test]
@@ -38,7 +40,7 @@ fn a_broker_that_stops_reading_stalls_the_client_not_sluices_memory() {
         let _ = s.write_all(&[0x20, 2, 0, 0]);
         Some(s) // kept open, never read
     });
-    let sluice = Sluice::start(&config_with(&[(upstream, "")], &test_policy()));
+    let sluice = Sluice::serve(&config_with(&[(upstream, "")], &test_policy()));
     let rss_before = rss_kib(sluice.pid());
     let mut raw = Raw::connect(sluice.addr());
     raw.send(&connect_packet(4, "firehose"));
@@ -80,10 +82,7 @@ fn sigterm_sends_mqtt5_clients_disconnect_0x8b_and_exits_cleanly() {
     v3.send(&connect_packet(4, "leaving-v3"));
     assert_eq!(v3.read_packet(), vec![0x20, 2, 0, 0]);
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &sluice.pid().to_string()])
-        .status();
-    assert!(status.is_ok_and(|s| s.success()));
+    sluice.sigterm();
     assert_eq!(v5.read_to_close(), vec![0xE0, 2, 0x8B, 0]);
     assert_eq!(v3.read_to_close(), Vec::<u8>::new());
     let code = sluice.wait_exit();
@@ -99,19 +98,15 @@ fn a_listen_address_in_use_fails_with_one_line_naming_it() {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let dir = Dir::new("inuse");
+    let dir = TempDir::new("inuse");
     let config = format!(
         "http: null\nadmin: {{listen: 127.0.0.1:{}}}\nmqtt:\n  - listen: {addr}\n    upstream: 127.0.0.1:1\n",
-        free_port("127.0.0.1")
+        free_port()
     );
     let path = dir.file("sluice.yaml", &config);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = sluice(&["serve", "-c", &path.display().to_string()]);
+    assert_eq!(out.code, 1);
+    let stderr = out.stderr;
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
         last.starts_with(&format!(

@@ -4,14 +4,14 @@
 //!
 //! Needs mosquitto and mosquitto-clients.
 
-mod mqtt_support;
+mod support;
 
 use std::time::Duration;
 
-use mqtt_support::*;
 use rumqttc::v5::mqttbytes::v5::{Packet as P5, PubAckReason, PubRecReason};
 use rumqttc::v5::mqttbytes::{QoS as Q5, v5::SubscribeReasonCode as S5};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_pub_allowed_topics_arrive_and_denied_ones_never_reach_the_broker() {

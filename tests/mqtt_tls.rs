@@ -4,23 +4,24 @@
 //!
 //! Needs mosquitto and mosquitto-clients.
 
-mod mqtt_support;
+mod support;
 
-use mqtt_support::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair,
 };
+use support::*;
 
 struct Pki {
-    dir: Dir,
+    dir: TempDir,
 }
 
 impl Pki {
     /// A CA, a server certificate for 127.0.0.1/localhost, and client certificates by CN.
     fn new(clients: &[&str]) -> Self {
-        let dir = Dir::new("pki");
+        let dir = TempDir::new("pki");
         let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        dir.file("ca.key", &key.serialize_pem());
         let mut params =
             CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -54,7 +55,7 @@ impl Pki {
     }
 
     fn path(&self, name: &str) -> String {
-        self.dir.0.join(name).display().to_string()
+        self.dir.join(name).display().to_string()
     }
 }
 
@@ -134,4 +135,62 @@ async fn client_certificate_cn_is_the_identity_and_the_upstream_is_tls_verified(
         "sluice_errors_total{protocol=\"mqtt\",kind=\"tls_handshake\"}",
         1.0,
     );
+    // The refusal is logged with its reason, not only counted.
+    sluice.wait_for_log("TLS handshake refused");
+
+    // An X.509 v1 client certificate (openssl x509 -req without extensions) from the same CA
+    // is refused, and the log says why in words an operator can act on.
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl: {e}"));
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    let (v1_key, v1_csr, v1_pem) = (pki.path("v1.key"), pki.path("v1.csr"), pki.path("v1.pem"));
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &v1_key,
+        "-out",
+        &v1_csr,
+        "-subj",
+        "/CN=press-7",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &v1_csr,
+        "-CA",
+        &pki.path("ca.pem"),
+        "-CAkey",
+        &pki.path("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &v1_pem,
+    ]);
+    let out = mosquitto_pub(
+        sluice.addr(),
+        &[
+            "--cafile",
+            &pki.path("ca.pem"),
+            "--cert",
+            &v1_pem,
+            "--key",
+            &v1_key,
+            "-t",
+            "plant/x",
+            "-m",
+            "1",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let line = sluice.wait_for_log("not X.509 v3");
+    assert!(line.contains("accepts v3 certificates only"), "{line}");
 }

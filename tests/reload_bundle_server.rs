@@ -1,21 +1,21 @@
 //! Bundles from a real HTTP server on loopback: activation, `304 Not Modified`, rotation,
 //! tampering, a failing or hanging server, and a restart while the server is down.
 
-mod reload_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use reload_support::*;
-use sluice::policy::source::PolicySources;
-use sluice::policy::status::{Origin, PolicyStatus};
+use sluice::policy::bundle::source::PolicySources;
+use sluice::policy::bundle::status::{Origin, PolicyStatus};
 use sluice::policy::{Decider, DeciderOptions, Zone};
+use support::*;
 
 struct Gate {
     decider: Decider,
     status: Arc<PolicyStatus>,
     origin: Origin,
-    _handle: sluice::policy::source::SourceHandle,
+    _handle: sluice::policy::bundle::source::SourceHandle,
 }
 
 /// Starts the policy sources of `yaml` as `sluice serve` does.
@@ -56,13 +56,15 @@ async fn a_bundle_is_activated_then_answered_304_until_the_server_rotates_it() {
     let server = BundleHttp::start(tar_gz(&bundle_files("r1", &[1883])), "\"r1\"");
     let gate = start(&bundle_yaml(&server.url(), &dir.join("persist"), ""));
     assert_eq!(gate.origin, Origin::DenyExports);
-    wait_until("revision r1 active", || gate.decider.revision() == "r1");
+    wait_until(WAIT, "revision r1 active", || {
+        gate.decider.revision() == "r1"
+    });
     assert!(allows(&gate.decider, 1883));
     assert!(!allows(&gate.decider, 8883));
     assert!(gate.status.bundles_ready());
     let generation = gate.decider.generation();
 
-    wait_until("two 304 answers", || {
+    wait_until(WAIT, "two 304 answers", || {
         server.not_modified.load(Ordering::Relaxed) >= 2
     });
     assert_eq!(
@@ -73,7 +75,9 @@ async fn a_bundle_is_activated_then_answered_304_until_the_server_rotates_it() {
     assert!(gate.status.not_modified.load(Ordering::Relaxed) >= 2);
 
     server.set(tar_gz(&bundle_files("r2", &[8883])), "\"r2\"");
-    wait_until("revision r2 active", || gate.decider.revision() == "r2");
+    wait_until(WAIT, "revision r2 active", || {
+        gate.decider.revision() == "r2"
+    });
     assert!(allows(&gate.decider, 8883));
     assert!(!allows(&gate.decider, 1883));
     let doc = gate.status.to_json();
@@ -105,7 +109,7 @@ async fn before_any_bundle_arrives_deny_exports_lets_local_traffic_pass_and_deni
             "no policy bundle activated yet: exports are denied (policy.on_missing_policy: deny_exports)"
         ]
     );
-    wait_until("the connection error in the status", || {
+    wait_until(WAIT, "the connection error in the status", || {
         gate.status
             .last_error()
             .is_some_and(|e| e.starts_with(&format!("bundle server {url}: cannot connect")))
@@ -123,7 +127,9 @@ async fn a_tampered_bundle_is_refused_and_the_signed_one_keeps_enforcing() {
     let server = BundleHttp::start(tar_gz(&with_signature(files, &jwt)), "\"s1\"");
     let extra = format!("    public_key: {}\n", dir.join("pub.pem").display());
     let gate = start(&bundle_yaml(&server.url(), &dir.join("persist"), &extra));
-    wait_until("signed-1 active", || gate.decider.revision() == "signed-1");
+    wait_until(WAIT, "signed-1 active", || {
+        gate.decider.revision() == "signed-1"
+    });
 
     let files = bundle_files("evil-2", &[1883]);
     let jwt = key.sign(&files, serde_json::json!({}));
@@ -134,7 +140,7 @@ async fn a_tampered_bundle_is_refused_and_the_signed_one_keeps_enforcing() {
         "bundle {}: bundle signature: gate/data.json: SHA-256 does not match the signed hash (file tampered)",
         server.url()
     );
-    wait_until("the tampering reported", || {
+    wait_until(WAIT, "the tampering reported", || {
         gate.status.last_error().as_deref() == Some(expected.as_str())
     });
     assert_eq!(gate.decider.revision(), "signed-1");
@@ -146,7 +152,7 @@ async fn a_tampered_bundle_is_refused_and_the_signed_one_keeps_enforcing() {
 
     // An unsigned bundle is refused the same way.
     server.set(tar_gz(&bundle_files("unsigned-3", &[443])), "\"u3\"");
-    wait_until("the unsigned bundle reported", || {
+    wait_until(WAIT, "the unsigned bundle reported", || {
         gate.status
             .last_error()
             .is_some_and(|e| e.ends_with("bundle is not signed (no .signatures.json) but policy.bundle.public_key requires a signature"))
@@ -159,14 +165,14 @@ async fn a_server_answering_500_or_hanging_is_reported_and_the_last_bundle_keeps
     let dir = TempDir::new("http-fail");
     let server = BundleHttp::start(tar_gz(&bundle_files("r1", &[1883])), "\"r1\"");
     let gate = start(&bundle_yaml(&server.url(), &dir.join("persist"), ""));
-    wait_until("r1 active", || gate.decider.revision() == "r1");
+    wait_until(WAIT, "r1 active", || gate.decider.revision() == "r1");
 
     server.mode(Mode::Fail500);
     let e500 = format!(
         "bundle server {}: answered 500 Internal Server Error (expected 200 or 304)",
         server.url()
     );
-    wait_until("the 500 reported", || {
+    wait_until(WAIT, "the 500 reported", || {
         gate.status.last_error().as_deref() == Some(e500.as_str())
     });
     assert!(allows(&gate.decider, 1883));
@@ -176,7 +182,7 @@ async fn a_server_answering_500_or_hanging_is_reported_and_the_last_bundle_keeps
         "bundle server {}: no complete answer within 1s (policy.bundle.timeout)",
         server.url()
     );
-    wait_until("the timeout reported", || {
+    wait_until(WAIT, "the timeout reported", || {
         gate.status.last_error().as_deref() == Some(hang.as_str())
     });
     assert_eq!(gate.decider.revision(), "r1");
@@ -184,7 +190,7 @@ async fn a_server_answering_500_or_hanging_is_reported_and_the_last_bundle_keeps
 
     server.set(tar_gz(&bundle_files("r2", &[8883])), "\"r2\"");
     server.mode(Mode::Serve);
-    wait_until("r2 active after recovery", || {
+    wait_until(WAIT, "r2 active after recovery", || {
         gate.decider.revision() == "r2"
     });
     assert_eq!(gate.status.last_error(), None);
@@ -199,8 +205,10 @@ async fn a_restart_while_the_server_is_down_serves_the_persisted_bundle_at_once(
         let server = BundleHttp::start(tar_gz(&bundle_files("r1", &[1883])), "\"r1\"");
         port = server.addr.port();
         let gate = start(&bundle_yaml(&server.url(), &persist, ""));
-        wait_until("r1 active", || gate.decider.revision() == "r1");
-        wait_until("r1 persisted", || persist.join("bundle.meta").is_file());
+        wait_until(WAIT, "r1 active", || gate.decider.revision() == "r1");
+        wait_until(WAIT, "r1 persisted", || {
+            persist.join("bundle.meta").is_file()
+        });
     }
     // The server is gone; a new gateway starts.
     let url = format!("http://127.0.0.1:{port}/bundles/plant.tar.gz");
@@ -209,7 +217,7 @@ async fn a_restart_while_the_server_is_down_serves_the_persisted_bundle_at_once(
     assert_eq!(gate.decider.revision(), "r1");
     assert!(allows(&gate.decider, 1883));
     assert!(gate.status.bundles_ready());
-    wait_until("the unreachable server reported", || {
+    wait_until(WAIT, "the unreachable server reported", || {
         gate.status
             .last_error()
             .is_some_and(|e| e.contains("cannot connect"))
@@ -217,12 +225,12 @@ async fn a_restart_while_the_server_is_down_serves_the_persisted_bundle_at_once(
 
     // The server comes back with the same bundle: the persisted ETag makes it a 304.
     let server = BundleHttp::start_on(port, tar_gz(&bundle_files("r1", &[1883])), "\"r1\"");
-    wait_until("a 304 for the persisted bundle", || {
+    wait_until(WAIT, "a 304 for the persisted bundle", || {
         server.not_modified.load(Ordering::Relaxed) >= 1
     });
     assert_eq!(gate.decider.revision(), "r1");
     server.set(tar_gz(&bundle_files("r2", &[8883])), "\"r2\"");
-    wait_until("r2 active", || gate.decider.revision() == "r2");
+    wait_until(WAIT, "r2 active", || gate.decider.revision() == "r2");
     assert!(allows(&gate.decider, 8883));
 }
 
@@ -275,7 +283,7 @@ async fn a_bundle_is_downloaded_over_https_from_a_server_signed_by_the_configure
     let (url, ca) = https_bundle_server(dir.path(), tar_gz(&bundle_files("tls-1", &[1883])));
     let extra = format!("    ca: {}\n", ca.display());
     let gate = start(&bundle_yaml(&url, &dir.join("persist"), &extra));
-    wait_until("tls-1 active", || gate.decider.revision() == "tls-1");
+    wait_until(WAIT, "tls-1 active", || gate.decider.revision() == "tls-1");
     assert!(allows(&gate.decider, 1883));
 
     // Without trusting that CA, the download fails with a TLS error and nothing is activated.
@@ -283,7 +291,7 @@ async fn a_bundle_is_downloaded_over_https_from_a_server_signed_by_the_configure
     let (_, wrong_ca) = https_bundle_server(other.path(), Vec::new());
     let extra = format!("    ca: {}\n", wrong_ca.display());
     let gate = start(&bundle_yaml(&url, &other.join("persist"), &extra));
-    wait_until("the TLS failure reported", || {
+    wait_until(WAIT, "the TLS failure reported", || {
         gate.status
             .last_error()
             .is_some_and(|e| e.starts_with(&format!("bundle server {url}: TLS: ")))

@@ -2,9 +2,7 @@
 //! endpoint's `/health?bundles` and `/v1/status`, the decision log read with `sluice log`, a
 //! restart without the server, and reloads while a load generator runs through the proxy.
 
-#[path = "http_support/mod.rs"]
-mod http_support;
-mod reload_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,8 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http_support::{Sluice, Upstream, http_get, parse_response, raw_exchange};
-use reload_support::{BundleHttp, TempDir, tar_gz, wait_until};
+use support::{
+    BundleHttp, Scrape, Sluice, TempDir, Upstream, WAIT, http_get, parse_response, raw_exchange,
+    tar_gz, wait_until,
+};
 
 const SMART: &str = include_str!("../policies/manufacturing/smart.rego");
 const EGRESS: &str = include_str!("../policies/manufacturing/egress.rego");
@@ -70,17 +70,9 @@ fn proxied(proxy: SocketAddr, target: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn sluice_log(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("log")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"))
+    let out = support::sluice(&[&["log"], args].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -90,10 +82,9 @@ fn serve_activates_bundles_reports_them_and_logs_decisions() {
     let outside = Upstream::start("127.0.0.2", Duration::ZERO).unwrap_or_else(|e| panic!("{e}"));
     let server = BundleHttp::start(shipped_bundle("r1", serde_json::json!([])), "\"r1\"");
     let db = dir.join("decisions.db");
-    let s = Sluice::start(&config(&server.url(), &dir.join("persist"), &db))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = Sluice::start(&config(&server.url(), &dir.join("persist"), &db));
 
-    wait_until("r1 active", || status(&s)["active_revision"] == "r1");
+    wait_until(WAIT, "r1 active", || status(&s)["active_revision"] == "r1");
     assert_eq!(health_bundles(&s), (200, "{}\n".to_string()));
     let st = status(&s);
     assert_eq!(st["origin"], "bundle");
@@ -103,9 +94,9 @@ fn serve_activates_bundles_reports_them_and_logs_decisions() {
             .is_some_and(|t| t.ends_with('Z'))
     );
 
-    let (code, _) = proxied(s.proxy, local.addr, "/line1/temp");
+    let (code, _) = proxied(s.proxy(), local.addr, "/line1/temp");
     assert_eq!(code, 200);
-    let (code, body) = proxied(s.proxy, outside.addr, "/upload");
+    let (code, body) = proxied(s.proxy(), outside.addr, "/upload");
     assert_eq!(code, 403, "{body}");
     let denied: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     assert!(outside.requests().is_empty());
@@ -113,19 +104,11 @@ fn serve_activates_bundles_reports_them_and_logs_decisions() {
     // r2 opens exactly this export.
     let entry = serde_json::json!([{"name": "upload", "host": "127.0.0.2", "protocols": ["http"], "paths": ["/upload"]}]);
     server.set(shipped_bundle("r2", entry), "\"r2\"");
-    wait_until("r2 active", || status(&s)["active_revision"] == "r2");
-    assert_eq!(proxied(s.proxy, outside.addr, "/upload").0, 200);
-    assert_eq!(proxied(s.proxy, outside.addr, "/other").0, 403);
-    assert!(
-        s.wait_metric("sluice_policy_reloads_total{result=\"success\"}", 2.0)
-            .unwrap_or(0.0)
-            >= 2.0
-    );
-    assert!(
-        s.wait_metric("sluice_decision_log_written_total", 4.0)
-            .unwrap_or(0.0)
-            >= 4.0
-    );
+    wait_until(WAIT, "r2 active", || status(&s)["active_revision"] == "r2");
+    assert_eq!(proxied(s.proxy(), outside.addr, "/upload").0, 200);
+    assert_eq!(proxied(s.proxy(), outside.addr, "/other").0, 403);
+    assert!(s.wait_metric("sluice_policy_reloads_total{result=\"success\"}", 2.0) >= 2.0);
+    assert!(s.wait_metric("sluice_decision_log_written_total", 4.0) >= 4.0);
 
     let dbs = db.display().to_string();
     let denies = sluice_log(&["--db", &dbs, "--format", "json", "--verdict", "deny"]);
@@ -157,34 +140,34 @@ fn serve_restarted_without_the_bundle_server_serves_the_persisted_bundle_and_say
     {
         let server = BundleHttp::start(shipped_bundle("allow-upload-7", entry), "\"7\"");
         url = server.url();
-        let mut s = Sluice::start(&config(&url, &persist, &db)).unwrap_or_else(|e| panic!("{e}"));
-        wait_until("revision 7 active", || {
+        let mut s = Sluice::start(&config(&url, &persist, &db));
+        wait_until(WAIT, "revision 7 active", || {
             status(&s)["active_revision"] == "allow-upload-7"
         });
-        wait_until("revision 7 persisted", || {
+        wait_until(WAIT, "revision 7 persisted", || {
             persist.join("bundle.meta").is_file()
         });
         let _ = s.terminate();
     }
     // The bundle server is gone; the gateway restarts.
-    let s = Sluice::start(&config(&url, &persist, &db)).unwrap_or_else(|e| panic!("{e}"));
+    let s = Sluice::start(&config(&url, &persist, &db));
     let st = status(&s);
     assert_eq!(st["active_revision"], "allow-upload-7");
     assert_eq!(st["origin"], "persisted");
     assert_eq!(health_bundles(&s).0, 200);
     assert_eq!(
-        proxied(s.proxy, outside.addr, "/upload").0,
+        proxied(s.proxy(), outside.addr, "/upload").0,
         200,
         "the persisted allowlist applies"
     );
     assert!(
-        s.log_text()
+        s.logs()
             .contains("bundle server not reached yet: serving the persisted bundle")
-            && s.log_text().contains("allow-upload-7"),
+            && s.logs().contains("allow-upload-7"),
         "{}",
-        s.log_text()
+        s.logs()
     );
-    wait_until("the unreachable server in the status", || {
+    wait_until(WAIT, "the unreachable server in the status", || {
         status(&s)["message"]
             .as_str()
             .is_some_and(|m| m.contains("cannot connect"))
@@ -192,12 +175,11 @@ fn serve_restarted_without_the_bundle_server_serves_the_persisted_bundle_and_say
 
     // Neither server nor persisted bundle: deny_exports.
     let fresh = TempDir::new("serve-nothing");
-    let s2 = Sluice::start(&config(&url, &fresh.join("persist"), &fresh.join("d.db")))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s2 = Sluice::start(&config(&url, &fresh.join("persist"), &fresh.join("d.db")));
     let (code, body) = health_bundles(&s2);
     assert_eq!(code, 500, "{body}");
     assert_eq!(status(&s2)["origin"], "deny_exports");
-    let (code, body) = proxied(s2.proxy, outside.addr, "/upload");
+    let (code, body) = proxied(s2.proxy(), outside.addr, "/upload");
     assert_eq!(code, 403);
     assert!(
         body.contains("no policy bundle activated yet: exports are denied"),
@@ -241,9 +223,8 @@ fn reloads_under_load_fail_no_allowed_request_and_leak_no_denied_one() {
         &server.url(),
         &dir.join("persist"),
         &dir.join("d.db"),
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    wait_until("load-0 active", || {
+    ));
+    wait_until(WAIT, "load-0 active", || {
         status(&s)["active_revision"] == "load-0"
     });
 
@@ -253,7 +234,7 @@ fn reloads_under_load_fail_no_allowed_request_and_leak_no_denied_one() {
     // Two keep-alive clients (connections that live across every reload) ...
     for _ in 0..2 {
         let (stop, ok, bad, proxy, target) =
-            (stop.clone(), ok.clone(), bad.clone(), s.proxy, local.addr);
+            (stop.clone(), ok.clone(), bad.clone(), s.proxy(), local.addr);
         workers.push(std::thread::spawn(move || {
             let Ok(conn) = TcpStream::connect(proxy) else {
                 bad.fetch_add(1, Ordering::Relaxed);
@@ -289,7 +270,7 @@ fn reloads_under_load_fail_no_allowed_request_and_leak_no_denied_one() {
             ok.clone(),
             bad.clone(),
             leaked.clone(),
-            s.proxy,
+            s.proxy(),
             local.addr,
             outside.addr,
         );
@@ -311,7 +292,7 @@ fn reloads_under_load_fail_no_allowed_request_and_leak_no_denied_one() {
             &format!("\"{i}\""),
         );
         let want = format!("load-{i}");
-        wait_until("the next revision active", || {
+        wait_until(WAIT, "the next revision active", || {
             status(&s)["active_revision"] == want.as_str()
         });
     }
@@ -356,28 +337,29 @@ fn serve_watches_policy_directories_and_keeps_the_last_good_policy_on_a_broken_e
     let s = Sluice::start(&format!(
         "{{HTTP}}policy:\n  decision: data.manufacturing.egress\n  paths: [{}]\n  watch: true\n",
         dir.join("policies").display()
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    ));
     let first = status(&s)["active_revision"].clone();
     assert_eq!(status(&s)["origin"], "paths");
-    assert_eq!(proxied(s.proxy, outside.addr, "/upload").0, 403);
+    assert_eq!(proxied(s.proxy(), outside.addr, "/upload").0, 403);
 
     std::fs::write(
         &data,
         r#"{"export_allowlist": [{"name": "upload", "host": "127.0.0.2", "protocols": ["http"]}]}"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    wait_until("the edit active", || status(&s)["active_revision"] != first);
-    assert_eq!(proxied(s.proxy, outside.addr, "/upload").0, 200);
+    wait_until(WAIT, "the edit active", || {
+        status(&s)["active_revision"] != first
+    });
+    assert_eq!(proxied(s.proxy(), outside.addr, "/upload").0, 200);
 
     std::fs::write(&data, r#"{"export_allowlist": [ "#).unwrap_or_else(|e| panic!("{e}"));
-    wait_until("the broken edit reported", || {
+    wait_until(WAIT, "the broken edit reported", || {
         status(&s)["message"]
             .as_str()
             .is_some_and(|m| m.contains("data.json:1:"))
     });
     assert_eq!(
-        proxied(s.proxy, outside.addr, "/upload").0,
+        proxied(s.proxy(), outside.addr, "/upload").0,
         200,
         "the last good policy enforces"
     );

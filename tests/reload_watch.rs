@@ -1,14 +1,14 @@
 //! Watched policy directories and bundle files, and the generation guarantee of the cache.
 
-mod reload_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use reload_support::*;
-use sluice::policy::source::PolicySources;
-use sluice::policy::status::PolicyStatus;
+use sluice::policy::bundle::source::PolicySources;
+use sluice::policy::bundle::status::PolicyStatus;
 use sluice::policy::{Decider, DeciderOptions, PolicySet};
+use support::*;
 
 fn write_policy(dir: &std::path::Path, ports: &[u16]) {
     let _ = std::fs::create_dir_all(dir.join("manufacturing"));
@@ -24,7 +24,7 @@ fn write_policy(dir: &std::path::Path, ports: &[u16]) {
 struct Watched {
     decider: Decider,
     status: Arc<PolicyStatus>,
-    _handle: sluice::policy::source::SourceHandle,
+    _handle: sluice::policy::bundle::source::SourceHandle,
 }
 
 fn watch(yaml: &str) -> Watched {
@@ -56,7 +56,7 @@ fn a_change_in_a_watched_directory_is_activated() {
     assert!(first.starts_with("sha256:"), "{first}");
     assert!(allows(&w.decider, 1883));
     write_policy(&policies, &[8883]);
-    wait_until("the new data active", || allows(&w.decider, 8883));
+    wait_until(WAIT, "the new data active", || allows(&w.decider, 8883));
     assert!(!allows(&w.decider, 1883));
     assert_ne!(w.decider.revision(), first);
     assert_eq!(w.status.to_json()["bundles"]["sluice"]["origin"], "paths");
@@ -82,7 +82,7 @@ fn a_broken_module_is_reported_and_the_old_policy_keeps_enforcing() {
         policies.display(),
         rego.display()
     );
-    wait_until("the compile error reported", || {
+    wait_until(WAIT, "the compile error reported", || {
         w.status
             .last_error()
             .is_some_and(|e| e.starts_with(&prefix))
@@ -92,7 +92,7 @@ fn a_broken_module_is_reported_and_the_old_policy_keeps_enforcing() {
     assert_eq!(w.status.failures.load(Ordering::Relaxed), 1);
 
     write_policy(&policies, &[8883]);
-    wait_until("the fixed policy active", || allows(&w.decider, 8883));
+    wait_until(WAIT, "the fixed policy active", || allows(&w.decider, 8883));
     assert_eq!(w.status.last_error(), None);
 }
 
@@ -107,7 +107,7 @@ fn a_deleted_policy_directory_is_reported_once_and_the_old_policy_keeps_enforcin
     ));
     std::fs::remove_dir_all(&policies).unwrap_or_else(|e| panic!("{e}"));
     let expected = format!("{}: no such file or directory", policies.display());
-    wait_until("the deletion reported", || {
+    wait_until(WAIT, "the deletion reported", || {
         w.status.last_error().as_deref() == Some(expected.as_str())
     });
     assert!(allows(&w.decider, 1883));
@@ -117,7 +117,9 @@ fn a_deleted_policy_directory_is_reported_once_and_the_old_policy_keeps_enforcin
     assert!(allows(&w.decider, 1883));
 
     write_policy(&policies, &[8883]);
-    wait_until("the recreated policy active", || allows(&w.decider, 8883));
+    wait_until(WAIT, "the recreated policy active", || {
+        allows(&w.decider, 8883)
+    });
 }
 
 #[test]
@@ -136,12 +138,12 @@ fn a_watched_bundle_file_is_reloaded_when_replaced() {
         "bundle file {}: not a bundle: expected a gzip-compressed tarball (.tar.gz)",
         file.display()
     );
-    wait_until("the corrupt file reported", || {
+    wait_until(WAIT, "the corrupt file reported", || {
         w.status.last_error().as_deref() == Some(expected.as_str())
     });
     assert_eq!(w.decider.revision(), "f1");
     std::fs::write(&file, tar_gz(&bundle_files("f2", &[8883]))).unwrap_or_else(|e| panic!("{e}"));
-    wait_until("f2 active", || w.decider.revision() == "f2");
+    wait_until(WAIT, "f2 active", || w.decider.revision() == "f2");
     assert!(allows(&w.decider, 8883));
 }
 

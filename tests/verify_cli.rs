@@ -1,20 +1,11 @@
 //! `sluice verify`, the real binary: gator verify's output and exit codes on the shipped suites,
 //! the library-style fixtures, and a suite of known failures.
 
-use std::process::Command;
+mod support;
 
 fn verify(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("verify")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap_or_else(|e| panic!("spawn sluice: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = support::sluice(&[&["verify"], args].concat());
+    (Some(out.code), out.stdout, out.stderr)
 }
 
 /// Durations vary from run to run; everything else is compared exactly.

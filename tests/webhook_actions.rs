@@ -2,10 +2,10 @@
 //! the webhook does with broken policies: report them at load, count them, keep enforcing the
 //! rest.
 
-mod webhook_support;
+mod support;
 
 use serde_json::json;
-use webhook_support::{Webhook, review};
+use support::{Scrape, Webhook, review};
 
 fn start() -> Result<Webhook, String> {
     Webhook::start("    paths: [fixtures/gatekeeper/webhook/actions]\n")
@@ -52,7 +52,7 @@ async fn deny_and_warn_together_deny_and_still_warn() -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dryrun_allows_but_counts_and_logs() -> Result<(), String> {
-    let mut hook = start()?;
+    let hook = start()?;
     let (_, answer) = hook
         .post(
             "/v1/admit",
@@ -64,15 +64,14 @@ async fn dryrun_allows_but_counts_and_logs() -> Result<(), String> {
         json!({"uid": "d", "allowed": true, "status": {"metadata": {}, "code": 200}})
     );
     assert_eq!(
-        hook.metric("sluice_admission_violations_total{constraint_kind=\"SluiceFixtureAlways\",constraint=\"dryrun-trial\",enforcement_action=\"dryrun\"}").await?,
+        hook.metric("sluice_admission_violations_total{constraint_kind=\"SluiceFixtureAlways\",constraint=\"dryrun-trial\",enforcement_action=\"dryrun\"}"),
         1.0
     );
     assert_eq!(
-        hook.metric("sluice_admission_requests_total{verdict=\"allow\"}")
-            .await?,
+        hook.metric("sluice_admission_requests_total{verdict=\"allow\"}"),
         1.0
     );
-    let line = hook.wait_for_log("\"enforcement_action\":\"dryrun\"")?;
+    let line = hook.wait_for_log("\"enforcement_action\":\"dryrun\"");
     assert!(line.contains("would be refused"), "{line}");
     Ok(())
 }
@@ -96,7 +95,7 @@ async fn delete_reviews_the_old_object() -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_policies_are_reported_at_load_and_the_rest_keep_enforcing() -> Result<(), String> {
-    let mut hook = start()?;
+    let hook = start()?;
     for needle in [
         "template SluiceBroken: fixtures/gatekeeper/webhook/actions/broken-template.yaml:rego:",
         "template SluiceCelOnly has only K8sNativeValidation (CEL) code, which sluice does not evaluate; its constraints are skipped",
@@ -105,18 +104,11 @@ async fn broken_policies_are_reported_at_load_and_the_rest_keep_enforcing() -> R
         "constraint SluiceBroken/uses-broken-template: the template of kind SluiceBroken failed to load; the constraint is skipped",
         "constraint SluiceCelOnly/uses-cel-template: the template of kind SluiceCelOnly failed to load; the constraint is skipped",
     ] {
-        let line = hook.wait_for_log(needle)?;
+        let line = hook.wait_for_log(needle);
         assert!(line.contains("\"level\":\"ERROR\""), "{line}");
     }
-    assert_eq!(
-        hook.metric("sluice_admission_template_load_errors").await?,
-        2.0
-    );
-    assert_eq!(
-        hook.metric("sluice_admission_constraint_load_errors")
-            .await?,
-        4.0
-    );
+    assert_eq!(hook.metric("sluice_admission_template_load_errors"), 2.0);
+    assert_eq!(hook.metric("sluice_admission_constraint_load_errors"), 4.0);
     assert_eq!(
         hook.get("/readyz").await?,
         (200, "ready: 1 templates, 3 constraints\n".to_string())

@@ -2,10 +2,10 @@
 //! about, and each constraint of fixtures/gatekeeper/webhook/match has exactly one criterion, so
 //! the `[constraint]` lines of a deny name exactly the constraints that matched.
 
-mod webhook_support;
+mod support;
 
 use serde_json::json;
-use webhook_support::{Webhook, denied_by, review};
+use support::{Webhook, denied_by, review};
 
 fn start() -> Result<Webhook, String> {
     Webhook::start(

@@ -12,18 +12,19 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use super::error::AdmissionError;
 use crate::proxy::tls;
 
 /// Loads a certificate chain and key into a rustls `CertifiedKey`; the error names the file.
-pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
-    let chain = tls::load_certs(cert)?;
-    let key_der = tls::load_key(key)?;
+pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, AdmissionError> {
+    let chain = tls::load_certs(cert).map_err(AdmissionError::Certificate)?;
+    let key_der = tls::load_key(key).map_err(AdmissionError::Certificate)?;
     CertifiedKey::from_der(chain, key_der, &tls::provider()).map_err(|e| {
-        format!(
+        AdmissionError::Certificate(format!(
             "{}: certificate and key {} do not match or are unusable: {e}",
             cert.display(),
             key.display()
-        )
+        ))
     })
 }
 
@@ -67,7 +68,7 @@ impl ReloadingCert {
         key: &Path,
         interval: Duration,
         on_reload: ReloadHook,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AdmissionError> {
         let seen = mtimes(cert, key);
         let current = Arc::new(load_pair(cert, key)?);
         Ok(Self {
@@ -99,7 +100,7 @@ impl ReloadingCert {
                     Err(e) => {
                         // Keep `seen` so the next check retries (the writer may not be done).
                         tracing::warn!(error = %e, "serving certificate not reloaded; the previous one keeps serving");
-                        (self.on_reload)(Err(&e));
+                        (self.on_reload)(Err(&e.to_string()));
                     }
                 }
             }
@@ -115,10 +116,10 @@ impl ResolvesServerCert for ReloadingCert {
 }
 
 /// A rustls server config (ring, safe defaults, HTTP/1.1) that resolves through `resolver`.
-pub fn server_config(resolver: Arc<ReloadingCert>) -> Result<rustls::ServerConfig, String> {
+pub fn server_config(resolver: Arc<ReloadingCert>) -> Result<rustls::ServerConfig, AdmissionError> {
     let mut config = rustls::ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(|e| AdmissionError::Certificate(format!("TLS setup: {e}")))?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value as Json};
 
+use super::error::AdmissionError;
 use super::manifests::{self, Document};
 
 #[derive(Clone, Debug, Default)]
@@ -28,7 +29,7 @@ impl Inventory {
     }
 
     /// Reads every manifest under `path`; every document must be a Kubernetes object.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, AdmissionError> {
         let mut inv = Self::new();
         for file in manifests::files_under(path)? {
             for doc in manifests::read_file(&file)? {
@@ -39,7 +40,7 @@ impl Inventory {
     }
 
     /// Adds one object (a `List` adds its items).
-    pub fn add(&mut self, doc: &Document) -> Result<(), String> {
+    pub fn add(&mut self, doc: &Document) -> Result<(), AdmissionError> {
         if doc.kind() == "List" || doc.kind().ends_with("List") && doc.body.get("items").is_some() {
             let items = doc
                 .body
@@ -57,10 +58,10 @@ impl Inventory {
         }
         let (gv, kind, name) = (doc.api_version(), doc.kind(), doc.name());
         if gv.is_empty() || kind.is_empty() || name.is_empty() {
-            return Err(format!(
+            return Err(AdmissionError::Inventory(format!(
                 "{}: an inventory object needs apiVersion, kind and metadata.name",
                 doc.origin
-            ));
+            )));
         }
         let ns = doc
             .body
@@ -76,7 +77,10 @@ impl Inventory {
         let mut node = &mut self.tree;
         for key in path {
             let Json::Object(map) = node else {
-                return Err(format!("{}: inventory layout conflict", doc.origin));
+                return Err(AdmissionError::Inventory(format!(
+                    "{}: inventory layout conflict",
+                    doc.origin
+                )));
             };
             node = map
                 .entry(key.to_string())

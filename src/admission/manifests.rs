@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::error::AdmissionError;
 use serde_json::Value as Json;
 
 /// One document of a manifest file.
@@ -50,12 +51,12 @@ pub fn is_manifest(path: &Path) -> bool {
 }
 
 /// Every manifest file under `path` (itself when it is a file), sorted, hidden entries skipped.
-pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("{}: {}", path.display(), reason(&e)))?;
+pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, AdmissionError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| AdmissionError::Manifest(format!("{}: {}", path.display(), reason(&e))))?;
     let mut out = Vec::new();
     if meta.is_dir() {
-        walk(path, &mut out)?;
+        walk(path, &mut out).map_err(AdmissionError::Manifest)?;
         out.sort();
     } else {
         out.push(path.to_path_buf());
@@ -82,18 +83,23 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 }
 
 /// Reads one file into its documents; empty documents (a trailing `---`) are dropped.
-pub fn read_file(path: &Path) -> Result<Vec<Document>, String> {
+pub fn read_file(path: &Path) -> Result<Vec<Document>, AdmissionError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {}", reason(&e)))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AdmissionError::Manifest(format!("{shown}: {}", reason(&e))))?;
     parse(&text, &shown)
 }
 
 /// Parses manifest text (YAML, possibly several documents, or JSON).
-pub fn parse(text: &str, shown: &str) -> Result<Vec<Document>, String> {
+pub fn parse(text: &str, shown: &str) -> Result<Vec<Document>, AdmissionError> {
     let docs: Vec<Json> = if text.trim_start().starts_with('{') {
-        vec![serde_json::from_str(text).map_err(|e| format!("{shown}: {e}"))?]
+        vec![
+            serde_json::from_str(text)
+                .map_err(|e| AdmissionError::Manifest(format!("{shown}: {e}")))?,
+        ]
     } else {
-        crate::policy::loader::parse_yaml_documents(text).map_err(|e| format!("{shown}: {e}"))?
+        crate::policy::loader::parse_yaml_documents(text)
+            .map_err(|e| AdmissionError::Manifest(format!("{shown}: {e}")))?
     };
     let docs: Vec<Json> = docs.into_iter().filter(|d| !d.is_null()).collect();
     let many = docs.len() > 1;
@@ -134,7 +140,10 @@ mod tests {
 
     #[test]
     fn yaml_errors_are_one_line_and_name_the_file() {
-        let err = parse("a: [1, 2\n", "bad.yaml").err().unwrap_or_default();
+        let err = parse("a: [1, 2\n", "bad.yaml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.starts_with("bad.yaml: "), "{err}");
         assert!(!err.contains('\n'));
     }

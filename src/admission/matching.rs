@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use super::error::AdmissionError;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -60,27 +61,27 @@ pub struct LabelSelector {
 
 impl LabelSelector {
     /// Rejects what Kubernetes' LabelSelectorAsSelector rejects.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), AdmissionError> {
         for r in &self.match_expressions {
             match r.operator.as_str() {
                 "In" | "NotIn" if r.values.is_empty() => {
-                    return Err(format!(
+                    return Err(AdmissionError::Match(format!(
                         "matchExpressions key {:?}: operator {} needs at least one value",
                         r.key, r.operator
-                    ));
+                    )));
                 }
                 "Exists" | "DoesNotExist" if !r.values.is_empty() => {
-                    return Err(format!(
+                    return Err(AdmissionError::Match(format!(
                         "matchExpressions key {:?}: operator {} takes no values",
                         r.key, r.operator
-                    ));
+                    )));
                 }
                 "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
                 other => {
-                    return Err(format!(
+                    return Err(AdmissionError::Match(format!(
                         "matchExpressions key {:?}: unknown operator {other:?} (In, NotIn, Exists, DoesNotExist)",
                         r.key
-                    ));
+                    )));
                 }
             }
         }
@@ -147,22 +148,22 @@ impl Subject<'_> {
 
 impl Match {
     /// Parses and validates a `spec.match` value.
-    pub fn parse(v: &Json) -> Result<Self, String> {
+    pub fn parse(v: &Json) -> Result<Self, AdmissionError> {
         let m: Match = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
             let path = e.path().to_string();
             if path == "." {
-                format!("spec.match: {}", e.into_inner())
+                AdmissionError::Match(format!("spec.match: {}", e.into_inner()))
             } else {
-                format!("spec.match.{path}: {}", e.into_inner())
+                AdmissionError::Match(format!("spec.match.{path}: {}", e.into_inner()))
             }
         })?;
         if let Some(s) = &m.label_selector {
             s.validate()
-                .map_err(|e| format!("spec.match.labelSelector: {e}"))?;
+                .map_err(|e| AdmissionError::Match(format!("spec.match.labelSelector: {e}")))?;
         }
         if let Some(s) = &m.namespace_selector {
             s.validate()
-                .map_err(|e| format!("spec.match.namespaceSelector: {e}"))?;
+                .map_err(|e| AdmissionError::Match(format!("spec.match.namespaceSelector: {e}")))?;
         }
         Ok(m)
     }
@@ -174,7 +175,7 @@ impl Match {
         &self,
         s: &Subject<'_>,
         ns_labels: Option<Option<&Json>>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, AdmissionError> {
         Ok(self.kinds_match(s)
             && self.scope_match(s, ns_labels.is_some())
             && self.namespaces_match(s)
@@ -183,7 +184,9 @@ impl Match {
                 .label_selector
                 .as_ref()
                 .is_none_or(|l| l.matches(s.labels))
-            && self.namespace_selector_match(s, ns_labels)?
+            && self
+                .namespace_selector_match(s, ns_labels)
+                .map_err(AdmissionError::Match)?
             && self
                 .name
                 .as_deref()
@@ -433,6 +436,7 @@ mod tests {
     fn unknown_match_fields_name_their_path() {
         let err = Match::parse(&json!({"kind": [{"kinds": ["Pod"]}]}))
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with("spec.match"), "{err}");
         assert!(err.contains("unknown field `kind`"), "{err}");

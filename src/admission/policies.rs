@@ -151,12 +151,12 @@ impl Policies {
         let mut problems = Vec::new();
         for p in paths {
             match manifests::files_under(p.as_ref()) {
-                Err(e) => problems.push(Problem::File(e)),
+                Err(e) => problems.push(Problem::File(e.to_string())),
                 Ok(files) => {
                     for f in files {
                         match manifests::read_file(&f) {
                             Ok(d) => docs.extend(d),
-                            Err(e) => problems.push(Problem::File(e)),
+                            Err(e) => problems.push(Problem::File(e.to_string())),
                         }
                     }
                 }
@@ -175,7 +175,7 @@ impl Policies {
         for (path, text) in EMBEDDED {
             match manifests::parse(text, path) {
                 Ok(d) => docs.extend(d),
-                Err(e) => problems.push(Problem::File(e)),
+                Err(e) => problems.push(Problem::File(e.to_string())),
             }
         }
         let mut set = Self::from_documents(&docs, inventory);

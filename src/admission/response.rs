@@ -9,6 +9,7 @@
 use serde_json::{Value as Json, json};
 
 use super::constraints::EnforcementAction;
+use super::error::AdmissionError;
 use super::review::Violation;
 
 /// The parts of an AdmissionReview the webhook needs.
@@ -21,29 +22,35 @@ pub struct Incoming {
 }
 
 /// Parses a request body; the error is a one-line message for a 400 answer.
-pub fn parse(body: &[u8]) -> Result<Incoming, String> {
-    let review: Json =
-        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+pub fn parse(body: &[u8]) -> Result<Incoming, AdmissionError> {
+    let review: Json = serde_json::from_slice(body)
+        .map_err(|e| AdmissionError::Review(format!("body is not JSON: {e}")))?;
     let kind = review.get("kind").and_then(Json::as_str).unwrap_or("");
     let api_version = review
         .get("apiVersion")
         .and_then(Json::as_str)
         .unwrap_or("");
     if kind != "AdmissionReview" {
-        return Err(format!("expected kind AdmissionReview, got {kind:?}"));
+        return Err(AdmissionError::Review(format!(
+            "expected kind AdmissionReview, got {kind:?}"
+        )));
     }
     if api_version != "admission.k8s.io/v1" && api_version != "admission.k8s.io/v1beta1" {
-        return Err(format!(
+        return Err(AdmissionError::Review(format!(
             "unsupported apiVersion {api_version:?} (admission.k8s.io/v1 or v1beta1)"
-        ));
+        )));
     }
     let request = match review.get("request") {
         Some(r @ Json::Object(_)) => r.clone(),
-        _ => return Err("AdmissionReview has no request".into()),
+        _ => {
+            return Err(AdmissionError::Review(
+                "AdmissionReview has no request".into(),
+            ));
+        }
     };
     let uid = match request.get("uid").and_then(Json::as_str) {
         Some(u) if !u.is_empty() => u.to_string(),
-        _ => return Err("request.uid is missing".into()),
+        _ => return Err(AdmissionError::Review("request.uid is missing".into())),
     };
     Ok(Incoming {
         api_version: api_version.to_string(),
@@ -142,15 +149,21 @@ mod tests {
     #[test]
     fn malformed_reviews_get_one_line_reasons() {
         assert_eq!(
-            parse(b"{").err().map(|e| e.starts_with("body is not JSON")),
+            parse(b"{")
+                .err()
+                .map(|e| e.to_string().starts_with("body is not JSON")),
             Some(true)
         );
         assert_eq!(
-            parse(br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#).err(),
+            parse(br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#)
+                .err()
+                .map(|e| e.to_string()),
             Some("AdmissionReview has no request".to_string())
         );
         assert_eq!(
-            parse(br#"{"kind":"Pod","apiVersion":"v1"}"#).err(),
+            parse(br#"{"kind":"Pod","apiVersion":"v1"}"#)
+                .err()
+                .map(|e| e.to_string()),
             Some("expected kind AdmissionReview, got \"Pod\"".to_string())
         );
     }

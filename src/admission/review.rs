@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use super::constraints::EnforcementAction;
+use super::error::AdmissionError;
 use super::matching::Subject;
 use super::policies::Policies;
 
@@ -30,13 +31,15 @@ pub struct Violation {
 
 /// Prepares an AdmissionRequest for review: on DELETE the object is the old object (Gatekeeper's
 /// SetObjectOnDelete). Errors are the client's fault (a malformed request).
-pub fn prepare(mut request: Json) -> Result<Json, String> {
+pub fn prepare(mut request: Json) -> Result<Json, AdmissionError> {
     let Json::Object(map) = &mut request else {
-        return Err("request must be an object".into());
+        return Err(AdmissionError::Review("request must be an object".into()));
     };
     let present = |v: Option<&Json>| v.is_some_and(|v| !v.is_null());
     if !present(map.get("object")) && !present(map.get("oldObject")) {
-        return Err("request has neither object nor oldObject".into());
+        return Err(AdmissionError::Review(
+            "request has neither object nor oldObject".into(),
+        ));
     }
     if map.get("operation").and_then(Json::as_str) == Some("DELETE") && !present(map.get("object"))
     {
@@ -46,7 +49,9 @@ pub fn prepare(mut request: Json) -> Result<Json, String> {
     for key in ["object", "oldObject"] {
         if let Some(v) = map.get(key) {
             if !v.is_null() && !v.is_object() {
-                return Err(format!("request.{key} must be an object"));
+                return Err(AdmissionError::Review(format!(
+                    "request.{key} must be an object"
+                )));
             }
         }
     }
@@ -97,6 +102,41 @@ fn subject<'a>(object: &'a Json, request: &'a Json, namespace: &'a str) -> Subje
 }
 
 impl Policies {
+    /// Every constraint matched against the subjects: to evaluate, or already a violation when
+    /// matching itself failed.
+    fn match_constraints<'a>(
+        &'a self,
+        subjects: &[Subject<'_>],
+        ns_labels: Option<Option<&Json>>,
+    ) -> Vec<Step<'a>> {
+        let mut steps: Vec<Step<'a>> = Vec::new();
+        for (c, idx) in &self.constraints {
+            let mut matched = Ok(false);
+            for s in subjects {
+                match c.matcher.matches(s, ns_labels) {
+                    Ok(true) => {
+                        matched = Ok(true);
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(e) => matched = Err(format!("unable to match {:?}: {e}", s.name)),
+                }
+            }
+            match matched {
+                Ok(false) => {}
+                Ok(true) => steps.push(Step::Evaluate(c, *idx)),
+                Err(e) => steps.push(Step::Done(vec![Violation {
+                    kind: c.kind.clone(),
+                    constraint: c.name.clone(),
+                    action: c.action,
+                    msg: e,
+                    details: Json::Object(Default::default()),
+                }])),
+            }
+        }
+        steps
+    }
+
     /// Reviews a prepared request (see [`prepare`]) and returns its violations, ordered.
     pub fn review(&self, request: &Json) -> Vec<Violation> {
         let object = request.get("object").filter(|o| !o.is_null());
@@ -129,31 +169,7 @@ impl Policies {
 
         // Match first (cheap), then evaluate the matched constraints, in parallel when there
         // is enough work to pay for the threads; results keep the constraints' order.
-        let mut steps: Vec<Step<'_>> = Vec::new();
-        for (c, idx) in &self.constraints {
-            let mut matched = Ok(false);
-            for s in &subjects {
-                match c.matcher.matches(s, ns_labels) {
-                    Ok(true) => {
-                        matched = Ok(true);
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(e) => matched = Err(format!("unable to match {:?}: {e}", s.name)),
-                }
-            }
-            match matched {
-                Ok(false) => {}
-                Ok(true) => steps.push(Step::Evaluate(c, *idx)),
-                Err(e) => steps.push(Step::Done(vec![Violation {
-                    kind: c.kind.clone(),
-                    constraint: c.name.clone(),
-                    action: c.action,
-                    msg: e,
-                    details: Json::Object(Default::default()),
-                }])),
-            }
-        }
+        let steps = self.match_constraints(&subjects, ns_labels);
         if !steps.iter().any(|s| matches!(s, Step::Evaluate(..))) {
             return steps.into_iter().flat_map(Step::into_done).collect();
         }

@@ -8,20 +8,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
 
-use super::WebhookArgs;
 use super::certs::{self, ReloadingCert};
 use super::inventory::Inventory;
 use super::policies::Policies;
 use super::service::{Webhook, text};
-use crate::config::{Config, WebhookConfig};
+use crate::config::WebhookConfig;
+use crate::drain::Watch;
+use crate::proxy::listener::{self, Accepted, Accounting, Listener};
 
 /// Loads the policies the config names (the embedded shipped set when `paths` is empty) and
 /// logs every problem. Errors only when the inventory cannot be read.
@@ -42,42 +41,8 @@ pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
     Ok(policies)
 }
 
-/// The process entry point; returns the exit code.
-pub fn main(args: WebhookArgs) -> i32 {
-    let cfg = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("sluice webhook: {e}");
-                return 1;
-            }
-        },
-        None => Config::default(),
-    };
-    if let Err(e) = crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
-        eprintln!("sluice webhook: {e}");
-        return 1;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sluice webhook: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    match runtime.block_on(run(cfg.webhook)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("sluice webhook: {e}");
-            1
-        }
-    }
-}
-
-async fn run(cfg: WebhookConfig) -> Result<(), String> {
+/// Serves the webhook until the process is stopped.
+pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
     let started = Instant::now();
     let policies = load_policies(&cfg)?;
     let webhook = Arc::new(Webhook::new(
@@ -86,18 +51,23 @@ async fn run(cfg: WebhookConfig) -> Result<(), String> {
         cfg.max_body_bytes.as_usize(),
     ));
     let for_reload = webhook.clone();
-    let resolver = Arc::new(ReloadingCert::new(
-        &cfg.tls.cert,
-        &cfg.tls.key,
-        cfg.cert_reload_interval.get(),
-        Box::new(move |r| match r {
-            Ok(()) => {
-                for_reload.metrics.cert_reloads.inc();
-            }
-            Err(_) => for_reload.count_error("cert_reload"),
-        }),
-    )?);
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs::server_config(resolver)?));
+    let resolver = Arc::new(
+        ReloadingCert::new(
+            &cfg.tls.cert,
+            &cfg.tls.key,
+            cfg.cert_reload_interval.get(),
+            Box::new(move |r| match r {
+                Ok(()) => {
+                    for_reload.metrics.cert_reloads.inc();
+                }
+                Err(_) => for_reload.count_error("cert_reload"),
+            }),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(
+        certs::server_config(resolver).map_err(|e| e.to_string())?,
+    ));
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("webhook.listen {}: {e}", cfg.listen))?;
@@ -132,8 +102,8 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The accept loop; returns after `shutdown` fires and open connections finish (or the grace
-/// period ends).
+/// Serves until `shutdown` fires, then stops accepting and lets open connections finish
+/// within the grace period.
 pub async fn serve(
     listener: TcpListener,
     tls: tokio_rustls::TlsAcceptor,
@@ -141,55 +111,37 @@ pub async fn serve(
     cfg: &WebhookConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let open = Arc::new(AtomicUsize::new(0));
+    let (trigger, watch) = crate::drain::channel();
     let handshake_timeout = cfg.handshake_timeout.get();
     let request_timeout = cfg.request_timeout.get();
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let (tls, webhook, mut stop_rx, open) =
-            (tls.clone(), webhook.clone(), stop_rx.clone(), open.clone());
-        open.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
-            connection(
-                tcp,
+    let counted = webhook.clone();
+    let listener = Listener {
+        name: "webhook".to_string(),
+        tcp: listener,
+        max_connections: cfg.max_connections,
+        accounting: Accounting {
+            error: Arc::new(move |kind| counted.count_error(kind)),
+            accepted: None,
+            open: None,
+        },
+    };
+    let task = listener::spawn(listener, watch, move |accepted| {
+        let (tls, webhook) = (tls.clone(), webhook.clone());
+        async move {
+            let Accepted {
+                stream,
                 peer,
-                tls,
-                webhook,
-                &mut stop_rx,
-                handshake_timeout,
-                request_timeout,
-            )
-            .await;
-            open.fetch_sub(1, Ordering::SeqCst);
-            drop(permit);
-        });
-    }
+                mut drain,
+            } = accepted;
+            let limits = (handshake_timeout, request_timeout);
+            connection(stream, peer, tls, webhook, &mut drain, limits).await;
+        }
+    });
+    shutdown.await;
     tracing::info!("shutting down: no new connections; waiting for open requests");
-    let _ = stop_tx.send(true);
-    let deadline = Instant::now() + cfg.shutdown_grace.get();
-    while open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tracing::info!(unfinished = open.load(Ordering::SeqCst), "webhook stopped");
+    let unfinished = trigger.drain(cfg.shutdown_grace.get()).await;
+    task.abort();
+    tracing::info!(unfinished, "webhook stopped");
 }
 
 async fn connection(
@@ -197,16 +149,16 @@ async fn connection(
     peer: SocketAddr,
     tls: tokio_rustls::TlsAcceptor,
     webhook: Arc<Webhook>,
-    stop_rx: &mut watch::Receiver<bool>,
-    handshake_timeout: Duration,
-    request_timeout: Duration,
+    drain: &mut Watch,
+    (handshake_timeout, request_timeout): (Duration, Duration),
 ) {
     let stream = match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             webhook.count_error("tls_handshake");
             if webhook.error_log.allow() {
-                tracing::warn!(%peer, error = %e, "TLS handshake failed");
+                let why = crate::proxy::tls::handshake_refusal(&e);
+                tracing::warn!(%peer, "TLS handshake failed: {why}");
             }
             return;
         }
@@ -239,7 +191,7 @@ async fn connection(
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
+        _ = drain.signaled() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }

@@ -16,6 +16,7 @@ use super::constraints::EnforcementAction;
 use super::matching::wildcard_matches;
 use super::metrics::{ErrorLabels, VerdictLabels, ViolationLabels, WebhookMetrics};
 use super::policies::{Policies, Problem};
+use super::review::Violation;
 use super::{response, review};
 use crate::telemetry::RateLimiter;
 
@@ -69,11 +70,11 @@ impl Webhook {
         let started = Instant::now();
         let incoming = match response::parse(body) {
             Ok(i) => i,
-            Err(e) => return self.bad_request(&e),
+            Err(e) => return self.bad_request(&e.to_string()),
         };
         let request = match review::prepare(incoming.request) {
             Ok(r) => r,
-            Err(e) => return self.bad_request(&e),
+            Err(e) => return self.bad_request(&e.to_string()),
         };
         if self.is_exempt(&request) {
             self.metrics
@@ -89,7 +90,26 @@ impl Webhook {
             );
         }
         let violations = self.policies.review(&request);
-        for v in &violations {
+        self.record_violations(&incoming.uid, &request, &violations);
+        let denied = violations
+            .iter()
+            .any(|v| v.action == EnforcementAction::Deny);
+        self.metrics
+            .requests
+            .get_or_create(&VerdictLabels {
+                verdict: if denied { "deny" } else { "allow" },
+            })
+            .inc();
+        let answer = response::verdict(&incoming.api_version, &incoming.uid, &violations);
+        self.metrics
+            .latency
+            .observe(started.elapsed().as_secs_f64());
+        (StatusCode::OK, answer)
+    }
+
+    /// Counts each violation and logs it (rate-limited) with the resource it concerns.
+    fn record_violations(&self, uid: &str, request: &Json, violations: &[Violation]) {
+        for v in violations {
             self.metrics
                 .violations
                 .get_or_create(&ViolationLabels {
@@ -123,7 +143,7 @@ impl Webhook {
                     .unwrap_or(""),
             );
             tracing::info!(
-                uid = %incoming.uid,
+                uid = %uid,
                 constraint = %format_args!("{}/{}", v.kind, v.constraint),
                 enforcement_action = v.action.as_str(),
                 resource = %format_args!("{kind} {ns}/{name}"),
@@ -131,20 +151,6 @@ impl Webhook {
                 "violation"
             );
         }
-        let denied = violations
-            .iter()
-            .any(|v| v.action == EnforcementAction::Deny);
-        self.metrics
-            .requests
-            .get_or_create(&VerdictLabels {
-                verdict: if denied { "deny" } else { "allow" },
-            })
-            .inc();
-        let answer = response::verdict(&incoming.api_version, &incoming.uid, &violations);
-        self.metrics
-            .latency
-            .observe(started.elapsed().as_secs_f64());
-        (StatusCode::OK, answer)
     }
 
     fn bad_request(&self, reason: &str) -> (StatusCode, Json) {
@@ -183,6 +189,43 @@ impl Webhook {
                 .exempt_namespaces
                 .iter()
                 .any(|p| wildcard_matches(p, ns))
+    }
+
+    /// The request body, within `webhook.max_body_bytes`; else the answer refusing it.
+    async fn read_body(&self, req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+        let too_large = || {
+            self.count_error("body_too_large");
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "AdmissionReview larger than webhook.max_body_bytes ({} bytes)\n",
+                    self.max_body
+                ),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return Err(too_large());
+        }
+        match Limited::new(req.into_body(), self.max_body).collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return Err(too_large());
+                }
+                self.count_error("bad_request");
+                Err(text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read body: {e}\n"),
+                ))
+            }
+        }
     }
 
     /// Routes one HTTP request.
@@ -235,35 +278,9 @@ impl Webhook {
                 );
             }
         }
-        let too_large = || {
-            self.count_error("body_too_large");
-            text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "AdmissionReview larger than webhook.max_body_bytes ({} bytes)\n",
-                    self.max_body
-                ),
-            )
-        };
-        let declared = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body as u64) {
-            return too_large();
-        }
-        let body = match Limited::new(req.into_body(), self.max_body).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    return too_large();
-                }
-                self.count_error("bad_request");
-                return text(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}\n"));
-            }
+        let body = match self.read_body(req).await {
+            Ok(b) => b,
+            Err(refused) => return refused,
         };
         // Reviews are CPU work of unbounded length (up to eval_timeout per template): off the
         // async workers, so that probes and other connections are served meanwhile.

@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::error::AdmissionError;
 use super::inventory::Inventory;
 use super::manifests::{self, Document};
 use super::policies::Policies;
@@ -76,13 +77,13 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub fn new(run: Option<&str>) -> Result<Self, String> {
+    pub fn new(run: Option<&str>) -> Result<Self, AdmissionError> {
         let compile = |s: &str| {
             regex::Regex::new(s).map_err(|e| {
-                format!(
+                AdmissionError::Suite(format!(
                     "--run: invalid filter: {}",
                     manifests_one_line(&e.to_string())
-                )
+                ))
             })
         };
         match run {
@@ -92,9 +93,9 @@ impl Filter {
                 match parts.as_slice() {
                     [one] => Ok(Self::Or(compile(one)?)),
                     [t, c] => Ok(Self::And(compile(t)?, compile(c)?)),
-                    _ => {
-                        Err("--run: invalid filter: a filter may include at most one \"//\"".into())
-                    }
+                    _ => Err(AdmissionError::Suite(
+                        "--run: invalid filter: a filter may include at most one \"//\"".into(),
+                    )),
                 }
             }
         }
@@ -160,7 +161,7 @@ impl SuiteResult {
 }
 
 /// Every suite file under `paths`, in path order. A trailing `/...` (Go style) is accepted.
-pub fn find_suites(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub fn find_suites(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AdmissionError> {
     let mut out = Vec::new();
     for p in paths {
         let s = p.to_string_lossy();
@@ -174,15 +175,16 @@ pub fn find_suites(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             if f.extension().and_then(|e| e.to_str()) == Some("json") {
                 continue;
             }
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| format!("{}: {}", f.display(), manifests::reason(&e)))?;
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                AdmissionError::Suite(format!("{}: {}", f.display(), manifests::reason(&e)))
+            })?;
             // Cheap pre-check before parsing every manifest of a large tree.
             if !text.contains("Suite") {
                 if explicit_file {
-                    return Err(format!(
+                    return Err(AdmissionError::Suite(format!(
                         "{}: not a Suite (kind: Suite, apiVersion: test.gatekeeper.sh/v1alpha1)",
                         f.display()
-                    ));
+                    )));
                 }
                 continue;
             }
@@ -192,10 +194,10 @@ pub fn find_suites(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             if is_suite {
                 out.push(f);
             } else if explicit_file {
-                return Err(format!(
+                return Err(AdmissionError::Suite(format!(
                     "{}: not a Suite (kind: Suite, apiVersion: test.gatekeeper.sh/v1alpha1)",
                     f.display()
-                ));
+                )));
             }
         }
     }
@@ -222,14 +224,14 @@ pub fn run_suite(path: &Path, filter: &Filter) -> SuiteResult {
         let doc = docs
             .into_iter()
             .next()
-            .ok_or_else(|| format!("{shown}: empty file"))?;
+            .ok_or_else(|| AdmissionError::Suite(format!("{shown}: empty file")))?;
         serde_path_to_error::deserialize::<_, Suite>(doc.body).map_err(|e| {
             let path = e.path().to_string();
-            format!("invalid suite: {path}: {}", e.into_inner())
+            AdmissionError::Suite(format!("invalid suite: {path}: {}", e.into_inner()))
         })
     });
     match suite {
-        Err(e) => result.error = Some(e),
+        Err(e) => result.error = Some(e.to_string()),
         Ok(suite) if suite.skip => {}
         Ok(suite) => {
             let dir = path.parent().unwrap_or(Path::new("."));
@@ -258,7 +260,7 @@ fn first_doc(dir: &Path, rel: &str, what: &str) -> Result<Document, String> {
         return Err(format!("invalid suite: missing {what}"));
     }
     let path = dir.join(rel);
-    let mut docs = manifests::read_file(&path)?;
+    let mut docs = manifests::read_file(&path).map_err(|e| e.to_string())?;
     if docs.is_empty() {
         return Err(format!("{}: defines no YAML objects", path.display()));
     }
@@ -333,7 +335,7 @@ fn run_case(
         return Err("invalid test case: assertions must be non-empty".into());
     }
     let object_path = dir.join(&c.object);
-    let docs = manifests::read_file(&object_path)?;
+    let docs = manifests::read_file(&object_path).map_err(|e| e.to_string())?;
     if docs.len() != 1 {
         return Err(format!(
             "object defines multiple objects: {:?} defines {} objects",
@@ -344,7 +346,7 @@ fn run_case(
     let mut inventory = Inventory::new();
     for rel in &c.inventory {
         let path = dir.join(rel);
-        for doc in manifests::read_file(&path)? {
+        for doc in manifests::read_file(&path).map_err(|e| e.to_string())? {
             inventory
                 .add(&doc)
                 .map_err(|e| format!("adding inventory: {e}"))?;
@@ -367,42 +369,44 @@ fn run_case(
     let policies = Policies::assemble(vec![template.clone()], Vec::new(), &[constraint], inventory);
     let violations = policies.review(&request);
     for a in &c.assertions {
-        check(a, &violations)?;
+        check(a, &violations).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
 /// Checks one assertion, with gator's messages.
-pub fn check(a: &Assertion, violations: &[Violation]) -> Result<(), String> {
+pub fn check(a: &Assertion, violations: &[Violation]) -> Result<(), AdmissionError> {
     const BAD: &str = "invalid test case: assertion.violation, if set, must be a nonnegative integer, \"yes\", or \"no\"";
     let re = match &a.message {
-        Some(m) => Some(
-            regex::Regex::new(m)
-                .map_err(|e| format!("invalid regex: {}", manifests_one_line(&e.to_string())))?,
-        ),
+        Some(m) => Some(regex::Regex::new(m).map_err(|e| {
+            AdmissionError::Suite(format!(
+                "invalid regex: {}",
+                manifests_one_line(&e.to_string())
+            ))
+        })?),
         None => None,
     };
     let matching = violations
         .iter()
         .filter(|v| re.as_ref().is_none_or(|re| re.is_match(&v.msg)))
         .count();
-    let messages = format!(
+    let messages = AdmissionError::Suite(format!(
         "[{}]",
         violations
             .iter()
             .map(|v| v.msg.as_str())
             .collect::<Vec<_>>()
             .join(" ")
-    );
+    ));
     let containing = a
         .message
         .as_ref()
         .map(|m| format!(" containing {m:?}"))
         .unwrap_or_default();
     let fail = |want: String| {
-        Err(format!(
+        Err(AdmissionError::Suite(format!(
             "unexpected number of violations: got {matching} violations{containing} but want {want}: got messages {messages}"
-        ))
+        )))
     };
     match a.violations.as_ref().unwrap_or(&Json::from("yes")) {
         Json::String(s) if s == "yes" => {
@@ -418,9 +422,9 @@ pub fn check(a: &Assertion, violations: &[Violation]) -> Result<(), String> {
         Json::Number(n) => match n.as_u64() {
             Some(want) if want as usize == matching => {}
             Some(want) => return fail(format!("exactly {want}")),
-            None => return Err(BAD.into()),
+            None => return Err(AdmissionError::Suite(BAD.into())),
         },
-        _ => return Err(BAD.into()),
+        _ => return Err(AdmissionError::Suite(BAD.into())),
     }
     Ok(())
 }

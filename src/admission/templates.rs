@@ -142,22 +142,7 @@ pub fn compile(doc: &Document) -> Result<Template, TemplateError> {
         .and_then(Json::as_array)
         .cloned()
         .unwrap_or_default();
-    let target = match targets.as_slice() {
-        [one] => one,
-        [] => return Err(invalid(format!("template {name}: spec.targets is empty"))),
-        _ => {
-            return Err(invalid(format!(
-                "template {name}: exactly one target is supported, found {}",
-                targets.len()
-            )));
-        }
-    };
-    let target_name = target.get("target").and_then(Json::as_str).unwrap_or("");
-    if target_name != ADMISSION_TARGET {
-        return Err(invalid(format!(
-            "template {name}: target {target_name:?} is not {ADMISSION_TARGET}"
-        )));
-    }
+    let target = admission_target(&targets, &name).map_err(invalid)?;
     let source = rego_source(target).map_err(|m| invalid(format!("template {name}: {m}")))?;
     let Some(source) = source else {
         return Err(TemplateError::CelOnly {
@@ -179,6 +164,27 @@ pub fn compile(doc: &Document) -> Result<Template, TemplateError> {
         violation_rule: format!("{package}.violation"),
         engine,
     })
+}
+
+/// The template's one target, which must be Gatekeeper's admission target.
+fn admission_target<'a>(targets: &'a [Json], name: &str) -> Result<&'a Json, String> {
+    let target = match targets {
+        [one] => one,
+        [] => return Err(format!("template {name}: spec.targets is empty")),
+        _ => {
+            return Err(format!(
+                "template {name}: exactly one target is supported, found {}",
+                targets.len()
+            ));
+        }
+    };
+    let target_name = target.get("target").and_then(Json::as_str).unwrap_or("");
+    if target_name != ADMISSION_TARGET {
+        return Err(format!(
+            "template {name}: target {target_name:?} is not {ADMISSION_TARGET}"
+        ));
+    }
+    Ok(target)
 }
 
 /// Finds the Rego: `code[]` with `engine: Rego` first, then the legacy `rego` field.

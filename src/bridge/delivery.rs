@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS};
-use tokio::sync::watch;
 
 use super::spool::Message;
 use super::{Backoff, Bridge, pause};
 use crate::config::ReplayOrder;
+use crate::drain::Watch;
 
 /// Acknowledged ids are removed from the spool in batches of this size (or every tick).
 const DELETE_BATCH: usize = 256;
@@ -33,11 +33,11 @@ struct Ended {
     was_up: bool,
 }
 
-pub async fn run(bridge: Arc<Bridge>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(bridge: Arc<Bridge>, mut shutdown: Watch) {
     let mut backoff = Backoff::new();
     let mut last_kind = "";
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_draining() {
             break;
         }
         let ended = if bridge.allows_connect() {
@@ -98,7 +98,7 @@ enum Step {
 /// Connects to the remote broker; the event loop once CONNACK arrived.
 async fn connect(
     bridge: &Arc<Bridge>,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Watch,
 ) -> Result<Option<(AsyncClient, rumqttc::EventLoop)>, Ended> {
     let remote = &bridge.config.remote;
     let fail = |kind, detail: String| Ended {
@@ -116,7 +116,7 @@ async fn connect(
         .set_connection_timeout(remote.connect_timeout.get().as_secs().max(1));
     let connected = tokio::select! {
         r = tokio::time::timeout(remote.connect_timeout.get(), events.poll()) => Some(r),
-        _ = shutdown.wait_for(|s| *s) => None,
+        _ = shutdown.signaled() => None,
     };
     match connected {
         None => Ok(None),
@@ -138,7 +138,7 @@ async fn connect(
 }
 
 /// One session: connect, then send until it ends. `None` on shutdown.
-async fn session(bridge: &Arc<Bridge>, shutdown: &mut watch::Receiver<bool>) -> Option<Ended> {
+async fn session(bridge: &Arc<Bridge>, shutdown: &mut Watch) -> Option<Ended> {
     let (client, mut events) = match connect(bridge, shutdown).await {
         Ok(Some(c)) => c,
         Ok(None) => return None,
@@ -162,7 +162,7 @@ async fn session(bridge: &Arc<Bridge>, shutdown: &mut watch::Receiver<bool>) -> 
             ev = events.poll() => Step::Event(ev),
             _ = tick.tick() => Step::Tick,
             _ = bridge.stored.notified(), if sender.idle => Step::Stored,
-            _ = shutdown.wait_for(|s| *s) => Step::Shutdown,
+            _ = shutdown.signaled() => Step::Shutdown,
         };
         match step {
             Step::Event(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => sender.sent(pkid),

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS, SubscribeFilter};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use crate::drain::Watch;
 
 use super::spool::NewMessage;
 use super::{Backoff, Bridge, pause};
@@ -24,7 +26,7 @@ const QUEUE: usize = 10_000;
 /// How long a refused batch waits before it is tried again (sooner when room is made).
 const RETRY: Duration = Duration::from_millis(500);
 
-pub async fn run(bridge: Arc<Bridge>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(bridge: Arc<Bridge>, mut shutdown: Watch) {
     let mut opts =
         match super::mqtt_options(&bridge.config.local, super::local_client_id(&bridge.config)) {
             Ok(o) => o,
@@ -52,7 +54,7 @@ pub async fn run(bridge: Arc<Bridge>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let event = tokio::select! {
             e = events.poll() => e,
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = shutdown.signaled() => break,
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -99,8 +101,18 @@ pub async fn run(bridge: Arc<Bridge>, mut shutdown: watch::Receiver<bool>) {
             }
         }
     }
-    // What was received is written and acknowledged; unacknowledged messages stay with the
-    // local broker (the session persists) and come again on the next start.
+    close(&bridge, client, events, tx, writer).await;
+}
+
+/// Writes and acknowledges what was received, then disconnects; unacknowledged messages stay
+/// with the local broker (the session persists) and come again on the next start.
+async fn close(
+    bridge: &Bridge,
+    client: AsyncClient,
+    mut events: rumqttc::EventLoop,
+    tx: mpsc::Sender<Publish>,
+    writer: tokio::task::JoinHandle<()>,
+) {
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     let _ = client.disconnect().await;

@@ -187,6 +187,10 @@ impl BridgeMetrics {
             "Bridge errors by kind (connect, connect_refused, tls, ack_timeout, disk_full, spool_write, spool_corrupt, spool_version, remote_denied)",
             self.errors.clone(),
         );
+        self.register_gauges(r);
+    }
+
+    fn register_gauges(&self, r: &mut Registry) {
         let gauges: [(&str, &str, &Gauges); 6] = [
             (
                 "spool_messages",

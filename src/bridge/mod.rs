@@ -9,6 +9,7 @@
 
 mod delivery;
 mod intake;
+pub mod message;
 pub mod metrics;
 pub mod spool;
 pub mod topic;
@@ -18,12 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{BridgeBroker, BridgeConfig, split_host_port};
-use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
-use crate::proxy::Gateway;
+use crate::drain::Watch;
+use crate::policy::{MqttFacts, Operation, Protocol, Source, Zone};
+use crate::proxy::{Ask, Gateway};
 use crate::site::HostKind;
 use metrics::BridgeCounters;
 use spool::{Spool, SpoolError};
@@ -47,34 +49,35 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Judges a publish of `topic` to the remote broker.
+    /// Judges a publish of `topic` to the remote broker (counted, a deny logged and recorded).
     fn allows(&self, topic: &str, qos: u8, retain: bool) -> bool {
-        let input = Input {
-            mqtt: Some(MqttFacts { topic, qos, retain }),
+        let ask = Ask {
             operation: Operation::Publish,
-            ..self.connect_input()
+            mqtt: Some(MqttFacts { topic, qos, retain }),
+            ..self.connect_ask()
         };
-        self.gw.decide(&input).allowed()
+        self.gw
+            .decide_at(&ask, self.remote_ip, self.remote_zone)
+            .allowed()
     }
 
     /// Judges the CONNECT to the remote broker.
     fn allows_connect(&self) -> bool {
-        self.gw.decide(&self.connect_input()).allowed()
+        self.gw
+            .decide_at(&self.connect_ask(), self.remote_ip, self.remote_zone)
+            .allowed()
     }
 
-    fn connect_input(&self) -> Input<'_> {
-        Input {
+    fn connect_ask(&self) -> Ask<'_> {
+        Ask {
             protocol: Protocol::Mqtt,
             operation: Operation::Connect,
             source: &self.source,
-            target: Target {
-                host: &self.remote_host,
-                port: self.remote_port,
-                ip: self.remote_ip,
-                zone: self.remote_zone,
-            },
+            host: &self.remote_host,
+            port: self.remote_port,
             mqtt: None,
             http: None,
+            will: None,
         }
     }
 
@@ -101,7 +104,7 @@ impl Bridge {
 pub async fn start(
     configs: &[BridgeConfig],
     gw: Arc<Gateway>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Watch,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     for config in configs {
@@ -159,7 +162,7 @@ async fn open(
         );
     }
     let (host, port) = split_host_port(&config.remote.broker)
-        .map_err(|e| SpoolError::Sqlite(config.remote.broker.clone(), e))?;
+        .map_err(|e| SpoolError::Sqlite(config.remote.broker.clone(), e.to_string()))?;
     let (ip, zone) = judged_address(gw, &host, port).await;
     let mut source = gw.identity.clone();
     source.client_id = local_client_id(config);
@@ -208,7 +211,7 @@ fn local_client_id(config: &BridgeConfig) -> String {
 
 /// rumqttc options of one side; TLS through our rustls config (the ring provider).
 fn mqtt_options(side: &BridgeBroker, client_id: String) -> Result<MqttOptions, String> {
-    let (host, port) = split_host_port(&side.broker)?;
+    let (host, port) = split_host_port(&side.broker).map_err(|e| e.to_string())?;
     let mut opts = MqttOptions::new(client_id, host, port);
     opts.set_keep_alive(side.keep_alive.get().max(Duration::from_secs(5)));
     let max = side.max_packet_size.as_usize();
@@ -226,14 +229,14 @@ fn mqtt_options(side: &BridgeBroker, client_id: String) -> Result<MqttOptions, S
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 
 /// Expires messages past `spool.ttl` and keeps the spool gauges current.
-async fn housekeeping(bridge: Arc<Bridge>, mut shutdown: watch::Receiver<bool>) {
+async fn housekeeping(bridge: Arc<Bridge>, mut shutdown: Watch) {
     let ttl = i64::try_from(bridge.config.spool.ttl.get().as_millis()).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     let mut rounds = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.signaled() => return,
         }
         rounds += 1;
         let recount = rounds % 10 == 0;
@@ -293,10 +296,10 @@ impl Backoff {
 }
 
 /// Sleeps `d` unless shutdown comes first; true when shutting down.
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn pause(d: Duration, shutdown: &mut Watch) -> bool {
     let stopped = tokio::select! {
         _ = tokio::time::sleep(d) => false,
-        _ = shutdown.wait_for(|s| *s) => true,
+        _ = shutdown.signaled() => true,
     };
-    stopped || *shutdown.borrow()
+    stopped || shutdown.is_draining()
 }

@@ -1,3 +1,29 @@
-//! One file per subcommand: its clap arguments and its output.
+//! The subcommands of the `sluice` binary: one file per command, each owning its clap `Args`,
+//! its help text, its printing and its exit code.
+//!
+//! Not here: the work itself. The commands call into `policy/`, `admission/`, `proxy/` and
+//! `telemetry/`, which return results and know nothing of clap or of the terminal.
 
+pub mod cert;
+pub mod check;
+pub mod eval;
+pub mod health;
+pub mod log;
+pub mod serve;
 pub mod spool;
+pub mod test;
+pub mod verify;
+pub mod webhook;
+
+use crate::policy::LoadError;
+
+/// Exit codes shared by every command (as `opa test`): 0 ok, 1 usage or load error, 2 failing tests.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_FAIL: i32 = 2;
+
+/// Prints a load error as one line on stderr and returns the load-error exit code.
+pub(crate) fn fail_load(err: &LoadError) -> i32 {
+    eprintln!("{err}");
+    EXIT_ERROR
+}

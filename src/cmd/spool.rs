@@ -77,7 +77,7 @@ pub enum SpoolCmdError {
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error("--topic: {0}")]
-    Filter(String),
+    Filter(#[from] crate::config::FilterError),
 }
 
 pub fn run(args: SpoolArgs) -> i32 {
@@ -102,14 +102,14 @@ fn execute(action: &Action) -> Result<String, SpoolCmdError> {
             limit,
         } => {
             if let Some(t) = topic {
-                check_filter(t).map_err(SpoolCmdError::Filter)?;
+                check_filter(t)?;
             }
             let spool = Spool::open_existing(&common.path)?;
             let rows = spool.list(topic.as_deref(), *limit)?;
             Ok(list(&rows, common.format))
         }
         Action::Purge { common, topic } => {
-            check_filter(topic).map_err(SpoolCmdError::Filter)?;
+            check_filter(topic)?;
             let mut spool = Spool::open_existing(&common.path)?;
             let n = spool.purge(topic)?;
             Ok(match common.format {

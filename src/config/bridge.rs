@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use super::{Dur, Size, UpstreamTls, split_host_port};
+use super::error::invalid;
+use super::{ConfigError, Dur, Size, UpstreamTls, split_host_port};
 
 /// One export bridge: local broker → judged → SQLite spool → judged again → remote broker.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -173,9 +174,9 @@ fn default_on_full() -> OnFull {
 }
 
 /// Checks every bridge; the error names the key (`bridges[0].remote.broker`).
-pub fn validate(bridges: &[BridgeConfig]) -> Result<(), String> {
+pub fn validate(bridges: &[BridgeConfig]) -> Result<(), ConfigError> {
     for (i, b) in bridges.iter().enumerate() {
-        let at = |key: &str, e: String| format!("bridges[{i}].{key}: {e}");
+        let at = |key: &str, e: String| invalid(format!("bridges[{i}].{key}"), e);
         if b.name.is_empty()
             || !b
                 .name
@@ -196,8 +197,10 @@ pub fn validate(bridges: &[BridgeConfig]) -> Result<(), String> {
                 format!("{} is the spool of another bridge", b.spool.path.display()),
             ));
         }
-        let local = split_host_port(&b.local.broker).map_err(|e| at("local.broker", e))?;
-        let remote = split_host_port(&b.remote.broker).map_err(|e| at("remote.broker", e))?;
+        let local =
+            split_host_port(&b.local.broker).map_err(|e| at("local.broker", e.to_string()))?;
+        let remote =
+            split_host_port(&b.remote.broker).map_err(|e| at("remote.broker", e.to_string()))?;
         if same_broker(&local, &remote) {
             return Err(at(
                 "remote.broker",
@@ -211,7 +214,7 @@ pub fn validate(bridges: &[BridgeConfig]) -> Result<(), String> {
             return Err(at("topics", "needs at least one topic filter".into()));
         }
         for (j, t) in b.topics.iter().enumerate() {
-            check_filter(t).map_err(|e| at(&format!("topics[{j}]"), e))?;
+            check_filter(t).map_err(|e| at(&format!("topics[{j}]"), e.to_string()))?;
         }
         if !(1..=2).contains(&b.qos) {
             return Err(at(
@@ -222,39 +225,48 @@ pub fn validate(bridges: &[BridgeConfig]) -> Result<(), String> {
         if b.spool.max_bytes.0 < 64 * 1024 {
             return Err(at("spool.max_bytes", "must be at least 64KiB".into()));
         }
-        for (key, d) in [
-            ("spool.ttl", b.spool.ttl),
-            ("local.keep_alive", b.local.keep_alive),
-            ("remote.keep_alive", b.remote.keep_alive),
-            ("remote.ack_timeout", b.remote.ack_timeout),
-            ("local.connect_timeout", b.local.connect_timeout),
-            ("remote.connect_timeout", b.remote.connect_timeout),
-        ] {
-            if d.0.is_zero() {
-                return Err(at(key, "must be greater than zero".into()));
-            }
-        }
-        for (key, s) in [
-            ("local.max_packet_size", b.local.max_packet_size),
-            ("remote.max_packet_size", b.remote.max_packet_size),
-        ] {
-            if s.0 < 128 || s.0 > 268_435_455 {
-                return Err(at(
-                    key,
-                    "must be between 128 bytes and 256MiB (MQTT's limit)".into(),
-                ));
-            }
-        }
-        for (key, side) in [("local.tls", &b.local), ("remote.tls", &b.remote)] {
-            if side.tls.as_ref().is_some_and(|t| t.server_name.is_some()) {
-                return Err(at(
-                    &format!("{key}.server_name"),
-                    "not supported for bridges: the broker's host name is verified".into(),
-                ));
-            }
-        }
+        validate_limits(b, &at)?;
         if b.replay.inflight == 0 {
             return Err(at("replay.inflight", "must be at least 1".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The durations, packet sizes and TLS options of one bridge.
+fn validate_limits(
+    b: &BridgeConfig,
+    at: &impl Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    for (key, d) in [
+        ("spool.ttl", b.spool.ttl),
+        ("local.keep_alive", b.local.keep_alive),
+        ("remote.keep_alive", b.remote.keep_alive),
+        ("remote.ack_timeout", b.remote.ack_timeout),
+        ("local.connect_timeout", b.local.connect_timeout),
+        ("remote.connect_timeout", b.remote.connect_timeout),
+    ] {
+        if d.0.is_zero() {
+            return Err(at(key, "must be greater than zero".into()));
+        }
+    }
+    for (key, s) in [
+        ("local.max_packet_size", b.local.max_packet_size),
+        ("remote.max_packet_size", b.remote.max_packet_size),
+    ] {
+        if s.0 < 128 || s.0 > 268_435_455 {
+            return Err(at(
+                key,
+                "must be between 128 bytes and 256MiB (MQTT's limit)".into(),
+            ));
+        }
+    }
+    for (key, side) in [("local.tls", &b.local), ("remote.tls", &b.remote)] {
+        if side.tls.as_ref().is_some_and(|t| t.server_name.is_some()) {
+            return Err(at(
+                &format!("{key}.server_name"),
+                "not supported for bridges: the broker's host name is verified".into(),
+            ));
         }
     }
     Ok(())
@@ -272,19 +284,26 @@ fn same_broker(a: &(String, u16), b: &(String, u16)) -> bool {
     a.1 == b.1 && norm(&a.0) == norm(&b.0)
 }
 
+/// Why a topic filter is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FilterError(String);
+
 /// An MQTT topic filter: `+` and `#` only as whole levels, `#` last.
-pub fn check_filter(f: &str) -> Result<(), String> {
+pub fn check_filter(f: &str) -> Result<(), FilterError> {
     if f.is_empty() {
-        return Err("an empty topic filter matches nothing".into());
+        return Err(FilterError("an empty topic filter matches nothing".into()));
     }
     let levels: Vec<&str> = f.split('/').collect();
     for (k, l) in levels.iter().enumerate() {
         let wild = l.contains('+') || l.contains('#');
         if wild && l.len() != 1 {
-            return Err(format!("{f:?}: + and # must fill a whole topic level"));
+            return Err(FilterError(format!(
+                "{f:?}: + and # must fill a whole topic level"
+            )));
         }
         if *l == "#" && k != levels.len() - 1 {
-            return Err(format!("{f:?}: # must be the last level"));
+            return Err(FilterError(format!("{f:?}: # must be the last level")));
         }
     }
     Ok(())
@@ -297,7 +316,7 @@ mod tests {
     const BRIDGE: &str = "bridges:\n  - name: cloud\n    local: {broker: 127.0.0.1:1883}\n    remote: {broker: REMOTE}\n    topics: [\"plant/+/aggregates/#\"]\n    spool: {path: /tmp/s.db, max_bytes: 1MiB, ttl: 1h, on_full: refuse_new}\n    replay: {rate: 1000/s, order: live_first}\n";
 
     fn parse(remote: &str) -> Result<Config, String> {
-        Config::parse(&BRIDGE.replace("REMOTE", remote))
+        Config::parse(&BRIDGE.replace("REMOTE", remote)).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -324,6 +343,7 @@ mod tests {
     fn bad_bridge_values_name_their_key() {
         let err = Config::parse(&BRIDGE.replace("REMOTE", "c:1").replace("1000/s", "fast"))
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
             err.starts_with("bridges[0].replay.rate: invalid rate"),
@@ -335,6 +355,7 @@ mod tests {
                 .replace("aggregates/#", "aggr#"),
         )
         .err()
+        .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(err.starts_with("bridges[0].topics[0]: "), "{err}");
     }

@@ -24,6 +24,11 @@ use super::input::{Input, OwnedInput, PassThroughHasher};
 use super::loader::{LoadError, PolicySet};
 use super::rules::declared_rules;
 
+/// A Data API query that could not be evaluated; regorus's message on one line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
 /// How decisions are made; from the `policy` and `cache` sections of the config.
 #[derive(Clone, Debug)]
 pub struct DeciderOptions {
@@ -351,7 +356,7 @@ impl Decider {
         &self,
         reference: &str,
         input: Option<&serde_json::Value>,
-    ) -> Result<Option<serde_json::Value>, String> {
+    ) -> Result<Option<serde_json::Value>, QueryError> {
         let mut engine = self
             .current()
             .template
@@ -360,12 +365,12 @@ impl Decider {
             .clone();
         if let Some(input) = input {
             let value = regorus::Value::from_json_str(&input.to_string())
-                .map_err(|e| super::loader::one_line(&e.to_string()))?;
+                .map_err(|e| QueryError(super::loader::one_line(&e.to_string())))?;
             engine.set_input(value);
         }
         let results = engine
             .eval_query(reference.to_string(), false)
-            .map_err(|e| super::loader::one_line(&e.to_string()))?;
+            .map_err(|e| QueryError(super::loader::one_line(&e.to_string())))?;
         let Some(value) = results
             .result
             .first()
@@ -379,10 +384,10 @@ impl Decider {
         }
         let text = value
             .to_json_str()
-            .map_err(|e| super::loader::one_line(&e.to_string()))?;
+            .map_err(|e| QueryError(super::loader::one_line(&e.to_string())))?;
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(|e| QueryError(e.to_string()))
     }
 
     /// Evaluates without the cache (used by benchmarks and by the cache's own tests).

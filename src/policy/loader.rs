@@ -231,7 +231,7 @@ impl PolicySet {
                     LoadError::at(&shown, e.line() as u32, e.column() as u32, json_reason(&e))
                 })?
             } else {
-                parse_yaml(&text).map_err(|m| LoadError::new(&shown, m))?
+                parse_yaml(&text).map_err(|m| LoadError::new(&shown, m.0))?
             };
             merge_at(&mut self.data, root, doc, &shown, origins)?;
         }
@@ -318,16 +318,21 @@ fn json_reason(e: &serde_json::Error) -> String {
     }
 }
 
+/// Text that is not YAML; the parser's message on one line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct YamlError(pub String);
+
 /// Parses YAML (1.2 semantics) into JSON; the message is one line.
-pub fn parse_yaml(text: &str) -> Result<Json, String> {
+pub fn parse_yaml(text: &str) -> Result<Json, YamlError> {
     serde_saphyr::from_str_with_options::<Json>(text, yaml_1_2())
-        .map_err(|e| one_line(&e.to_string()))
+        .map_err(|e| YamlError(one_line(&e.to_string())))
 }
 
 /// Parses a multi-document YAML stream (YAML 1.2 semantics); the message is one line.
-pub fn parse_yaml_documents(text: &str) -> Result<Vec<Json>, String> {
+pub fn parse_yaml_documents(text: &str) -> Result<Vec<Json>, YamlError> {
     serde_saphyr::from_multiple_with_options::<Json>(text, yaml_1_2())
-        .map_err(|e| one_line(&e.to_string()))
+        .map_err(|e| YamlError(one_line(&e.to_string())))
 }
 
 /// YAML 1.2, as Kubernetes and OPA read it: only `true`/`false` are booleans, so `yes`, `on`

@@ -1,23 +1,18 @@
 //! The policy core: loading Rego and data, the [`Decider`] the proxies ask, the decision
-//! [`Input`], and the `opa`-style CLI commands (`sluice test`, `eval`, `check`).
+//! [`Input`], and what the `opa`-style commands (`sluice test`, `eval`, `check`) run.
 //!
 //! The proxies see `Decider::decide(&Input) -> Verdict` and nothing of regorus.
 
 pub mod bundle;
-pub mod cli;
+pub mod check;
 pub mod coverage;
 pub mod decider;
 pub mod eval;
-pub mod fetch;
 mod front;
 pub mod input;
 pub mod loader;
-pub mod persist;
 pub mod report;
 pub mod rules;
-pub mod signature;
-pub mod source;
-pub mod status;
 pub mod testrun;
 
 pub use decider::{Decider, DeciderOptions, DeciderStats, Verdict};

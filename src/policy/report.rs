@@ -5,9 +5,8 @@
 //! Not here: running tests or coverage.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
-use super::testrun::{Outcome, TestResult};
+use super::testrun::{Outcome, TestResult, go_duration};
 
 /// `data.p.test_x: PASS (1.2ms)`, as OPA's `Result.String()`; skipped tests have no duration.
 pub fn result_line(r: &TestResult) -> String {
@@ -200,50 +199,10 @@ fn base64(bytes: &[u8]) -> String {
     s
 }
 
-/// A duration as Go's `time.Duration.String()` prints it: `0s`, `512ns`, `1.5µs`, `2.25ms`,
-/// `3.000001s`, `1m5s`, `2h0m0s`.
-pub fn go_duration(d: Duration) -> String {
-    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    if ns == 0 {
-        return "0s".into();
-    }
-    if ns < 1_000 {
-        return format!("{ns}ns");
-    }
-    if ns < 1_000_000 {
-        return format!("{}µs", fraction(ns, 1_000));
-    }
-    if ns < 1_000_000_000 {
-        return format!("{}ms", fraction(ns, 1_000_000));
-    }
-    let secs = ns / 1_000_000_000;
-    let frac = ns % 1_000_000_000;
-    let s_part = fraction((secs % 60) * 1_000_000_000 + frac, 1_000_000_000);
-    if secs < 60 {
-        return format!("{s_part}s");
-    }
-    let mins = secs / 60;
-    if mins < 60 {
-        return format!("{mins}m{s_part}s");
-    }
-    format!("{}h{}m{s_part}s", mins / 60, mins % 60)
-}
-
-/// `value / unit` with the remainder as decimals, trailing zeros dropped.
-fn fraction(value: u64, unit: u64) -> String {
-    let whole = value / unit;
-    let rem = value % unit;
-    if rem == 0 {
-        return whole.to_string();
-    }
-    let width = unit.ilog10() as usize;
-    let digits = format!("{rem:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn durations_print_as_go_prints_them() {

@@ -2,8 +2,8 @@
 //! skipped), one result per rule definition, a time limit per test, `print()` output captured
 //! per test, and optional coverage.
 //!
-//! Not here: printing results ([`super::report`]) or shaping the coverage report
-//! ([`super::coverage`]).
+//! Not here: the command line (`cmd/test.rs`), printing results ([`super::report`]) or shaping
+//! the coverage report ([`super::coverage`]). The runner returns results; it prints nothing.
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +11,7 @@ use regex::Regex;
 use regorus::Engine;
 use regorus::utils::limits::ExecutionTimerConfig;
 
-use super::cli::{EXIT_ERROR, EXIT_FAIL, EXIT_OK, TestArgs, TestFormat, fail_load, load};
-use super::loader::{LoadError, PolicySet, from_anyhow, one_line};
+use super::loader::{LoadError, PolicySet, from_anyhow};
 use super::rules::{RuleInfo, declared_rules};
 
 /// Prefix of test rules.
@@ -79,89 +78,6 @@ pub struct RunOptions<'a> {
     pub filter: Option<&'a Regex>,
     pub timeout: Duration,
     pub coverage: bool,
-}
-
-/// The `sluice test` command.
-pub fn command(args: &TestArgs) -> i32 {
-    if !(0.0..=100.0).contains(&args.threshold) {
-        eprintln!("Code coverage threshold must be between 0 and 100");
-        return EXIT_ERROR;
-    }
-    let filter = match args.run.as_deref().map(Regex::new).transpose() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!(
-                "--run: invalid regular expression: {}",
-                one_line(&e.to_string())
-            );
-            return EXIT_ERROR;
-        }
-    };
-    let set = match load(&args.paths, args.v0_compatible) {
-        Ok(s) => s,
-        Err(e) => return fail_load(&e),
-    };
-    let coverage = args.coverage || args.threshold > 0.0;
-    let opts = RunOptions {
-        filter: filter.as_ref(),
-        timeout: args.timeout,
-        coverage,
-    };
-    let run = match run_tests(&set, &opts) {
-        Ok(r) => r,
-        Err(e) => return fail_load(&e),
-    };
-
-    let counts_as_failure = |r: &TestResult| match r.outcome {
-        Outcome::Pass => false,
-        Outcome::Skip => !args.exit_zero_on_skipped,
-        Outcome::Fail(_) | Outcome::Error(_) => true,
-    };
-    let code = if run.results.iter().any(counts_as_failure) {
-        EXIT_FAIL
-    } else {
-        EXIT_OK
-    };
-
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if coverage {
-        // As OPA: the coverage report is only printed when every test passed; otherwise the
-        // first non-passing test is the error (exit 1, as `opa test --coverage` does).
-        if let Some(bad) = run.results.iter().find(|r| !r.passed()) {
-            match &bad.outcome {
-                Outcome::Error(e) => eprintln!("{e}"),
-                _ => eprintln!("{}", super::report::result_line(bad)),
-            }
-            return EXIT_ERROR;
-        }
-        let report = super::coverage::opa_report(run.coverage.as_ref(), &run.modules);
-        if report.coverage < args.threshold {
-            eprintln!(
-                "{}",
-                super::coverage::threshold_error(&report, args.threshold, args.verbose)
-            );
-            return EXIT_FAIL;
-        }
-        if let Err(e) = super::coverage::write_json(&mut out, &report) {
-            eprintln!("writing the report: {e}");
-            return EXIT_ERROR;
-        }
-    } else {
-        let written = match args.format {
-            TestFormat::Pretty => super::report::write_pretty(&mut out, &run.results, args.verbose),
-            TestFormat::Json => super::report::write_json(&mut out, &run.results),
-        };
-        if let Err(e) = written {
-            eprintln!("writing the report: {e}");
-            return EXIT_ERROR;
-        }
-    }
-    if run.results.is_empty() && args.fail_on_empty {
-        eprintln!("no tests were run");
-        return EXIT_ERROR;
-    }
-    code
 }
 
 /// Compiles `set`, discovers its tests and runs them in file order, then rule order.
@@ -262,7 +178,7 @@ fn run_one(engine: &mut Engine, case: TestCase, timeout: Duration) -> TestResult
             if err.message.contains("exceeded time limit") || err.message.contains("time limit") {
                 err.message = format!(
                     "test timed out after {} (set the limit with --timeout)",
-                    super::report::go_duration(timeout)
+                    go_duration(timeout)
                 );
                 if err.line == 0 {
                     err.file.clone_from(&case.file);
@@ -279,6 +195,47 @@ fn run_one(engine: &mut Engine, case: TestCase, timeout: Duration) -> TestResult
         duration,
         output,
     }
+}
+
+/// A duration as Go's `time.Duration.String()` prints it: `0s`, `512ns`, `1.5µs`, `2.25ms`,
+/// `3.000001s`, `1m5s`, `2h0m0s`.
+pub fn go_duration(d: Duration) -> String {
+    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return format!("{}µs", fraction(ns, 1_000));
+    }
+    if ns < 1_000_000_000 {
+        return format!("{}ms", fraction(ns, 1_000_000));
+    }
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let s_part = fraction((secs % 60) * 1_000_000_000 + frac, 1_000_000_000);
+    if secs < 60 {
+        return format!("{s_part}s");
+    }
+    let mins = secs / 60;
+    if mins < 60 {
+        return format!("{mins}m{s_part}s");
+    }
+    format!("{}h{}m{s_part}s", mins / 60, mins % 60)
+}
+
+/// `value / unit` with the remainder as decimals, trailing zeros dropped.
+fn fraction(value: u64, unit: u64) -> String {
+    let whole = value / unit;
+    let rem = value % unit;
+    if rem == 0 {
+        return whole.to_string();
+    }
+    let width = unit.ilog10() as usize;
+    let digits = format!("{rem:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 /// regorus prefixes gathered prints with `file:line: `; OPA's test output shows the message.

@@ -93,6 +93,20 @@ pub fn client_config(ca: &Path) -> Result<ClientConfig, String> {
         .with_no_client_auth())
 }
 
+/// Why a TLS handshake failed, as one line an operator can act on. rustls (webpki) accepts only
+/// X.509 v3 certificates; a v1 certificate (what `openssl x509 -req` makes without
+/// extensions) is refused with a reason that does not say so, so this says it.
+pub fn handshake_refusal(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if text.contains("UnsupportedCertVersion") {
+        format!(
+            "{text} (the peer's certificate is not X.509 v3; sluice accepts v3 certificates only)"
+        )
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

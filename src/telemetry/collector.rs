@@ -72,6 +72,12 @@ impl Collector for DeciderCollector {
             "Denied decisions not logged because of the log rate limit (still counted)",
             self.gateway.deny_logs_suppressed(),
         )?;
+        counter(
+            &mut encoder,
+            "log_lines_dropped",
+            "Log lines dropped because the log writer could not keep up (logging never blocks)",
+            crate::telemetry::log_lines_dropped(),
+        )?;
         let g = ConstGauge::new(decider.generation() as i64);
         g.encode(encoder.encode_descriptor(
             "policy_generation",

@@ -7,7 +7,7 @@
 //! Recorded: time, decision id, protocol, operation, source (workload, client id), target
 //! host:port, topic or path, verdict, reasons and policy revision. Never payloads.
 //!
-//! Not here: querying (`sluice log`, in `logcmd.rs`).
+//! Not here: querying (`sluice log`, in `cmd/log.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
 
+use super::error::TelemetryError;
 use crate::config::DecisionLogConfig;
 use crate::policy::{Input, Verdict};
 
@@ -132,7 +133,7 @@ pub struct DecisionLog {
 
 impl DecisionLog {
     /// Opens (creating) the database and starts the writer thread.
-    pub fn open(cfg: &DecisionLogConfig) -> Result<Self, String> {
+    pub fn open(cfg: &DecisionLogConfig) -> Result<Self, TelemetryError> {
         let conn = open_db(&cfg.path)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue);
         let stats = Arc::new(LogStats::default());
@@ -147,7 +148,9 @@ impl DecisionLog {
         let handle = std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| format!("decision_log: cannot start the writer: {e}"))?;
+            .map_err(|e| {
+                TelemetryError::DecisionLog(format!("decision_log: cannot start the writer: {e}"))
+            })?;
         Ok(Self {
             tx: Some(tx),
             stats,
@@ -230,13 +233,18 @@ impl Drop for DecisionLog {
     }
 }
 
-fn open_db(path: &Path) -> Result<Connection, String> {
+fn open_db(path: &Path) -> Result<Connection, TelemetryError> {
     let shown = path.display();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("decision_log.path: cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            TelemetryError::DecisionLog(format!(
+                "decision_log.path: cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
     }
-    let conn = Connection::open(path).map_err(|e| format!("decision_log.path: {shown}: {e}"))?;
+    let conn = Connection::open(path)
+        .map_err(|e| TelemetryError::DecisionLog(format!("decision_log.path: {shown}: {e}")))?;
     // auto_vacuum must be chosen before the first table exists; incremental lets retention
     // hand freed pages back to the file system a little at a time.
     conn.execute_batch(
@@ -246,7 +254,7 @@ fn open_db(path: &Path) -> Result<Connection, String> {
          PRAGMA busy_timeout = 1000;",
     )
     .and_then(|_| conn.execute_batch(SCHEMA))
-    .map_err(|e| format!("decision_log.path: {shown}: {e}"))?;
+    .map_err(|e| TelemetryError::DecisionLog(format!("decision_log.path: {shown}: {e}")))?;
     Ok(conn)
 }
 

@@ -10,14 +10,19 @@ use std::collections::HashSet;
 
 use prometheus_client::registry::Registry;
 
+use super::error::TelemetryError;
+
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Encodes `registry` for a request with this `Accept` header; returns body and content type.
-pub fn render(registry: &Registry, accept: Option<&str>) -> Result<(String, &'static str), String> {
+pub fn render(
+    registry: &Registry,
+    accept: Option<&str>,
+) -> Result<(String, &'static str), TelemetryError> {
     let mut out = String::with_capacity(8192);
     prometheus_client::encoding::text::encode(&mut out, registry)
-        .map_err(|e| format!("metrics encoding failed: {e}"))?;
+        .map_err(TelemetryError::Exposition)?;
     if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
         Ok((out, OPENMETRICS))
     } else {

@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod decision_log;
+pub mod error;
 pub mod exposition;
 pub mod metrics;
 pub mod policy_metrics;
@@ -70,24 +71,51 @@ impl RateLimiter {
     }
 }
 
-/// Sets up tracing to stderr: human-readable text, or one JSON object per line.
+/// Log lines the writer can hold before it drops (and counts) new ones: a stalled stderr (a
+/// full pipe, a stopped log shipper) must never stall a connection that logs a deny.
+const LOG_QUEUE_LINES: usize = 16 * 1024;
+
+static LOG_DROPS: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Log lines dropped because the writer's queue was full (`sluice_log_lines_dropped_total`).
+pub fn log_lines_dropped() -> u64 {
+    LOG_DROPS.get().map_or(0, |c| c.dropped_lines() as u64)
+}
+
+/// Keeps the log writer's thread alive; dropping it flushes what is queued.
+pub struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
+
+/// Sets up tracing to stderr through a non-blocking, lossy writer (a bounded queue drained by
+/// one thread; overflow is counted): human-readable text, or one JSON object per line.
 /// `level` is a tracing filter (`info`, `sluice=debug,warn`); `RUST_LOG` overrides it.
-pub fn init_logging(format: crate::config::LogFormat, level: &str) -> Result<(), String> {
+/// Hold the returned guard until exit.
+pub fn init_logging(format: crate::config::LogFormat, level: &str) -> Result<LogGuard, String> {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG: {e}"))?,
         _ => EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?,
     };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("sluice-log")
+        .finish(std::io::stderr());
+    let drops = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(ansi);
     let result = match format {
         crate::config::LogFormat::Text => builder.try_init(),
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     // A second init (tests calling twice) is harmless: the first subscriber stays.
-    let _ = result;
-    Ok(())
+    if result.is_err() {
+        return Ok(LogGuard(None));
+    }
+    let _ = LOG_DROPS.set(drops);
+    Ok(LogGuard(Some(guard)))
 }

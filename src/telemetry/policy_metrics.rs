@@ -1,5 +1,5 @@
 //! Exports policy distribution and decision-log counters at scrape time, read from
-//! [`PolicyStatus`](crate::policy::status::PolicyStatus) and the decision log's atomics.
+//! [`PolicyStatus`](crate::policy::bundle::status::PolicyStatus) and the decision log's atomics.
 //!
 //! Not here: the decision engine's own statistics (collector.rs).
 

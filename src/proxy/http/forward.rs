@@ -10,10 +10,13 @@ use hyper::body::Incoming;
 
 use super::body::{Aborted, Counted, ProxyBody, aborted_by};
 use super::headers::{add_via, strip_hop_by_hop};
-use super::target::{Ask, host_port};
-use super::upstream::{ConnectError, connect_error, judged_uri};
-use super::{HttpProxy, reply};
+use super::proxy::HttpProxy;
+use super::reply;
+use super::target::host_port;
+use super::upstream::{connect_error, judged_uri};
 use crate::policy::{HttpFacts, Operation, Protocol};
+use crate::proxy::Ask;
+use crate::proxy::socket::ConnectError;
 
 /// Entry point for every request on a client connection.
 pub async fn handle(proxy: Arc<HttpProxy>, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -43,13 +46,16 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
     let ask = Ask {
         protocol: Protocol::Http,
         operation: Operation::Request,
+        source: &p.gateway.identity,
         host,
         port,
+        mqtt: None,
         http: Some(HttpFacts {
             method: req.method().as_str(),
             scheme: "http",
             path: uri.path(),
         }),
+        will: None,
     };
     let addr = match p.judge_or_refuse(ask, "request", &authority).await {
         Ok(addr) => addr,
@@ -64,24 +70,7 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
             "request target is not a valid path",
         );
     };
-    let (mut parts, body) = req.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    // RFC 9112 §3.2.2: a proxy replaces Host with the absolute-form's authority, which is
-    // also what the policy judged.
-    // Never userinfo (`http://user:pass@host/`): credentials do not belong in Host.
-    let host_header = match authority.port() {
-        Some(port) => format!("{}:{port}", authority.host()),
-        None => authority.host().to_string(),
-    };
-    if let Ok(h) = HeaderValue::from_str(&host_header) {
-        parts.headers.insert(header::HOST, h);
-    }
-    add_via(&mut parts.headers);
-    parts.uri = upstream_uri;
-    parts.version = Version::HTTP_11;
-    let body = Counted::new(body, p.up.clone(), Aborted::Client);
-    let upstream_req = Request::from_parts(parts, body);
-
+    let upstream_req = upstream_request(p, req, &authority, upstream_uri);
     let sent =
         tokio::time::timeout(p.cfg.response_timeout.get(), p.client.request(upstream_req)).await;
     match sent {
@@ -108,6 +97,33 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
             )
         }
     }
+}
+
+/// The request as it goes upstream: hop-by-hop headers dropped, Host from the judged
+/// authority, `Via` added, origin-form URI on the judged address, body counted.
+fn upstream_request(
+    p: &HttpProxy,
+    req: Request<Incoming>,
+    authority: &http::uri::Authority,
+    upstream_uri: http::Uri,
+) -> Request<Counted> {
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // RFC 9112 §3.2.2: a proxy replaces Host with the absolute-form's authority, which is
+    // also what the policy judged.
+    // Never userinfo (`http://user:pass@host/`): credentials do not belong in Host.
+    let host_header = match authority.port() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    if let Ok(h) = HeaderValue::from_str(&host_header) {
+        parts.headers.insert(header::HOST, h);
+    }
+    add_via(&mut parts.headers);
+    parts.uri = upstream_uri;
+    parts.version = Version::HTTP_11;
+    let body = Counted::new(body, p.up.clone(), Aborted::Client);
+    Request::from_parts(parts, body)
 }
 
 fn upstream_failure(

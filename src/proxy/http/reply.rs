@@ -6,7 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
 use super::body::ProxyBody;
-use crate::policy::Verdict;
+use crate::proxy::Decision;
 
 /// A JSON response with `Via` (the client can tell the proxy answered, not the upstream).
 pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
@@ -24,13 +24,13 @@ pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody>
 }
 
 /// `403` for a policy refusal: `{"error", "reasons", "decision_id"}`.
-pub fn denied(what: &str, verdict: &Verdict, decision_id: &str) -> Response<ProxyBody> {
+pub fn denied(what: &str, decision: &Decision) -> Response<ProxyBody> {
     json(
         StatusCode::FORBIDDEN,
         &serde_json::json!({
             "error": format!("{what} denied by policy"),
-            "reasons": verdict.reasons(),
-            "decision_id": decision_id,
+            "reasons": decision.verdict.reasons(),
+            "decision_id": decision.decision_id.as_deref().unwrap_or_default(),
         }),
     )
 }

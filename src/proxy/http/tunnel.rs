@@ -13,7 +13,7 @@
 //!
 //! A tunnel in which no byte moves either way for `http.idle_timeout` is closed.
 //!
-//! Not here: plain requests (forward.rs), SNI parsing (proxy/sni.rs).
+//! Not here: plain requests (forward.rs), SNI parsing (proxy/sni.rs), the relay (proxy/copy.rs).
 
 use std::sync::Arc;
 
@@ -24,17 +24,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
-use super::idle::{Activity, Tracked};
-use super::target::{Ask, host_port};
-use super::upstream::{ConnectError, connect};
-use super::{HttpProxy, reply};
-use crate::policy::{Input, Operation, Protocol, Target, Zone};
+use super::proxy::HttpProxy;
+use super::reply;
+use super::target::host_port;
+use crate::policy::{Operation, Protocol, Zone};
+use crate::proxy::Ask;
+use crate::proxy::copy::{self, Ended};
 use crate::proxy::sni::{self, ClientHello};
+use crate::proxy::socket::{ConnectError, connect};
 use crate::site::HostKind;
 use crate::telemetry::RateLimiter;
-
-/// Splice buffer per direction: large enough for bulk throughput, small enough for 10k tunnels.
-const SPLICE_BUF: usize = 64 * 1024;
 
 pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<ProxyBody> {
     let Some(authority) = req
@@ -50,9 +49,12 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
     let ask = Ask {
         protocol: Protocol::Https,
         operation: Operation::Tunnel,
+        source: &p.gateway.identity,
         host,
         port,
+        mqtt: None,
         http: None,
+        will: None,
     };
     let addr = match p.judge_or_refuse(ask, "tunnel", &authority).await {
         Ok(addr) => addr,
@@ -72,7 +74,7 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
             return reply::error(StatusCode::BAD_GATEWAY, format!("{authority}: {e}"));
         }
     };
-    let guard = p.in_flight.guard();
+    let guard = p.drain.clone();
     let host = host.to_ascii_lowercase();
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
@@ -84,10 +86,7 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
                 Ok(parts) => {
                     let early = parts.read_buf.to_vec();
                     let client = parts.io.into_inner();
-                    #[cfg(target_os = "linux")]
                     splice_tcp(&p, client, early, upstream, &host, port).await;
-                    #[cfg(not(target_os = "linux"))]
-                    splice(&p, client, early, upstream, &host, port).await;
                 }
                 Err(client) => {
                     splice(&p, TokioIo::new(client), Vec::new(), upstream, &host, port).await
@@ -99,8 +98,7 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
     reply::empty(StatusCode::OK)
 }
 
-/// As [`splice`] for two plain TCP sockets: the same check, then a kernel-side relay.
-#[cfg(target_os = "linux")]
+/// As [`splice`] for two plain TCP sockets: the same check, then the kernel-side relay.
 async fn splice_tcp(
     p: &HttpProxy,
     mut client: TcpStream,
@@ -112,18 +110,8 @@ async fn splice_tcp(
     if !check_first_bytes(p, &mut client, early, &mut upstream, host, port).await {
         return;
     }
-    let activity = Activity::new();
-    let relayed = tokio::select! {
-        r = super::zerocopy::relay(&client, &upstream, &p.up.bytes, &p.down.bytes, &activity) => r,
-        _ = activity.idle_for(p.cfg.idle_timeout.get()) => {
-            p.error("tunnel_idle_timeout");
-            return;
-        }
-    };
-    if relayed.is_err() {
-        // A reset in the middle of a tunnel is normal life for TCP; it is counted, not logged.
-        p.error("tunnel_io");
-    }
+    let ended = copy::relay_tcp(client, upstream, &p.counters, p.cfg.idle_timeout.get()).await;
+    count_end(p, ended);
 }
 
 /// Checks the first bytes (`early`: what the client sent along with its CONNECT), then
@@ -139,25 +127,16 @@ async fn splice<C: AsyncRead + AsyncWrite + Unpin>(
     if !check_first_bytes(p, &mut client, early, &mut upstream, host, port).await {
         return;
     }
-    let activity = Activity::new();
-    // Bytes read from the client go upstream, bytes read from the upstream go downstream.
-    let mut client = Tracked::new(client, activity.clone(), p.up.bytes.clone());
-    let mut upstream = Tracked::new(upstream, activity.clone(), p.down.bytes.clone());
-    let copied = tokio::select! {
-        r = tokio::io::copy_bidirectional_with_sizes(
-            &mut client,
-            &mut upstream,
-            SPLICE_BUF,
-            SPLICE_BUF,
-        ) => r,
-        _ = activity.idle_for(p.cfg.idle_timeout.get()) => {
-            p.error("tunnel_idle_timeout");
-            return;
-        }
-    };
-    if copied.is_err() {
+    let ended = copy::relay(client, upstream, &p.counters, p.cfg.idle_timeout.get()).await;
+    count_end(p, ended);
+}
+
+fn count_end(p: &HttpProxy, ended: Ended) {
+    match ended {
+        Ended::Closed => {}
+        Ended::Idle => p.error("tunnel_idle_timeout"),
         // A reset in the middle of a tunnel is normal life for TCP; it is counted, not logged.
-        p.error("tunnel_io");
+        Ended::Failed(_) => p.error("tunnel_io"),
     }
 }
 
@@ -215,7 +194,7 @@ async fn check_first_bytes<C: AsyncRead + Unpin>(
             p.error("tunnel_io");
             return false;
         }
-        p.up.bytes.inc_by(first.len() as u64);
+        p.counters.up.inc_by(first.len() as u64);
     }
     true
 }
@@ -234,34 +213,29 @@ fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> bool {
     if !external {
         return true;
     }
-    let input = Input {
+    let ask = Ask {
         protocol: Protocol::Https,
         operation: Operation::Tunnel,
         source: &p.gateway.identity,
-        target: Target {
-            host: sni_name,
-            port,
-            ip: None,
-            zone: Zone::External,
-        },
+        host: sni_name,
+        port,
         mqtt: None,
         http: None,
+        will: None,
     };
-    let verdict = p.gateway.decide_unlogged(&input);
-    if !verdict.allowed() {
+    // Judged as the external name it claims, never looked up.
+    let decision = p.gateway.decide_at(&ask, None, Zone::External);
+    if !decision.allowed() {
         // Fronting attempts can come in floods; like every deny log, this one is rate-limited.
         static FRONTING_LOG: RateLimiter = RateLimiter::new(20);
-        let decision_id = crate::telemetry::decision_id();
-        p.gateway.log_denied(&input, &verdict, Some(&decision_id));
-        if !FRONTING_LOG.allow() {
-            return false;
+        if FRONTING_LOG.allow() {
+            tracing::warn!(
+                tunnel = %format_args!("{host}:{port}"),
+                sni = sni_name,
+                decision_id = decision.decision_id.as_deref(),
+                "tunnel closed: TLS server name is an external host (domain fronting)"
+            );
         }
-        tracing::warn!(
-            tunnel = %format_args!("{host}:{port}"),
-            sni = sni_name,
-            decision_id,
-            "tunnel closed: TLS server name is an external host (domain fronting)"
-        );
     }
-    verdict.allowed()
+    decision.allowed()
 }

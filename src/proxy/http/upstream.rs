@@ -3,7 +3,8 @@
 //! The request URI handed to the pooled client carries the judged socket address itself
 //! (`http://10.4.0.9:8080/path`), so the pool is keyed by judged address and [`JudgedConnector`]
 //! never resolves a name: a second lookup, which an attacker's DNS could answer differently
-//! (rebinding), cannot happen. Not here: judging (target.rs) or the Host header (forward.rs).
+//! (rebinding), cannot happen. Not here: judging (proxy/judge.rs), opening the socket
+//! (proxy/socket.rs) or the Host header (forward.rs).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,42 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::body::Counted;
-
-/// Why an upstream connection could not be made.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// The connect timeout passed.
-    Timeout(SocketAddr),
-    /// Refused, unreachable, reset.
-    Io(SocketAddr, std::io::Error),
-    /// A URI without a judged address reached the connector: a defect, refused.
-    NotJudged,
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Timeout(a) => write!(f, "connecting to {a} timed out"),
-            Self::Io(a, e) => write!(f, "cannot connect to {a}: {e}"),
-            Self::NotJudged => f.write_str("upstream address was not judged"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {}
-
-/// Opens a TCP connection to a socket address with a timeout, `TCP_NODELAY` set.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => Err(ConnectError::Timeout(addr)),
-        Ok(Err(e)) => Err(ConnectError::Io(addr, e)),
-        Ok(Ok(s)) => {
-            // Small requests and responses must not wait for Nagle.
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-    }
-}
+use crate::proxy::socket::{ConnectError, connect};
 
 /// A connector for URIs whose authority is a literal socket address (never a name).
 #[derive(Clone, Debug)]

@@ -5,7 +5,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::codec::{CONNACK, DISCONNECT, PUBREL, Publish, SUBACK, SUBSCRIBE, Subscribe, Version};
+use super::frame::{CONNACK, DISCONNECT, PUBREL, SUBACK, SUBSCRIBE, Version};
+use super::inspect::{Publish, Subscribe};
 
 fn put_varint(out: &mut BytesMut, mut n: usize) {
     loop {

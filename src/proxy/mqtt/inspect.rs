@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::codec::{CONNECT, CodecError, Cursor, Result, Version, body};
+use super::frame::{CONNECT, CodecError, Cursor, Result, Version, body};
 
 const PROP_TOPIC_ALIAS_MAX: u8 = 0x22;
 const PROP_TOPIC_ALIAS: u8 = 0x23;

@@ -19,18 +19,19 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
+use super::context::ListenerCtx;
 use super::encode;
-use super::session::{READ_CHUNK_MAX, READ_CHUNK_MIN, SessionError, discard};
+use super::error::SessionError;
 use super::wire::{Reader, Writer};
 use crate::config::V3Deny;
-use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
-use crate::proxy::Gateway;
+use crate::policy::{MqttFacts, Operation, Protocol, Source, Zone};
+use crate::proxy::copy::ReadSize;
+use crate::proxy::{Ask, Gateway};
 use crate::telemetry::metrics::BytesLabels;
 
 mod subscribe;
@@ -82,7 +83,7 @@ pub(super) struct Upstream {
     buf: BytesMut,
     aliases: HashMap<u16, Alias>,
     local_qos2: HashSet<u16>,
-    chunk: usize,
+    chunk: ReadSize,
 }
 
 impl Upstream {
@@ -94,7 +95,7 @@ impl Upstream {
             buf,
             aliases: HashMap::new(),
             local_qos2: HashSet::new(),
-            chunk: READ_CHUNK_MIN,
+            chunk: ReadSize::default(),
         }
     }
 }
@@ -104,7 +105,7 @@ pub(super) struct Downstream {
     r: Reader,
     buf: BytesMut,
     connack_seen: bool,
-    chunk: usize,
+    chunk: ReadSize,
 }
 
 impl Downstream {
@@ -113,7 +114,7 @@ impl Downstream {
             r,
             buf: BytesMut::new(),
             connack_seen: false,
-            chunk: READ_CHUNK_MIN,
+            chunk: ReadSize::default(),
         }
     }
 }
@@ -170,20 +171,17 @@ impl Relay {
     }
 
     fn decide(&self, operation: Operation, topic: &str, qos: u8, retain: bool) -> bool {
-        let input = Input {
+        let ask = Ask {
             protocol: Protocol::Mqtt,
             operation,
             source: &self.source,
-            target: Target {
-                host: &self.ctx.upstream_host,
-                port: self.ctx.upstream_port,
-                ip: self.ip,
-                zone: self.zone,
-            },
+            host: &self.ctx.upstream_host,
+            port: self.ctx.upstream_port,
             mqtt: Some(MqttFacts { topic, qos, retain }),
             http: None,
+            will: None,
         };
-        self.gw.decide(&input).allowed()
+        self.gw.decide_at(&ask, self.ip, self.zone).allowed()
     }
 
     async fn to_client(&self, bytes: &[u8]) -> Result<(), Ended> {
@@ -267,7 +265,7 @@ impl Relay {
                     return Some(broker_err(e));
                 }
                 fwd = 0;
-                discard(buf, h.total());
+                buf.advance(h.total());
                 match action {
                     Action::Forward | Action::Drop => {}
                     Action::Reply(b) => {
@@ -505,7 +503,7 @@ impl Relay {
                     return Some(e);
                 }
                 fwd = 0;
-                discard(buf, h.total());
+                buf.advance(h.total());
                 if let Err(e) = self.to_client(&replacement).await {
                     return Some(e);
                 }
@@ -563,7 +561,7 @@ impl Relay {
 async fn fill(
     r: &mut Reader,
     buf: &mut BytesMut,
-    chunk: &mut usize,
+    chunk: &mut ReadSize,
     max: usize,
 ) -> std::io::Result<bool> {
     if buf.is_empty() {
@@ -571,16 +569,12 @@ async fn fill(
         r.readable().await?;
     }
     let want = match codec::parse_header(buf, max) {
-        Ok(Some(h)) => h.total().saturating_sub(buf.len()).max(*chunk),
-        _ => *chunk,
+        Ok(Some(h)) => h.total().saturating_sub(buf.len()).max(chunk.get()),
+        _ => chunk.get(),
     };
     buf.reserve(want);
     let room = buf.capacity() - buf.len();
     let n = r.read_buf(buf).await?;
-    if n >= room {
-        *chunk = (*chunk * 2).min(READ_CHUNK_MAX);
-    } else if n < *chunk / 4 {
-        *chunk = (*chunk / 2).max(READ_CHUNK_MIN);
-    }
+    chunk.update(n, room);
     Ok(n > 0)
 }

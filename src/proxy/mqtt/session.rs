@@ -9,66 +9,36 @@
 //!
 //! Not here: accepting connections (mod.rs) or byte-level parsing (codec.rs).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
-use super::ListenerCtx;
 use super::codec::{self, CodecError, Version, reason};
+use super::context::ListenerCtx;
 use super::encode;
+use super::error::SessionError;
 use super::relay::{Downstream, Ended, Relay, Upstream};
 use super::wire::{Reader, Stream, Writer, subject_common_name};
-use crate::policy::{Input, MqttFacts, Operation, Protocol, Source, Target, Zone};
-use crate::proxy::Gateway;
-use crate::site::HostKind;
+use crate::drain::Watch;
+use crate::policy::{MqttFacts, Operation, Protocol, Source};
+use crate::proxy::listener::Accepted;
+use crate::proxy::socket::{self, ConnectError};
+use crate::proxy::{Ask, Gateway, Judged};
 
-/// Read sizes: a session starts small (most MQTT packets are tiny and most connections are
-/// idle) and doubles while reads fill the buffer, up to the largest.
-pub(super) const READ_CHUNK_MIN: usize = 1024;
-pub(super) const READ_CHUNK_MAX: usize = 64 * 1024;
-
-/// Serves one accepted client connection to its end, counting it.
-pub async fn run(
-    ctx: Arc<ListenerCtx>,
-    gw: Arc<Gateway>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    shutdown: watch::Receiver<bool>,
-) {
-    let labels = crate::telemetry::metrics::ProtocolLabels { protocol: "mqtt" };
-    gw.metrics.connections.get_or_create(&labels).inc();
-    let open = gw.metrics.connections_open.get_or_create(&labels).clone();
-    open.inc();
-    let _ = tcp.set_nodelay(true);
-    if let Err(e) = serve(&ctx, &gw, tcp, shutdown).await {
+/// Serves one accepted client connection to its end; an abnormal end is counted.
+pub async fn run(ctx: Arc<ListenerCtx>, gw: Arc<Gateway>, accepted: Accepted) {
+    let Accepted {
+        stream,
+        peer,
+        drain,
+        ..
+    } = accepted;
+    if let Err(e) = serve(&ctx, &gw, stream, drain).await {
         gw.metrics.error("mqtt", e.kind);
         tracing::debug!(%peer, listener = %ctx.config.listen, kind = e.kind, "mqtt session ended: {}", e.message);
-    }
-    open.dec();
-}
-
-/// Why a session ended abnormally (counted as `errors{protocol="mqtt",kind}`).
-pub(super) struct SessionError {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl SessionError {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<CodecError> for SessionError {
-    fn from(e: CodecError) -> Self {
-        Self::new(e.kind(), e.to_string())
     }
 }
 
@@ -76,7 +46,7 @@ async fn serve(
     ctx: &Arc<ListenerCtx>,
     gw: &Arc<Gateway>,
     tcp: TcpStream,
-    shutdown: watch::Receiver<bool>,
+    drain: Watch,
 ) -> Result<(), SessionError> {
     // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
     // runs, and the relay's state is one exact-size allocation after it: the task itself stays
@@ -84,7 +54,7 @@ async fn serve(
     let Some(established) = Box::pin(establish(ctx, gw, tcp)).await? else {
         return Ok(());
     };
-    let relaying = Box::pin(relay_until_end(established, shutdown));
+    let relaying = Box::pin(relay_until_end(established, drain));
     relaying.await
 }
 
@@ -92,7 +62,7 @@ async fn serve(
 /// returning the future, so that each part of the session is stored in it once.
 fn relay_until_end(
     established: Established,
-    mut shutdown: watch::Receiver<bool>,
+    mut drain: Watch,
 ) -> impl Future<Output = Result<(), SessionError>> {
     let Established {
         relay,
@@ -107,7 +77,7 @@ fn relay_until_end(
         let ended = tokio::select! {
             e = relay.client_to_broker(&mut up) => e,
             e = relay.broker_to_client(&mut down) => e,
-            _ = shutdown.wait_for(|stop| *stop) => Ended::Shutdown,
+            _ = drain.signaled() => Ended::Shutdown,
         };
         relay.finish(ended).await
     }
@@ -131,24 +101,7 @@ async fn establish(
     tcp: TcpStream,
 ) -> Result<Option<Established>, SessionError> {
     let deadline = tokio::time::Instant::now() + ctx.config.connect_timeout.get();
-    let timed_out = || SessionError::new("connect_timeout", "no CONNECT within connect_timeout");
-
-    let (mut client, cert_name) = match &ctx.tls {
-        None => (Stream::Tcp(tcp), None),
-        Some(acceptor) => {
-            let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|e| SessionError::new("tls_handshake", e.to_string()))?;
-            let name = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| subject_common_name(c));
-            (Stream::Other(Box::new(tls)), name)
-        }
-    };
+    let (mut client, cert_name) = accept_tls(ctx, tcp, deadline).await?;
 
     let mut buf = BytesMut::new();
     let frame = tokio::time::timeout_at(
@@ -156,29 +109,12 @@ async fn establish(
         read_first_frame(&mut client, &mut buf, ctx.max_packet),
     )
     .await
-    .map_err(|_| timed_out())??;
+    .map_err(|_| connect_timed_out())??;
     let connect = match codec::inspect_connect(&frame) {
         Ok(c) => c,
-        Err(e) => {
-            if e == CodecError::UnsupportedVersion {
-                let _ = client
-                    .write_all(&encode::encode_connack(
-                        Version::V311,
-                        reason::V3_UNACCEPTABLE_VERSION,
-                    ))
-                    .await;
-            } else if frame.get(8) == Some(&5) && frame.get(4..8) == Some(b"MQTT") {
-                let _ = client
-                    .write_all(&encode::encode_connack(Version::V5, e.reason_code()))
-                    .await;
-            }
-            return Err(e.into());
-        }
+        Err(e) => return Err(answer_bad_connect(&mut client, &frame, e).await),
     };
     let version = connect.version;
-    let refuse = |code_v5: u8, code_v3: u8| {
-        encode::encode_connack(version, if version.is_v5() { code_v5 } else { code_v3 })
-    };
 
     // Who is asking. A verified client certificate's CN is the user name, whatever CONNECT says.
     let mut source: Source = gw.identity.clone();
@@ -187,94 +123,34 @@ async fn establish(
         Some(cn) => cn,
         None => connect.username.unwrap_or_default().to_string(),
     };
-
-    // Where it goes: the zone by the site's DNS rule, before any lookup of an external name.
-    let host = ctx.upstream_host.as_str();
-    let port = ctx.upstream_port;
-    let (mut ip, zone) = match gw.site.classify(host) {
-        HostKind::Address(ip, zone) => (Some(ip), zone),
-        HostKind::LocalName => match resolve(host, port).await {
-            Ok(ip) => (Some(ip), gw.site.zone_of_ip(ip)),
-            Err(e) => {
-                let _ = client
-                    .write_all(&refuse(
-                        reason::SERVER_UNAVAILABLE,
-                        reason::V3_SERVER_UNAVAILABLE,
-                    ))
-                    .await;
-                return Err(SessionError::new("upstream_resolve", e));
-            }
-        },
-        HostKind::ExternalName => (None, Zone::External),
-    };
-
-    let target = Target {
-        host,
-        port,
-        ip,
-        zone,
-    };
-    let connect_input = Input {
-        protocol: Protocol::Mqtt,
-        operation: Operation::Connect,
-        source: &source,
-        target,
-        mqtt: None,
-        http: None,
-    };
-    let mut allowed = gw.decide(&connect_input).allowed();
-    if allowed {
-        if let Some(will) = connect.will {
-            // The Will is a publish the broker makes later on the client's behalf.
-            let will_input = Input {
-                operation: Operation::Publish,
-                mqtt: Some(MqttFacts {
-                    topic: will.topic,
-                    qos: will.qos,
-                    retain: will.retain,
-                }),
-                ..connect_input
-            };
-            allowed = gw.decide(&will_input).allowed();
-        }
-    }
-    if !allowed {
-        let _ = client
-            .write_all(&refuse(reason::NOT_AUTHORIZED, reason::V3_NOT_AUTHORIZED))
-            .await;
-        let _ = client.shutdown().await;
-        return Ok(None);
-    }
-
-    // Only an allowed CONNECT may look up an external name.
-    let addr = match ip {
-        Some(ip) => SocketAddr::new(ip, port),
-        None => match resolve(host, port).await {
-            Ok(found) => {
-                ip = Some(found);
-                SocketAddr::new(found, port)
-            }
-            Err(e) => {
-                let _ = client
-                    .write_all(&refuse(
-                        reason::SERVER_UNAVAILABLE,
-                        reason::V3_SERVER_UNAVAILABLE,
-                    ))
-                    .await;
-                return Err(SessionError::new("upstream_resolve", e));
-            }
-        },
-    };
-    let broker = match connect_upstream(ctx, addr, deadline).await {
-        Ok(b) => b,
-        Err(e) => {
+    let will = connect.will.map(|w| MqttFacts {
+        topic: w.topic,
+        qos: w.qos,
+        retain: w.retain,
+    });
+    let (broker, addr, zone) = match reach_broker(ctx, gw, &source, will, deadline).await {
+        Reach::Connected(broker, addr, zone) => (broker, addr, zone),
+        Reach::Denied => {
             let _ = client
-                .write_all(&refuse(
-                    reason::SERVER_UNAVAILABLE,
-                    reason::V3_SERVER_UNAVAILABLE,
+                .write_all(&refusal(
+                    version,
+                    reason::NOT_AUTHORIZED,
+                    reason::V3_NOT_AUTHORIZED,
                 ))
                 .await;
-            tracing::warn!(listener = %ctx.config.listen, upstream = %ctx.config.upstream, "cannot reach the MQTT broker: {}", e.message);
+            let _ = client.shutdown().await;
+            return Ok(None);
+        }
+        Reach::Failed(e) => {
+            let unavailable = refusal(
+                version,
+                reason::SERVER_UNAVAILABLE,
+                reason::V3_SERVER_UNAVAILABLE,
+            );
+            let _ = client.write_all(&unavailable).await;
+            if ctx.upstream_errors.allow() {
+                tracing::warn!(listener = %ctx.config.listen, upstream = %ctx.config.upstream, kind = e.kind, "cannot reach the MQTT broker: {}", e.message);
+            }
             return Err(e);
         }
     };
@@ -290,15 +166,8 @@ async fn establish(
     drop(frame);
     let buf = if buf.is_empty() { BytesMut::new() } else { buf };
 
-    let relay = Relay::new(
-        Arc::clone(gw),
-        Arc::clone(ctx),
-        version,
-        source,
-        ip,
-        zone,
-        client_w,
-    );
+    let (ctx, gw) = (Arc::clone(ctx), Arc::clone(gw));
+    let relay = Relay::new(gw, ctx, version, source, Some(addr.ip()), zone, client_w);
     Ok(Some(Established {
         relay,
         client_r,
@@ -306,6 +175,98 @@ async fn establish(
         broker_w,
         buf,
     }))
+}
+
+fn connect_timed_out() -> SessionError {
+    SessionError::new("connect_timeout", "no CONNECT within connect_timeout")
+}
+
+/// A CONNACK refusing the session in the client's protocol version.
+fn refusal(version: Version, code_v5: u8, code_v3: u8) -> Bytes {
+    encode::encode_connack(version, if version.is_v5() { code_v5 } else { code_v3 })
+}
+
+/// The listener's TLS handshake (when configured) and the verified client certificate's CN.
+async fn accept_tls(
+    ctx: &ListenerCtx,
+    tcp: TcpStream,
+    deadline: tokio::time::Instant,
+) -> Result<(Stream, Option<String>), SessionError> {
+    let Some(acceptor) = &ctx.tls else {
+        return Ok((Stream::Tcp(tcp), None));
+    };
+    let peer = tcp.peer_addr().ok();
+    let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
+        .await
+        .map_err(|_| connect_timed_out())?
+        .map_err(|e| {
+            let why = crate::proxy::tls::handshake_refusal(&e);
+            if ctx.handshake_errors.allow() {
+                tracing::warn!(listener = %ctx.config.listen, peer = ?peer, "TLS handshake refused: {why}");
+            }
+            SessionError::new("tls_handshake", why)
+        })?;
+    let name = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| subject_common_name(c));
+    Ok((Stream::Other(Box::new(tls)), name))
+}
+
+/// Tells the client why its CONNECT was refused, where its protocol has a way to say so.
+async fn answer_bad_connect(client: &mut Stream, frame: &[u8], e: CodecError) -> SessionError {
+    if e == CodecError::UnsupportedVersion {
+        let answer = encode::encode_connack(Version::V311, reason::V3_UNACCEPTABLE_VERSION);
+        let _ = client.write_all(&answer).await;
+    } else if frame.get(8) == Some(&5) && frame.get(4..8) == Some(b"MQTT") {
+        let _ = client
+            .write_all(&encode::encode_connack(Version::V5, e.reason_code()))
+            .await;
+    }
+    e.into()
+}
+
+/// How reaching the broker went.
+enum Reach {
+    Connected(Stream, SocketAddr, crate::policy::Zone),
+    Denied,
+    Failed(SessionError),
+}
+
+/// Judges the CONNECT (and its Will) by the site's DNS rule — an external broker name is
+/// looked up only once allowed, every lookup within the CONNECT's deadline — then connects to
+/// exactly the judged address.
+async fn reach_broker(
+    ctx: &ListenerCtx,
+    gw: &Gateway,
+    source: &Source,
+    will: Option<MqttFacts<'_>>,
+    deadline: tokio::time::Instant,
+) -> Reach {
+    let ask = Ask {
+        protocol: Protocol::Mqtt,
+        operation: Operation::Connect,
+        source,
+        host: &ctx.upstream_host,
+        port: ctx.upstream_port,
+        mqtt: None,
+        http: None,
+        will,
+    };
+    let lookup_time = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match gw.judge(ask, lookup_time).await {
+        Judged::Allowed { addr, zone } => match connect_upstream(ctx, addr, deadline).await {
+            Ok(broker) => Reach::Connected(broker, addr, zone),
+            Err(e) => Reach::Failed(e),
+        },
+        Judged::Denied(_) => Reach::Denied,
+        Judged::Unresolvable(msg) => Reach::Failed(SessionError::new("upstream_resolve", msg)),
+        Judged::LookupTimeout(msg) => {
+            Reach::Failed(SessionError::new("upstream_resolve_timeout", msg))
+        }
+    }
 }
 
 /// Reads exactly one frame (the CONNECT) and leaves anything pipelined after it in `buf`.
@@ -339,27 +300,18 @@ async fn read_first_frame(
     }
 }
 
-async fn resolve(host: &str, port: u16) -> Result<IpAddr, String> {
-    let mut addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    addrs
-        .next()
-        .map(|a| a.ip())
-        .ok_or_else(|| format!("{host} has no address"))
-}
-
 async fn connect_upstream(
     ctx: &ListenerCtx,
     addr: SocketAddr,
     deadline: tokio::time::Instant,
 ) -> Result<Stream, SessionError> {
     let fail = |e: String| SessionError::new("upstream_connect", format!("{addr}: {e}"));
-    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+    let tcp = socket::connect_by(addr, deadline)
         .await
-        .map_err(|_| fail("connect timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
-    let _ = tcp.set_nodelay(true);
+        .map_err(|e| match e {
+            ConnectError::Io(_, e) => fail(e.to_string()),
+            other => fail(other.to_string()),
+        })?;
     match &ctx.upstream_tls {
         None => Ok(Stream::Tcp(tcp)),
         Some((connector, name)) => {
@@ -370,9 +322,4 @@ async fn connect_upstream(
             Ok(Stream::Other(Box::new(tls)))
         }
     }
-}
-
-/// Drops `n` bytes from the front of `buf`.
-pub(super) fn discard(buf: &mut BytesMut, n: usize) {
-    buf.advance(n);
 }

@@ -1,0 +1,273 @@
+//! The one way the tests run the `sluice` binary as a server: [`Process`] spawns
+//! `sluice <command> -c <config>` in a [`TempDir`] with its stderr in a file, and waits until a
+//! readiness probe answers; [`Sluice`] is `sluice serve` ready once the admin endpoint's
+//! `/readyz` says 200 (every listener bound, policies compiled). The webhook's launcher is in
+//! `webhook.rs`, on the same [`Process`].
+//!
+//! Not for one-shot commands (`sluice test`, `eval`, …): those are `cli::sluice`. Readiness is
+//! never read from the logs; the logs are there for assertions and failure messages.
+
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use super::http::http_get;
+use super::metrics::Scrape;
+use super::tempdir::TempDir;
+use super::{WAIT, free_port, wait_until};
+
+/// Environment a test must not inherit: it would change identity, logging or panics.
+const SCRUBBED_ENV: [&str; 5] = [
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "POD_NAME",
+    "POD_NAMESPACE",
+    "NODE_NAME",
+];
+
+/// A running `sluice` server process, killed on drop.
+pub struct Process {
+    child: Child,
+    log: PathBuf,
+    dir: TempDir,
+    what: String,
+}
+
+impl Process {
+    /// Writes `config` to `dir/sluice.yaml` and runs `sluice <command> [args] -c <it>` from the
+    /// repository root (relative fixture paths work), stderr to `dir/sluice.log`.
+    pub fn spawn(
+        dir: TempDir,
+        command: &str,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let path = dir.file("sluice.yaml", config);
+        let log = dir.join("sluice.log");
+        let stderr =
+            std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg(command)
+            .args(args)
+            .arg("-c")
+            .arg(&path)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for var in SCRUBBED_ENV {
+            cmd.env_remove(var);
+        }
+        let child = cmd
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run sluice {command}: {e}"));
+        Self {
+            child,
+            log,
+            dir,
+            what: format!("sluice {command}"),
+        }
+    }
+
+    /// Waits until `ready` holds; fails with the log if the process exits first or the wait
+    /// runs out.
+    pub fn wait_ready(&mut self, probe: &str, mut ready: impl FnMut() -> bool) {
+        let what = format!("{} to answer {probe}", self.what);
+        let mut exited = None;
+        wait_until(WAIT, &what, || {
+            exited = self.child.try_wait().ok().flatten();
+            exited.is_some() || ready()
+        });
+        if let Some(status) = exited {
+            panic!(
+                "{} exited ({status}) before it was ready:\n{}",
+                self.what,
+                self.logs()
+            );
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for a log line containing `needle`, for events only the log shows; the line.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let mut line = String::new();
+        wait_until(WAIT, &format!("a log line with {needle:?}"), || match self
+            .logs()
+            .lines()
+            .find(|l| l.contains(needle))
+        {
+            Some(l) => {
+                line = l.to_string();
+                true
+            }
+            None => false,
+        });
+        line
+    }
+
+    /// The directory holding the config, the log and whatever the test put there.
+    pub fn dir(&self) -> &TempDir {
+        &self.dir
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (with the system `kill`, from procps) and waits for the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.sigterm();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM and returns at once, for tests that watch the shutdown happen.
+    pub fn sigterm(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(
+            sent.as_ref().is_ok_and(|s| s.success()),
+            "kill -TERM {pid}: {sent:?}"
+        );
+    }
+
+    /// Waits for the process to exit on its own; its exit code (None: killed by a signal).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut code = None;
+        let what = format!("{} to exit", self.what);
+        wait_until(WAIT, &what, || match self.child.try_wait() {
+            Ok(Some(status)) => {
+                code = status.code();
+                true
+            }
+            _ => false,
+        });
+        code
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The site of the gateway tests: only 127.0.0.1 is inside the plant, so 127.0.0.2 (also
+/// loopback) plays an external host.
+pub const TEST_SITE: &str = "site:\n  name: test-plant\n  local_networks: [127.0.0.1/32]\n  local_domains: [localhost, \"*.local\"]\n";
+
+/// The config of [`Sluice::start`]: the test site, admin and HTTP proxy on free ports, then
+/// `extra`. `{HTTP}` in `extra` stands for the `http:` section head (to add keys to it); an
+/// `extra` with its own `http:` replaces the proxy's section.
+pub fn gateway_config(extra: &str) -> String {
+    let proxy = format!("http:\n  listen: 127.0.0.1:{}\n", free_port());
+    let extra = extra.replace("{HTTP}", &proxy);
+    let http = if extra.contains("http:") { "" } else { &proxy };
+    format!(
+        "{TEST_SITE}admin:\n  listen: 127.0.0.1:{}\n{http}{extra}",
+        free_port()
+    )
+}
+
+/// A running `sluice serve`, ready: its listeners are bound and its policies compiled.
+pub struct Sluice {
+    process: Process,
+    pub admin: SocketAddr,
+    http: Option<SocketAddr>,
+    /// The MQTT listeners, in config order.
+    pub mqtt: Vec<SocketAddr>,
+}
+
+impl Sluice {
+    /// `sluice serve` on [`gateway_config`]`(extra)`.
+    pub fn start(extra: &str) -> Self {
+        Self::launch(&gateway_config(extra), &[], &[])
+    }
+
+    /// As [`Sluice::start`], with extra environment variables for the process.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Self {
+        Self::launch(&gateway_config(extra), &[], env)
+    }
+
+    /// `sluice serve` on a whole config of the test's own.
+    pub fn serve(config: &str) -> Self {
+        Self::launch(config, &[], &[])
+    }
+
+    /// `sluice serve [args] -c <config>` with `env`. The listener addresses are read from the
+    /// config with sluice's own parser; every one must be a fixed free port, as readiness is
+    /// asked of the admin address and the tests connect to the others.
+    pub fn launch(config: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let parsed = sluice::config::Config::parse(config)
+            .unwrap_or_else(|e| panic!("the test's config does not parse: {e}\n{config}"));
+        let admin = fixed(parsed.admin.listen, "admin.listen");
+        let http = parsed.http.as_ref().map(|h| fixed(h.listen, "http.listen"));
+        let mqtt = parsed
+            .mqtt
+            .iter()
+            .map(|m| fixed(m.listen, "mqtt[].listen"))
+            .collect();
+        let mut process = Process::spawn(TempDir::new("serve"), "serve", config, args, env);
+        process.wait_ready(&format!("GET http://{admin}/readyz with 200"), || {
+            matches!(http_get(admin, "/readyz"), Ok((200, _)))
+        });
+        Self {
+            process,
+            admin,
+            http,
+            mqtt,
+        }
+    }
+
+    /// The HTTP forward proxy's address.
+    pub fn proxy(&self) -> SocketAddr {
+        self.http
+            .unwrap_or_else(|| panic!("this sluice has no HTTP proxy (http: null)"))
+    }
+
+    /// The first MQTT listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        *self
+            .mqtt
+            .first()
+            .unwrap_or_else(|| panic!("this sluice has no MQTT listener"))
+    }
+}
+
+/// `addr`, unless its port is 0: the bound port could then only be learnt from the log.
+fn fixed(addr: SocketAddr, key: &str) -> SocketAddr {
+    assert_ne!(
+        addr.port(),
+        0,
+        "{key}: give the test's listeners free ports (support::free_port), not port 0"
+    );
+    addr
+}
+
+impl Scrape for Sluice {
+    fn metrics(&self) -> String {
+        match http_get(self.admin, "/metrics") {
+            Ok((200, body)) => body,
+            other => panic!("GET http://{}/metrics: {other:?}", self.admin),
+        }
+    }
+}
+
+impl Deref for Sluice {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl DerefMut for Sluice {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
