@@ -301,7 +301,7 @@ fn over_tls(dir: &Path, policy_dir: &Path, body: &[u8]) -> Result<Stats, String>
         .build()
         .map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
-        let config = sluice::proxy::tls::client_config(&cert_file)?;
+        let config = sluice::proxy::tls::client_config(&cert_file).map_err(|e| e.to_string())?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(addr)
             .await

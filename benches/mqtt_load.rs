@@ -405,22 +405,7 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 5);
-    out.push(first);
-    let mut n = body.len();
-    loop {
-        let mut b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
+    sluice::proxy::mqtt::encode::encode_frame(first, body)
 }
 
 fn rss_kib(pid: u32) -> u64 {

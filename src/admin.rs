@@ -328,7 +328,7 @@ fn post_input(body: &[u8]) -> Result<Option<Json>, String> {
 
 /// Turns the URL path after `/v1/data` into a Rego reference, as OPA does: segments split on
 /// `/`, percent-decoded, integers become array indexes, other names are quoted when needed.
-pub fn data_reference(path: &str) -> Result<String, String> {
+fn data_reference(path: &str) -> Result<String, String> {
     let mut reference = String::from("data");
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         let seg = percent_decode(raw).ok_or_else(|| format!("{raw:?}: bad percent-encoding"))?;

@@ -38,8 +38,10 @@ async fn serving_certificate_verifies_against_the_printed_ca_bundle() -> Result<
     );
 
     let server =
-        sluice::proxy::tls::server_config(&dir.join("tls.crt"), &dir.join("tls.key"), None, &[])?;
-    let client = sluice::proxy::tls::client_config(&dir.join("ca.crt"))?;
+        sluice::proxy::tls::server_config(&dir.join("tls.crt"), &dir.join("tls.key"), None, &[])
+            .map_err(|e| e.to_string())?;
+    let client =
+        sluice::proxy::tls::client_config(&dir.join("ca.crt")).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;

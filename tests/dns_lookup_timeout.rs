@@ -12,16 +12,9 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-use support::*;
-
-/// A namespace with loopback up and a resolver that never answers; removed (with its
-/// resolv.conf and the resolver) on drop.
-struct Namespace {
-    name: String,
-    resolver: Option<std::process::Child>,
-}
+use support::{Error, LaunchOptions, Namespace, Scrape, Sluice, is_root};
 
 /// Reads every UDP query and TCP connection on 127.0.0.53:53 and answers none.
 const SILENT_RESOLVER: &str = "import socket, time
@@ -31,159 +24,84 @@ t.bind(('127.0.0.53', 53)); t.listen(64)
 print('ready', flush=True)
 time.sleep(3600)";
 
-impl Namespace {
-    fn new() -> Result<Self, Error> {
-        let name = format!("sluice-dns-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        run("ip", &["netns", "add", &name])?;
-        let mut ns = Self {
-            name,
-            resolver: None,
-        };
-        let etc = format!("/etc/netns/{}", ns.name);
-        std::fs::create_dir_all(&etc)?;
-        std::fs::write(
-            format!("{etc}/resolv.conf"),
-            "nameserver 127.0.0.53\noptions timeout:30 attempts:1\n",
-        )?;
-        ns.exec(&["ip", "link", "set", "lo", "up"])?;
-        let mut resolver = ns
-            .command(&["python3", "-c", SILENT_RESOLVER])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut ready = String::new();
-        if let Some(out) = resolver.stdout.as_mut() {
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready)?;
-        }
-        ns.resolver = Some(resolver);
-        if ready.trim() != "ready" {
-            return Err("the silent resolver did not start".into());
-        }
-        Ok(ns)
+/// A namespace whose resolver (its own resolv.conf) takes every query and never answers.
+fn silent_dns_namespace() -> Result<Namespace, Error> {
+    let mut ns = Namespace::new("dns")?;
+    ns.etc_file(
+        "resolv.conf",
+        "nameserver 127.0.0.53\noptions timeout:30 attempts:1\n",
+    )?;
+    let mut resolver = ns
+        .command(&["python3", "-c", SILENT_RESOLVER])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut ready = String::new();
+    if let Some(out) = resolver.stdout.as_mut() {
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready)?;
     }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(args);
-        c
+    ns.keep(resolver);
+    if ready.trim() != "ready" {
+        return Err("the silent resolver did not start".into());
     }
-
-    fn exec(&self, args: &[&str]) -> Result<Output, Error> {
-        let out = self.command(args).output()?;
-        if !out.status.success() {
-            return Err(
-                format!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into(),
-            );
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        if let Some(mut r) = self.resolver.take() {
-            let _ = r.kill();
-            let _ = r.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) -> Result<(), Error> {
-    let status = Command::new(cmd).args(args).status()?;
-    if !status.success() {
-        return Err(format!("{cmd} {args:?}: {status}").into());
-    }
-    Ok(())
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc_geteuid() == 0 }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-fn metric(ns: &Namespace, name: &str) -> Result<f64, Error> {
-    let out = ns.exec(&["curl", "-sS", "http://127.0.0.1:9901/metrics"])?;
-    Ok(sample(&String::from_utf8_lossy(&out.stdout), name))
+    Ok(ns)
 }
 
 #[test]
-fn a_hanging_lookup_is_cut_off_and_counted_for_http_and_mqtt() -> TestResult {
+fn a_hanging_lookup_is_cut_off_and_counted_for_http_and_mqtt() -> Result<(), Error> {
     if !is_root() {
         eprintln!("skipped: needs root for ip netns and iptables");
         return Ok(());
     }
-    let ns = Namespace::new()?;
-    let dir = TempDir::new("dns-timeout");
-    let config = dir.file(
-        "sluice.yaml",
+    let ns = silent_dns_namespace()?;
+    // Fixed ports: the namespace is the test's own, nothing else listens there.
+    let sluice = Sluice::launch(
         "http: {listen: 127.0.0.1:3128, connect_timeout: 300ms}\n\
          mqtt:\n  - listen: 127.0.0.1:1883\n    upstream: broker.plant.local:1883\n    connect_timeout: 300ms\n",
+        LaunchOptions {
+            wrapper: &ns.wrapper(),
+            ..LaunchOptions::default()
+        },
     );
-    let mut sluice = ns
-        .command(&[env!("CARGO_BIN_EXE_sluice"), "serve", "-c"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let result = (|| -> TestResult {
-        wait_until(WAIT, "sluice ready in the namespace", || {
-            ns.command(&[env!("CARGO_BIN_EXE_sluice"), "health"])
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        // HTTP: the resolver's own timeout is 30 s; the proxy gives up at connect_timeout.
-        let out = ns
-            .command(&[
-                "curl",
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-m",
-                "20",
-                "-x",
-                "http://127.0.0.1:3128",
-                "http://historian.plant.local/",
-            ])
-            .output()?;
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "504");
-        let dns = "sluice_errors_total{protocol=\"http\",kind=\"dns_timeout\"}";
-        assert_eq!(metric(&ns, dns)?, 1.0);
+    // HTTP: the resolver's own timeout is 30 s; the proxy gives up at connect_timeout.
+    let out = ns
+        .command(&[
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "20",
+            "-x",
+            "http://127.0.0.1:3128",
+            "http://historian.plant.local/",
+        ])
+        .output()?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "504");
+    let dns = "sluice_errors_total{protocol=\"http\",kind=\"dns_timeout\"}";
+    assert_eq!(sluice.metric(dns), 1.0);
 
-        // MQTT: the CONNECT is refused (server unavailable), not left hanging.
-        let out = ns
-            .command(&[
-                "mosquitto_pub",
-                "-p",
-                "1883",
-                "-V",
-                "311",
-                "-t",
-                "plant/x",
-                "-m",
-                "1",
-                "-q",
-                "1",
-            ])
-            .output()?;
-        assert!(!out.status.success(), "the CONNECT was refused");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("unavailable"), "mosquitto_pub said: {err}");
-        let mqtt = "sluice_errors_total{protocol=\"mqtt\",kind=\"upstream_resolve_timeout\"}";
-        assert_eq!(metric(&ns, mqtt)?, 1.0);
-        Ok(())
-    })();
-    let _ = sluice.kill();
-    let _ = sluice.wait();
-    result
+    // MQTT: the CONNECT is refused (server unavailable), not left hanging.
+    let out = ns
+        .command(&[
+            "mosquitto_pub",
+            "-p",
+            "1883",
+            "-V",
+            "311",
+            "-t",
+            "plant/x",
+            "-m",
+            "1",
+            "-q",
+            "1",
+        ])
+        .output()?;
+    assert!(!out.status.success(), "the CONNECT was refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unavailable"), "mosquitto_pub said: {err}");
+    let mqtt = "sluice_errors_total{protocol=\"mqtt\",kind=\"upstream_resolve_timeout\"}";
+    assert_eq!(sluice.metric(mqtt), 1.0);
+    Ok(())
 }

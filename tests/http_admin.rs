@@ -182,7 +182,11 @@ fn json_log_format_flag_writes_json_lines() -> TestResult {
     let (http, admin) = (free_port(), free_port());
     let config =
         format!("http:\n  listen: 127.0.0.1:{http}\nadmin:\n  listen: 127.0.0.1:{admin}\n");
-    let gw = Sluice::launch(&config, &["--log-format", "json"], &[]);
+    let options = LaunchOptions {
+        args: &["--log-format", "json"],
+        ..LaunchOptions::default()
+    };
+    let gw = Sluice::launch(&config, options);
     // Readiness and the startup line are not ordered: wait for the line itself.
     wait_until(WAIT, "the first log line", || gw.logs().contains('\n'));
     let text = gw.logs();

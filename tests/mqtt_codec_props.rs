@@ -8,6 +8,8 @@ use sluice::proxy::mqtt::codec::{self, Version};
 
 const MAX: usize = 4096;
 
+/// The remaining-length encoding, written here independently of `encode.rs` on purpose: a
+/// round trip through the codec's own encoder could not catch a mistake both sides share.
 fn varint(mut n: usize, out: &mut Vec<u8>) {
     loop {
         let mut b = (n & 0x7f) as u8;

@@ -39,7 +39,7 @@ fn start(yaml: &str) -> Gate {
 
 fn bundle_yaml(url: &str, persist: &std::path::Path, extra: &str) -> String {
     format!(
-        "policy:\n  on_missing_policy: deny_exports\n  bundle:\n    url: {url}\n    poll_min: 50ms\n    poll_max: 100ms\n    timeout: 1s\n    persist_dir: {}\n{extra}",
+        "policy:\n  eval_timeout: 5s\n  on_missing_policy: deny_exports\n  bundle:\n    url: {url}\n    poll_min: 50ms\n    poll_max: 100ms\n    timeout: 1s\n    persist_dir: {}\n{extra}",
         persist.display()
     )
 }

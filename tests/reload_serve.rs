@@ -39,9 +39,12 @@ fn shipped_bundle(revision: &str, allowlist: serde_json::Value) -> Vec<u8> {
     ])
 }
 
+/// `eval_timeout: 5s` in every reload test: they test reloads, and on a loaded 2-core machine
+/// the first evaluation of a new generation can pass the 50 ms default and fail closed
+/// (correctly, counted as a timeout) — a verdict these tests are not about.
 fn config(url: &str, persist: &std::path::Path, db: &std::path::Path) -> String {
     format!(
-        "{{HTTP}}policy:\n  decision: data.manufacturing.egress\n  on_missing_policy: deny_exports\n  bundle:\n    url: {url}\n    poll_min: 50ms\n    poll_max: 100ms\n    timeout: 1s\n    persist_dir: {}\ndecision_log:\n  path: {}\n  sample_allowed: 1\n",
+        "{{HTTP}}policy:\n  eval_timeout: 5s\n  decision: data.manufacturing.egress\n  on_missing_policy: deny_exports\n  bundle:\n    url: {url}\n    poll_min: 50ms\n    poll_max: 100ms\n    timeout: 1s\n    persist_dir: {}\ndecision_log:\n  path: {}\n  sample_allowed: 1\n",
         persist.display(),
         db.display()
     )
@@ -155,11 +158,8 @@ fn serve_restarted_without_the_bundle_server_serves_the_persisted_bundle_and_say
     assert_eq!(st["active_revision"], "allow-upload-7");
     assert_eq!(st["origin"], "persisted");
     assert_eq!(health_bundles(&s).0, 200);
-    assert_eq!(
-        proxied(s.proxy(), outside.addr, "/upload").0,
-        200,
-        "the persisted allowlist applies"
-    );
+    let (code, body) = proxied(s.proxy(), outside.addr, "/upload");
+    assert_eq!(code, 200, "the persisted allowlist applies: {body}");
     assert!(
         s.logs()
             .contains("bundle server not reached yet: serving the persisted bundle")
@@ -335,7 +335,7 @@ fn serve_watches_policy_directories_and_keeps_the_last_good_policy_on_a_broken_e
     std::fs::write(&data, r#"{"export_allowlist": []}"#).unwrap_or_else(|e| panic!("{e}"));
     let outside = Upstream::start("127.0.0.2", Duration::ZERO).unwrap_or_else(|e| panic!("{e}"));
     let s = Sluice::start(&format!(
-        "{{HTTP}}policy:\n  decision: data.manufacturing.egress\n  paths: [{}]\n  watch: true\n",
+        "{{HTTP}}policy:\n  eval_timeout: 5s\n  decision: data.manufacturing.egress\n  paths: [{}]\n  watch: true\n",
         dir.join("policies").display()
     ));
     let first = status(&s)["active_revision"].clone();
@@ -350,7 +350,8 @@ fn serve_watches_policy_directories_and_keeps_the_last_good_policy_on_a_broken_e
     wait_until(WAIT, "the edit active", || {
         status(&s)["active_revision"] != first
     });
-    assert_eq!(proxied(s.proxy(), outside.addr, "/upload").0, 200);
+    let (code, body) = proxied(s.proxy(), outside.addr, "/upload");
+    assert_eq!(code, 200, "{body}");
 
     std::fs::write(&data, r#"{"export_allowlist": [ "#).unwrap_or_else(|e| panic!("{e}"));
     wait_until(WAIT, "the broken edit reported", || {

@@ -49,7 +49,7 @@ fn a_change_in_a_watched_directory_is_activated() {
     let policies = dir.join("policies");
     write_policy(&policies, &[1883]);
     let w = watch(&format!(
-        "policy:\n  paths: [{}]\n  watch: true\n",
+        "policy:\n  eval_timeout: 5s\n  paths: [{}]\n  watch: true\n",
         policies.display()
     ));
     let first = w.decider.revision();
@@ -68,7 +68,7 @@ fn a_broken_module_is_reported_and_the_old_policy_keeps_enforcing() {
     let policies = dir.join("policies");
     write_policy(&policies, &[1883]);
     let w = watch(&format!(
-        "policy:\n  paths: [{}]\n  watch: true\n",
+        "policy:\n  eval_timeout: 5s\n  paths: [{}]\n  watch: true\n",
         policies.display()
     ));
     let rego = policies.join("manufacturing/smart.rego");
@@ -102,7 +102,7 @@ fn a_deleted_policy_directory_is_reported_once_and_the_old_policy_keeps_enforcin
     let policies = dir.join("policies");
     write_policy(&policies, &[1883]);
     let w = watch(&format!(
-        "policy:\n  paths: [{}]\n  watch: true\n",
+        "policy:\n  eval_timeout: 5s\n  paths: [{}]\n  watch: true\n",
         policies.display()
     ));
     std::fs::remove_dir_all(&policies).unwrap_or_else(|e| panic!("{e}"));
@@ -128,7 +128,7 @@ fn a_watched_bundle_file_is_reloaded_when_replaced() {
     let file = dir.join("plant.tar.gz");
     std::fs::write(&file, tar_gz(&bundle_files("f1", &[1883]))).unwrap_or_else(|e| panic!("{e}"));
     let w = watch(&format!(
-        "policy:\n  bundle: {{file: {}}}\n",
+        "policy:\n  eval_timeout: 5s\n  bundle: {{file: {}}}\n",
         file.display()
     ));
     assert_eq!(w.decider.revision(), "f1");

@@ -17,8 +17,8 @@ use crate::proxy::tls;
 
 /// Loads a certificate chain and key into a rustls `CertifiedKey`; the error names the file.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, AdmissionError> {
-    let chain = tls::load_certs(cert).map_err(AdmissionError::Certificate)?;
-    let key_der = tls::load_key(key).map_err(AdmissionError::Certificate)?;
+    let chain = tls::load_certs(cert).map_err(|e| AdmissionError::Certificate(e.to_string()))?;
+    let key_der = tls::load_key(key).map_err(|e| AdmissionError::Certificate(e.to_string()))?;
     CertifiedKey::from_der(chain, key_der, &tls::provider()).map_err(|e| {
         AdmissionError::Certificate(format!(
             "{}: certificate and key {} do not match or are unusable: {e}",

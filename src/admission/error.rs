@@ -21,6 +21,9 @@ pub enum AdmissionError {
     /// A request is not an AdmissionReview the webhook can answer.
     #[error("{0}")]
     Review(String),
+    /// The webhook cannot start: its listen address, its inventory.
+    #[error("{0}")]
+    Start(String),
     /// A test suite, its filter or one of its assertions.
     #[error("{0}")]
     Suite(String),

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::certs::{self, ReloadingCert};
+use super::error::AdmissionError;
 use super::inventory::Inventory;
 use super::policies::Policies;
 use super::service::{Webhook, text};
@@ -24,9 +25,10 @@ use crate::proxy::listener::{self, Accepted, Accounting, Listener};
 
 /// Loads the policies the config names (the embedded shipped set when `paths` is empty) and
 /// logs every problem. Errors only when the inventory cannot be read.
-pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
+pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, AdmissionError> {
     let inventory = match &cfg.inventory {
-        Some(dir) => Inventory::load(dir).map_err(|e| format!("webhook.inventory: {e}"))?,
+        Some(dir) => Inventory::load(dir)
+            .map_err(|e| AdmissionError::Start(format!("webhook.inventory: {e}")))?,
         None => Inventory::new(),
     };
     let mut policies = if cfg.paths.is_empty() {
@@ -42,7 +44,8 @@ pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, String> {
 }
 
 /// Serves the webhook until the process is stopped.
-pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
+pub async fn run(cfg: WebhookConfig) -> Result<(), AdmissionError> {
+    let start = |e: String| AdmissionError::Start(e);
     let started = Instant::now();
     let policies = load_policies(&cfg)?;
     let webhook = Arc::new(Webhook::new(
@@ -51,27 +54,22 @@ pub async fn run(cfg: WebhookConfig) -> Result<(), String> {
         cfg.max_body_bytes.as_usize(),
     ));
     let for_reload = webhook.clone();
-    let resolver = Arc::new(
-        ReloadingCert::new(
-            &cfg.tls.cert,
-            &cfg.tls.key,
-            cfg.cert_reload_interval.get(),
-            Box::new(move |r| match r {
-                Ok(()) => {
-                    for_reload.metrics.cert_reloads.inc();
-                }
-                Err(_) => for_reload.count_error("cert_reload"),
-            }),
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(
-        certs::server_config(resolver).map_err(|e| e.to_string())?,
-    ));
+    let resolver = Arc::new(ReloadingCert::new(
+        &cfg.tls.cert,
+        &cfg.tls.key,
+        cfg.cert_reload_interval.get(),
+        Box::new(move |r| match r {
+            Ok(()) => {
+                for_reload.metrics.cert_reloads.inc();
+            }
+            Err(_) => for_reload.count_error("cert_reload"),
+        }),
+    )?);
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs::server_config(resolver)?));
     let listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| format!("webhook.listen {}: {e}", cfg.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| start(format!("webhook.listen {}: {e}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(|e| start(e.to_string()))?;
     tracing::info!(
         addr = %addr,
         templates = webhook.policies.templates.len(),

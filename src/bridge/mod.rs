@@ -209,9 +209,18 @@ fn local_client_id(config: &BridgeConfig) -> String {
         .unwrap_or_else(|| format!("sluice-bridge-{}", config.name))
 }
 
+/// Why a bridge cannot set up a session with one side.
+#[derive(Debug, thiserror::Error)]
+enum SideError {
+    #[error(transparent)]
+    Address(#[from] crate::config::UnitError),
+    #[error(transparent)]
+    Tls(#[from] crate::proxy::tls::TlsError),
+}
+
 /// rumqttc options of one side; TLS through our rustls config (the ring provider).
-fn mqtt_options(side: &BridgeBroker, client_id: String) -> Result<MqttOptions, String> {
-    let (host, port) = split_host_port(&side.broker).map_err(|e| e.to_string())?;
+fn mqtt_options(side: &BridgeBroker, client_id: String) -> Result<MqttOptions, SideError> {
+    let (host, port) = split_host_port(&side.broker)?;
     let mut opts = MqttOptions::new(client_id, host, port);
     opts.set_keep_alive(side.keep_alive.get().max(Duration::from_secs(5)));
     let max = side.max_packet_size.as_usize();

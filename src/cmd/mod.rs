@@ -27,3 +27,25 @@ pub(crate) fn fail_load(err: &LoadError) -> i32 {
     eprintln!("{err}");
     EXIT_ERROR
 }
+
+/// What a long-running command (`serve`, `webhook`) needs before its first await: the
+/// non-blocking logger (hold the guard until exit) and the runtime. `Err`: the exit code, after
+/// one line on stderr naming `command`.
+pub(crate) fn start_process(
+    command: &str,
+    format: crate::config::LogFormat,
+    level: &str,
+) -> Result<(crate::telemetry::LogGuard, tokio::runtime::Runtime), i32> {
+    let log = crate::telemetry::init_logging(format, level).map_err(|e| {
+        eprintln!("sluice {command}: {e}");
+        EXIT_ERROR
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("sluice {command}: cannot start the runtime: {e}");
+            EXIT_ERROR
+        })?;
+    Ok((log, runtime))
+}

@@ -76,22 +76,9 @@ pub fn run(args: ServeArgs) -> i32 {
         },
     };
     let format = args.log_format.unwrap_or(config.log.format);
-    let _log = match crate::telemetry::init_logging(format, &config.log.level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("sluice serve: {e}");
-            return 1;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sluice serve: cannot start the runtime: {e}");
-            return 1;
-        }
+    let (_log, runtime) = match super::start_process("serve", format, &config.log.level) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(serve(config, started)) {
         Ok(()) => 0,
@@ -122,9 +109,75 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     let admin_task = admin::spawn(admin.clone(), admin_listener, admin_watch);
 
-    // The first policy is chosen without waiting for any network: policy.paths, the bundle
-    // file, the persisted bundle, else policy.on_missing_policy. A bundle server is polled
-    // once everything listens.
+    let policy = open_policy(&config).await?;
+    let gateway = policy.gateway.clone();
+    admin.attach(gateway.clone());
+
+    let (data_drain, data_watch) = drain::channel();
+    let mut listening = vec![format!("admin={admin_addr}")];
+    let tasks =
+        start_data_path(&config, &gateway, http_listener, data_watch, &mut listening).await?;
+    admin.set_ready(true);
+    tracing::info!(
+        listening = %listening.join(" "),
+        policy = %policy.name,
+        decision = %config.policy.decision,
+        revision = %gateway.decider.revision(),
+        origin = policy.origin.as_str(),
+        generation = gateway.decider.generation(),
+        policy_load_ms = format_args!("{:.2}", gateway.decider.load_time().as_secs_f64() * 1e3),
+        startup_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
+        "sluice serving"
+    );
+
+    let signal = wait_for_signal().await;
+    admin.set_ready(false);
+    // MQTT-only gateways still give sessions time to receive their DISCONNECT.
+    let grace = config
+        .http
+        .as_ref()
+        .map(|h| h.shutdown_grace.get())
+        .unwrap_or_else(|| crate::config::HttpConfig::default().shutdown_grace.get());
+    tracing::info!(
+        signal,
+        grace = %format_args!("{}s", grace.as_secs_f64()),
+        // Every accept loop and the HTTP proxy hold a watch too; the rest are connections.
+        open = data_drain
+            .open()
+            .saturating_sub(tasks.len() + usize::from(config.http.is_some())),
+        "shutting down: no new connections, finishing open requests"
+    );
+    let left = data_drain.drain(grace).await;
+    if left > 0 {
+        tracing::warn!(
+            open = left,
+            "shutdown grace over; closing connections still open"
+        );
+    }
+    if let Some(log) = &gateway.decision_log {
+        if !log.flush(std::time::Duration::from_secs(2)) {
+            tracing::warn!("decision log: entries still queued at exit were not written");
+        }
+    }
+    admin_drain.drain(std::time::Duration::from_secs(1)).await;
+    admin_task.abort();
+    drop(policy);
+    Ok(())
+}
+
+/// The gateway with its first policy, and what keeps the policy sources running.
+struct OpenPolicy {
+    gateway: Arc<Gateway>,
+    name: String,
+    origin: Origin,
+    /// Watchers and the bundle poller; dropped at exit.
+    _sources: Box<dyn std::any::Any + Send>,
+}
+
+/// Chooses the first policy without waiting for any network — policy.paths, the bundle file,
+/// the persisted bundle, else policy.on_missing_policy — and starts the sources (a bundle
+/// server is polled from now on).
+async fn open_policy(config: &Config) -> Result<OpenPolicy, String> {
     let sources = PolicySources::from_config(&config.policy).map_err(|e| e.to_string())?;
     let (startup, decider, status) = sources
         .open(DeciderOptions {
@@ -152,7 +205,6 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
         Some(cfg) => Some(DecisionLog::open(cfg).map_err(|e| e.to_string())?),
         None => None,
     };
-    let policy_name = sources.describe();
     let identity = config.identity.resolved();
     let source = Source {
         workload: identity.workload,
@@ -166,71 +218,40 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
             .with_policy_status(status.clone())
             .with_decision_log(decision_log),
     );
-    let _policy_sources = sources
+    let name = sources.describe();
+    let running = sources
         .start(gateway.decider.clone(), status, &startup)
         .map_err(|e| e.to_string())?;
-    admin.attach(gateway.clone());
+    Ok(OpenPolicy {
+        gateway,
+        name,
+        origin: startup.origin,
+        _sources: Box::new(running),
+    })
+}
 
-    let (data_drain, data_watch) = drain::channel();
+/// Starts the HTTP proxy and the MQTT listeners on the data path's drain; adds each to
+/// `listening` (the startup line). The watch is consumed: the drain then waits only for them.
+async fn start_data_path(
+    config: &Config,
+    gateway: &Arc<Gateway>,
+    http_listener: Option<TcpListener>,
+    data_watch: Watch,
+    listening: &mut Vec<String>,
+) -> Result<Vec<JoinHandle<()>>, String> {
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-    let mut listening = vec![format!("admin={admin_addr}")];
     if let (Some(cfg), Some(listener)) = (&config.http, http_listener) {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         let proxy = HttpProxy::new(gateway.clone(), cfg.clone(), local, data_watch.clone());
         tasks.push(http::spawn(proxy, listener, data_watch.clone()));
         listening.push(format!("http={local}"));
     }
-    tasks.extend(start_mqtt(&config, gateway.clone(), data_watch.clone()).await?);
-    tasks.extend(crate::bridge::start(&config.bridges, gateway.clone(), data_watch.clone()).await);
-    drop(data_watch);
+    tasks.extend(start_mqtt(config, gateway.clone(), data_watch.clone()).await?);
+    tasks.extend(crate::bridge::start(&config.bridges, gateway.clone(), data_watch).await);
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
-    admin.set_ready(true);
-    tracing::info!(
-        listening = %listening.join(" "),
-        policy = %policy_name,
-        decision = %config.policy.decision,
-        revision = %gateway.decider.revision(),
-        origin = startup.origin.as_str(),
-        generation = gateway.decider.generation(),
-        policy_load_ms = format_args!("{:.2}", gateway.decider.load_time().as_secs_f64() * 1e3),
-        startup_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
-        "sluice serving"
-    );
-
-    let signal = wait_for_signal().await;
-    tracing::info!(
-        signal,
-        grace = ?config.http.as_ref().map(|h| h.shutdown_grace.get()),
-        // Every accept loop and the HTTP proxy hold a watch too; the rest are connections.
-        open = data_drain
-            .open()
-            .saturating_sub(tasks.len() + usize::from(config.http.is_some())),
-        "shutting down: no new connections, finishing open requests"
-    );
-    admin.set_ready(false);
-    // MQTT-only gateways still give sessions time to receive their DISCONNECT.
-    let grace = config
-        .http
-        .as_ref()
-        .map(|h| h.shutdown_grace.get())
-        .unwrap_or_else(|| crate::config::HttpConfig::default().shutdown_grace.get());
-    let left = data_drain.drain(grace).await;
-    if left > 0 {
-        tracing::warn!(
-            open = left,
-            "shutdown grace over; closing connections still open"
-        );
-    }
-    if let Some(log) = &gateway.decision_log {
-        if !log.flush(std::time::Duration::from_secs(2)) {
-            tracing::warn!("decision log: entries still queued at exit were not written");
-        }
-    }
-    admin_drain.drain(std::time::Duration::from_secs(1)).await;
-    admin_task.abort();
-    Ok(())
+    Ok(tasks)
 }
 
 /// Starts the MQTT listeners (each bound before the gateway reports ready).
@@ -239,7 +260,9 @@ async fn start_mqtt(
     gateway: Arc<Gateway>,
     drain: Watch,
 ) -> Result<Vec<JoinHandle<()>>, String> {
-    crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, drain).await
+    crate::proxy::mqtt::spawn_listeners(&config.mqtt, gateway, drain)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn wait_for_signal() -> &'static str {

@@ -39,22 +39,9 @@ pub fn run(args: WebhookArgs) -> i32 {
         },
         None => Config::default(),
     };
-    let _log = match crate::telemetry::init_logging(cfg.log.format, &cfg.log.level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("sluice webhook: {e}");
-            return 1;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sluice webhook: cannot start the runtime: {e}");
-            return 1;
-        }
+    let (_log, runtime) = match super::start_process("webhook", cfg.log.format, &cfg.log.level) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(server::run(cfg.webhook)) {
         Ok(()) => 0,

@@ -5,6 +5,7 @@
 //! `docs/architecture.md` describes each stage and where a new protocol plugs in.
 
 pub mod copy;
+pub mod error;
 pub mod http;
 pub mod judge;
 pub mod listener;

@@ -10,41 +10,76 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
+/// Why TLS material cannot be used: one line naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: cannot read {what}: {source}")]
+    Read {
+        path: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a PEM certificate file: {reason}")]
+    NotPem { path: String, reason: String },
+    #[error("{0}: no PEM certificate found")]
+    NoCertificate(String),
+    #[error("{path}: no usable PEM private key: {reason}")]
+    NoKey { path: String, reason: String },
+    #[error("{path}: invalid CA certificate: {reason}")]
+    BadCa { path: String, reason: String },
+    #[error("{path}: certificate and key do not match or are unusable: {reason}")]
+    Mismatch { path: String, reason: String },
+    #[error("TLS setup: {0}")]
+    Setup(String),
+}
+
 /// The process-wide crypto provider: ring, explicitly, so no feature unification can swap it.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Reads a PEM certificate chain.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let shown = path.display();
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("{shown}: cannot read certificate: {e}"))?;
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: shown.clone(),
+        what: "certificate",
+        source,
+    })?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{shown}: not a PEM certificate file: {e}"))?;
+        .map_err(|e| TlsError::NotPem {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(format!("{shown}: no PEM certificate found"));
+        return Err(TlsError::NoCertificate(shown));
     }
     Ok(certs)
 }
 
 /// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let shown = path.display();
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("{shown}: cannot read private key: {e}"))?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| format!("{shown}: no usable PEM private key: {e}"))
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: shown.clone(),
+        what: "private key",
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::NoKey {
+        path: shown,
+        reason: e.to_string(),
+    })
 }
 
 /// A CA bundle as a root store.
-pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: invalid CA certificate: {e}", path.display()))?;
+        roots.add(cert).map_err(|e| TlsError::BadCa {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
     }
     Ok(roots)
 }
@@ -56,12 +91,12 @@ pub fn server_config(
     key: &Path,
     client_ca: Option<&Path>,
     alpn: &[&[u8]],
-) -> Result<ServerConfig, String> {
+) -> Result<ServerConfig, TlsError> {
     let certs = load_certs(cert)?;
     let key = load_key(key)?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(|e| TlsError::Setup(e.to_string()))?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -69,26 +104,29 @@ pub fn server_config(
             let verifier =
                 rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
                     .build()
-                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+                    .map_err(|e| TlsError::BadCa {
+                        path: ca.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        format!(
-            "{}: certificate and key do not match or are unusable: {e}",
-            cert.display()
-        )
-    })?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Mismatch {
+            path: cert.display().to_string(),
+            reason: e.to_string(),
+        })?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
 
 /// A client config trusting exactly the CAs in `ca`.
-pub fn client_config(ca: &Path) -> Result<ClientConfig, String> {
+pub fn client_config(ca: &Path) -> Result<ClientConfig, TlsError> {
     let roots = load_roots(ca)?;
     Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(|e| TlsError::Setup(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
@@ -117,10 +155,16 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let bad = dir.join("bad.pem");
         let _ = std::fs::write(&bad, b"not pem at all");
-        let err = load_certs(&bad).err().unwrap_or_default();
+        let err = load_certs(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.starts_with(&bad.display().to_string()), "{err}");
         assert!(!err.contains('\n'));
-        let err = load_key(&dir.join("missing.key")).err().unwrap_or_default();
+        let err = load_key(&dir.join("missing.key"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("cannot read private key"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -11,6 +11,7 @@ pub mod policy_metrics;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use error::TelemetryError;
 pub use metrics::Metrics;
 
 /// A short unique id for one decision, shown to the client on a deny and in the logs, so an
@@ -90,11 +91,20 @@ pub struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_blocking::W
 /// one thread; overflow is counted): human-readable text, or one JSON object per line.
 /// `level` is a tracing filter (`info`, `sluice=debug,warn`); `RUST_LOG` overrides it.
 /// Hold the returned guard until exit.
-pub fn init_logging(format: crate::config::LogFormat, level: &str) -> Result<LogGuard, String> {
+pub fn init_logging(
+    format: crate::config::LogFormat,
+    level: &str,
+) -> Result<LogGuard, TelemetryError> {
     use tracing_subscriber::EnvFilter;
+    let bad = |key| {
+        move |e: tracing_subscriber::filter::ParseError| TelemetryError::LogFilter {
+            key,
+            reason: e.to_string(),
+        }
+    };
     let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG: {e}"))?,
-        _ => EnvFilter::try_new(level).map_err(|e| format!("log.level: {e}"))?,
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(bad("RUST_LOG"))?,
+        _ => EnvFilter::try_new(level).map_err(bad("log.level"))?,
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()

@@ -125,58 +125,8 @@ impl Upstream {
                 c.fetch_add(1, Ordering::SeqCst);
                 let (s, h) = (s.clone(), h.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (s, h) = (s.clone(), h.clone());
-                        async move {
-                            h.fetch_add(1, Ordering::SeqCst);
-                            let method = req.method().to_string();
-                            let uri = req.uri().to_string();
-                            let headers = req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into())
-                                })
-                                .collect();
-                            let mut body = Vec::new();
-                            let mut incoming = req.into_body();
-                            let mut complete = true;
-                            while let Some(frame) = incoming.frame().await {
-                                match frame {
-                                    Ok(f) => {
-                                        if let Some(d) = f.data_ref() {
-                                            body.extend_from_slice(d);
-                                        }
-                                    }
-                                    Err(_) => {
-                                        complete = false;
-                                        break;
-                                    }
-                                }
-                            }
-                            let text = format!("upstream saw {method} {uri}");
-                            if let Ok(mut v) = s.lock() {
-                                v.push(Seen {
-                                    method,
-                                    uri,
-                                    headers,
-                                    body,
-                                    body_complete: complete,
-                                });
-                            }
-                            tokio::time::sleep(delay).await;
-                            let mut resp = hyper::Response::new(Full::new(Bytes::from(text)));
-                            resp.headers_mut()
-                                .insert("x-upstream", http::HeaderValue::from_static("plain"));
-                            resp.headers_mut().insert(
-                                "connection",
-                                http::HeaderValue::from_static("keep-alive, x-upstream-hop"),
-                            );
-                            resp.headers_mut()
-                                .insert("x-upstream-hop", http::HeaderValue::from_static("1"));
-                            Ok::<_, std::convert::Infallible>(resp)
-                        }
-                    });
+                    let svc =
+                        service_fn(move |req| record_and_answer(req, s.clone(), h.clone(), delay));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -195,6 +145,61 @@ impl Upstream {
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().map(|v| v.clone()).unwrap_or_default()
     }
+}
+
+/// The plain upstream's answer: counts the head, records the request with its whole body (or
+/// what arrived of it), waits `delay`, answers `200 upstream saw {method} {uri}` with a
+/// hop-by-hop header the proxy must strip.
+async fn record_and_answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    heads: Arc<AtomicUsize>,
+    delay: Duration,
+) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+    heads.fetch_add(1, Ordering::SeqCst);
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
+    let mut body = Vec::new();
+    let mut incoming = req.into_body();
+    let mut complete = true;
+    while let Some(frame) = incoming.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(d) = f.data_ref() {
+                    body.extend_from_slice(d);
+                }
+            }
+            Err(_) => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    let text = format!("upstream saw {method} {uri}");
+    if let Ok(mut v) = seen.lock() {
+        v.push(Seen {
+            method,
+            uri,
+            headers,
+            body,
+            body_complete: complete,
+        });
+    }
+    tokio::time::sleep(delay).await;
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(text)));
+    let headers = resp.headers_mut();
+    headers.insert("x-upstream", http::HeaderValue::from_static("plain"));
+    headers.insert(
+        "connection",
+        http::HeaderValue::from_static("keep-alive, x-upstream-hop"),
+    );
+    headers.insert("x-upstream-hop", http::HeaderValue::from_static("1"));
+    Ok(resp)
 }
 
 /// A TLS upstream (rcgen certificate for 127.0.0.1 and localhost) answering any request with

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::http::http_get;
 use super::metrics::Scrape;
@@ -26,39 +27,52 @@ const SCRUBBED_ENV: [&str; 5] = [
     "NODE_NAME",
 ];
 
+/// How a server is started, beyond its config; `LaunchOptions::default()`: nothing more.
+#[derive(Clone, Copy, Default)]
+pub struct LaunchOptions<'a> {
+    /// Arguments before `-c`, e.g. `["--log-format", "json"]`.
+    pub args: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+    /// A command sluice runs inside, e.g. `["ip", "netns", "exec", NAME]`; readiness and
+    /// metrics are then asked through it too (`sluice health`, `curl`).
+    pub wrapper: &'a [&'a str],
+    /// stderr is a pipe nobody reads (a stalled log shipper) instead of the log file.
+    pub unread_stderr: bool,
+}
+
 /// A running `sluice` server process, killed on drop.
 pub struct Process {
     child: Child,
     log: PathBuf,
     dir: TempDir,
     what: String,
+    wrapper: Vec<String>,
 }
 
 impl Process {
     /// Writes `config` to `dir/sluice.yaml` and runs `sluice <command> [args] -c <it>` from the
     /// repository root (relative fixture paths work), stderr to `dir/sluice.log`.
-    pub fn spawn(
-        dir: TempDir,
-        command: &str,
-        config: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
+    pub fn spawn(dir: TempDir, command: &str, config: &str, options: LaunchOptions) -> Self {
         let path = dir.file("sluice.yaml", config);
         let log = dir.join("sluice.log");
-        let stderr =
-            std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        let mut cmd = wrapped(options.wrapper, env!("CARGO_BIN_EXE_sluice"));
         cmd.arg(command)
-            .args(args)
+            .args(options.args)
             .arg("-c")
             .arg(&path)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }
+        let stderr = if options.unread_stderr {
+            Stdio::piped()
+        } else {
+            std::fs::File::create(&log)
+                .unwrap_or_else(|e| panic!("create {}: {e}", log.display()))
+                .into()
+        };
         let child = cmd
-            .envs(env.iter().copied())
+            .envs(options.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -68,24 +82,40 @@ impl Process {
             log,
             dir,
             what: format!("sluice {command}"),
+            wrapper: options.wrapper.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// `program` run the way this server runs: inside its wrapper, if it has one.
+    pub fn command(&self, program: &str) -> Command {
+        let wrapper: Vec<&str> = self.wrapper.iter().map(String::as_str).collect();
+        wrapped(&wrapper, program)
+    }
+
+    fn wrapped(&self) -> bool {
+        !self.wrapper.is_empty()
     }
 
     /// Waits until `ready` holds; fails with the log if the process exits first or the wait
     /// runs out.
+    #[track_caller]
     pub fn wait_ready(&mut self, probe: &str, mut ready: impl FnMut() -> bool) {
-        let what = format!("{} to answer {probe}", self.what);
-        let mut exited = None;
-        wait_until(WAIT, &what, || {
-            exited = self.child.try_wait().ok().flatten();
-            exited.is_some() || ready()
-        });
-        if let Some(status) = exited {
-            panic!(
-                "{} exited ({status}) before it was ready:\n{}",
+        let deadline = Instant::now() + WAIT;
+        while !ready() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before it was ready:\n{}",
+                    self.what,
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting for {} to answer {probe}; its log:\n{}",
                 self.what,
                 self.logs()
             );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -95,6 +125,7 @@ impl Process {
     }
 
     /// Waits for a log line containing `needle`, for events only the log shows; the line.
+    #[track_caller]
     pub fn wait_for_log(&self, needle: &str) -> String {
         let mut line = String::new();
         wait_until(WAIT, &format!("a log line with {needle:?}"), || match self
@@ -121,12 +152,14 @@ impl Process {
     }
 
     /// Sends SIGTERM (with the system `kill`, from procps) and waits for the exit code.
+    #[track_caller]
     pub fn terminate(&mut self) -> Option<i32> {
         self.sigterm();
         self.wait_exit()
     }
 
     /// Sends SIGTERM and returns at once, for tests that watch the shutdown happen.
+    #[track_caller]
     pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
@@ -137,6 +170,7 @@ impl Process {
     }
 
     /// Waits for the process to exit on its own; its exit code (None: killed by a signal).
+    #[track_caller]
     pub fn wait_exit(&mut self) -> Option<i32> {
         let mut code = None;
         let what = format!("{} to exit", self.what);
@@ -148,6 +182,18 @@ impl Process {
             _ => false,
         });
         code
+    }
+}
+
+/// `program`, or `wrapper... program` when there is a wrapper.
+fn wrapped(wrapper: &[&str], program: &str) -> Command {
+    match wrapper.split_first() {
+        None => Command::new(program),
+        Some((first, rest)) => {
+            let mut cmd = Command::new(first);
+            cmd.args(rest).arg(program);
+            cmd
+        }
     }
 }
 
@@ -186,26 +232,36 @@ pub struct Sluice {
 
 impl Sluice {
     /// `sluice serve` on [`gateway_config`]`(extra)`.
+    #[track_caller]
     pub fn start(extra: &str) -> Self {
-        Self::launch(&gateway_config(extra), &[], &[])
+        Self::launch(&gateway_config(extra), LaunchOptions::default())
     }
 
     /// As [`Sluice::start`], with extra environment variables for the process.
+    #[track_caller]
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Self {
-        Self::launch(&gateway_config(extra), &[], env)
+        let options = LaunchOptions {
+            env,
+            ..LaunchOptions::default()
+        };
+        Self::launch(&gateway_config(extra), options)
     }
 
     /// `sluice serve` on a whole config of the test's own.
+    #[track_caller]
     pub fn serve(config: &str) -> Self {
-        Self::launch(config, &[], &[])
+        Self::launch(config, LaunchOptions::default())
     }
 
-    /// `sluice serve [args] -c <config>` with `env`. The listener addresses are read from the
-    /// config with sluice's own parser; every one must be a fixed free port, as readiness is
-    /// asked of the admin address and the tests connect to the others.
-    pub fn launch(config: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let parsed = sluice::config::Config::parse(config)
-            .unwrap_or_else(|e| panic!("the test's config does not parse: {e}\n{config}"));
+    /// `sluice serve [args] -c <config>`, started as `options` say. The listener addresses are
+    /// read from the config with sluice's own parser; every one must be a fixed port, as
+    /// readiness is asked of the admin address and the tests connect to the others.
+    #[track_caller]
+    pub fn launch(config: &str, options: LaunchOptions) -> Self {
+        let parsed = match sluice::config::Config::parse(config) {
+            Ok(parsed) => parsed,
+            Err(e) => panic!("the test's config does not parse: {e}\n{config}"),
+        };
         let admin = fixed(parsed.admin.listen, "admin.listen");
         let http = parsed.http.as_ref().map(|h| fixed(h.listen, "http.listen"));
         let mqtt = parsed
@@ -213,10 +269,21 @@ impl Sluice {
             .iter()
             .map(|m| fixed(m.listen, "mqtt[].listen"))
             .collect();
-        let mut process = Process::spawn(TempDir::new("serve"), "serve", config, args, env);
-        process.wait_ready(&format!("GET http://{admin}/readyz with 200"), || {
-            matches!(http_get(admin, "/readyz"), Ok((200, _)))
-        });
+        let mut process = Process::spawn(TempDir::new("serve"), "serve", config, options);
+        let readyz = format!("http://{admin}/readyz");
+        if process.wrapped() {
+            // The product's own probe, run where sluice runs: exit 0 on a 2xx.
+            let mut probe = process.command(env!("CARGO_BIN_EXE_sluice"));
+            probe.args(["health", "--url", &readyz]);
+            probe.stdout(Stdio::null()).stderr(Stdio::null());
+            process.wait_ready(&format!("sluice health --url {readyz}"), || {
+                probe.status().is_ok_and(|s| s.success())
+            });
+        } else {
+            process.wait_ready(&format!("GET {readyz} with 200"), || {
+                matches!(http_get(admin, "/readyz"), Ok((200, _)))
+            });
+        }
         Self {
             process,
             admin,
@@ -241,6 +308,7 @@ impl Sluice {
 }
 
 /// `addr`, unless its port is 0: the bound port could then only be learnt from the log.
+#[track_caller]
 fn fixed(addr: SocketAddr, key: &str) -> SocketAddr {
     assert_ne!(
         addr.port(),
@@ -252,6 +320,14 @@ fn fixed(addr: SocketAddr, key: &str) -> SocketAddr {
 
 impl Scrape for Sluice {
     fn metrics(&self) -> String {
+        if self.process.wrapped() {
+            let url = format!("http://{}/metrics", self.admin);
+            let out = self.command("curl").args(["-sSf", &url]).output();
+            return match out {
+                Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into(),
+                other => panic!("curl {url} where sluice runs: {other:?}"),
+            };
+        }
         match http_get(self.admin, "/metrics") {
             Ok((200, body)) => body,
             other => panic!("GET http://{}/metrics: {other:?}", self.admin),

@@ -1,7 +1,8 @@
 //! The one support module of the integration tests: a temp dir ([`TempDir`]), one way to run
 //! `sluice serve` / `sluice webhook` and wait until it is ready ([`Sluice`], [`Webhook`]: both
 //! poll `/readyz`, never the logs), one [`wait_until`], one [`Scrape::wait_metric`], and the
-//! peers the tests talk to: mosquitto brokers, HTTP upstreams, bundle servers, raw clients.
+//! peers the tests talk to: mosquitto brokers, HTTP upstreams, bundle servers, raw clients, and
+//! network namespaces of the test's own.
 //!
 //! Not for pure logic: that is tested next to the code in `src/`. Every helper here fails the
 //! test with a message naming what it was doing; helpers that talk to a peer return a `Result`
@@ -18,6 +19,7 @@ pub mod http;
 pub mod launcher;
 pub mod metrics;
 pub mod mqtt;
+pub mod netns;
 pub mod tempdir;
 pub mod webhook;
 
@@ -28,6 +30,7 @@ pub use http::*;
 pub use launcher::*;
 pub use metrics::*;
 pub use mqtt::*;
+pub use netns::*;
 pub use tempdir::*;
 pub use webhook::*;
 

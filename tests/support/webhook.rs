@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value as Json, json};
 
 use super::http::parse_response;
-use super::launcher::Process;
+use super::launcher::{LaunchOptions, Process};
 use super::metrics::Scrape;
 use super::tempdir::TempDir;
 use super::{free_port, repo};
@@ -56,6 +56,7 @@ impl Webhook {
     /// Starts the webhook on a free port with TLS material made for it (`ca.crt`, `tls.crt`,
     /// `tls.key` in its directory) and `extra` appended to the `webhook:` section (indented
     /// by four spaces).
+    #[track_caller]
     pub fn start(extra: &str) -> Result<Self, String> {
         let dir = TempDir::new("webhook");
         let (ca, cert, key) = (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"));
@@ -71,6 +72,7 @@ impl Webhook {
 
     /// `sluice webhook -c <config>` in `dir`, its listen address read from the config (a fixed
     /// free port); clients trust `ca`.
+    #[track_caller]
     pub fn launch(dir: TempDir, config: &str, ca: PathBuf) -> Self {
         let addr = sluice::config::Config::parse(config)
             .unwrap_or_else(|e| panic!("the test's config does not parse: {e}\n{config}"))
@@ -81,7 +83,7 @@ impl Webhook {
             0,
             "webhook.listen: give the test a free port, not 0"
         );
-        let mut process = Process::spawn(dir, "webhook", config, &[], &[]);
+        let mut process = Process::spawn(dir, "webhook", config, LaunchOptions::default());
         process.wait_ready(&format!("GET https://{addr}/readyz with 200"), || {
             matches!(https_get(addr, &ca, "/readyz"), Ok((200, _)))
         });
@@ -131,7 +133,7 @@ impl DerefMut for Webhook {
 /// A blocking `GET path` over TLS verified against `ca` for "localhost", `Connection: close`;
 /// (status, body). For readiness and metrics, which have no runtime to wait in.
 pub fn https_get(addr: SocketAddr, ca: &Path, path: &str) -> Result<(u16, String), String> {
-    let config = sluice::proxy::tls::client_config(ca)?;
+    let config = sluice::proxy::tls::client_config(ca).map_err(|e| e.to_string())?;
     let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let tcp = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
@@ -158,7 +160,7 @@ pub async fn request(
     path: &str,
     body: Vec<u8>,
 ) -> Result<(u16, String), String> {
-    let config = sluice::proxy::tls::client_config(ca)?;
+    let config = sluice::proxy::tls::client_config(ca).map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await

@@ -9,6 +9,7 @@ use rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::{MqttListenerConfig, split_host_port};
+use crate::proxy::error::ListenerError;
 use crate::telemetry::RateLimiter;
 
 /// A listener's fixed facts, shared by its sessions.
@@ -27,29 +28,35 @@ pub struct ListenerCtx {
 
 impl ListenerCtx {
     /// Checks the upstream address and loads the TLS material; errors name the listener.
-    pub fn new(config: &MqttListenerConfig) -> Result<Self, String> {
-        let at = |e: String| format!("mqtt listener {}: {e}", config.listen);
+    pub fn new(config: &MqttListenerConfig) -> Result<Self, ListenerError> {
+        let listen = config.listen;
+        let tls_error = |source| ListenerError::Tls { listen, source };
+        let setting = |key, reason: String| ListenerError::Setting {
+            listen,
+            key,
+            reason,
+        };
         let (upstream_host, upstream_port) =
-            split_host_port(&config.upstream).map_err(|e| at(format!("upstream: {e}")))?;
+            split_host_port(&config.upstream).map_err(|e| setting("upstream", e.to_string()))?;
         let tls = match &config.tls {
             None => None,
             Some(t) => {
                 let server =
                     crate::proxy::tls::server_config(&t.cert, &t.key, t.client_ca.as_deref(), &[])
-                        .map_err(at)?;
+                        .map_err(tls_error)?;
                 Some(TlsAcceptor::from(Arc::new(server)))
             }
         };
         let upstream_tls = match &config.upstream_tls {
             None => None,
             Some(t) => {
-                let client = crate::proxy::tls::client_config(&t.ca).map_err(at)?;
+                let client = crate::proxy::tls::client_config(&t.ca).map_err(tls_error)?;
                 let name = t
                     .server_name
                     .clone()
                     .unwrap_or_else(|| upstream_host.clone());
                 let name = ServerName::try_from(name)
-                    .map_err(|e| at(format!("upstream_tls.server_name: {e}")))?;
+                    .map_err(|e| setting("upstream_tls.server_name", e.to_string()))?;
                 Some((TlsConnector::from(Arc::new(client)), name))
             }
         };

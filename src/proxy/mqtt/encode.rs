@@ -29,6 +29,15 @@ fn packet(first: u8, body_len: usize) -> BytesMut {
     out
 }
 
+/// A whole packet from its first byte and body: the remaining length written in front. For
+/// the tests, benches and fuzz targets that build raw packets (the gateway forwards what
+/// arrived and encodes only the packets below).
+pub fn encode_frame(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = packet(first, body.len());
+    out.put_slice(body);
+    out.to_vec()
+}
+
 /// A CONNACK refusing (or accepting) a connection.
 pub fn encode_connack(version: Version, code: u8) -> Bytes {
     if version.is_v5() {

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::config::MqttListenerConfig;
 use crate::drain::Watch;
 use crate::proxy::Gateway;
+use crate::proxy::error::ListenerError;
 use crate::proxy::listener::{self, Listener};
 pub use context::ListenerCtx;
 
@@ -32,13 +33,16 @@ pub async fn spawn_listeners(
     configs: &[MqttListenerConfig],
     gateway: Arc<Gateway>,
     drain: Watch,
-) -> Result<Vec<JoinHandle<()>>, String> {
+) -> Result<Vec<JoinHandle<()>>, ListenerError> {
     let mut bound = Vec::with_capacity(configs.len());
     for config in configs {
         let ctx = ListenerCtx::new(config)?;
         let tcp = TcpListener::bind(config.listen)
             .await
-            .map_err(|e| format!("mqtt listener {}: cannot listen: {e}", config.listen))?;
+            .map_err(|source| ListenerError::Bind {
+                listen: config.listen,
+                source,
+            })?;
         let local = tcp.local_addr().unwrap_or(config.listen);
         tracing::info!(
             listen = %local,

@@ -141,18 +141,7 @@ async fn establish(
             let _ = client.shutdown().await;
             return Ok(None);
         }
-        Reach::Failed(e) => {
-            let unavailable = refusal(
-                version,
-                reason::SERVER_UNAVAILABLE,
-                reason::V3_SERVER_UNAVAILABLE,
-            );
-            let _ = client.write_all(&unavailable).await;
-            if ctx.upstream_errors.allow() {
-                tracing::warn!(listener = %ctx.config.listen, upstream = %ctx.config.upstream, kind = e.kind, "cannot reach the MQTT broker: {}", e.message);
-            }
-            return Err(e);
-        }
+        Reach::Failed(e) => return Err(broker_unavailable(ctx, &mut client, version, e).await),
     };
 
     let (client_r, client_w) = client.split();
@@ -166,8 +155,15 @@ async fn establish(
     drop(frame);
     let buf = if buf.is_empty() { BytesMut::new() } else { buf };
 
-    let (ctx, gw) = (Arc::clone(ctx), Arc::clone(gw));
-    let relay = Relay::new(gw, ctx, version, source, Some(addr.ip()), zone, client_w);
+    let relay = Relay::new(
+        gw.clone(),
+        ctx.clone(),
+        version,
+        source,
+        Some(addr.ip()),
+        zone,
+        client_w,
+    );
     Ok(Some(Established {
         relay,
         client_r,
@@ -175,6 +171,26 @@ async fn establish(
         broker_w,
         buf,
     }))
+}
+
+/// Tells the client the broker cannot be reached (CONNACK "server unavailable") and logs why,
+/// at most once a second per listener.
+async fn broker_unavailable(
+    ctx: &ListenerCtx,
+    client: &mut Stream,
+    version: Version,
+    e: SessionError,
+) -> SessionError {
+    let unavailable = refusal(
+        version,
+        reason::SERVER_UNAVAILABLE,
+        reason::V3_SERVER_UNAVAILABLE,
+    );
+    let _ = client.write_all(&unavailable).await;
+    if ctx.upstream_errors.allow() {
+        tracing::warn!(listener = %ctx.config.listen, upstream = %ctx.config.upstream, kind = e.kind, "cannot reach the MQTT broker: {}", e.message);
+    }
+    e
 }
 
 fn connect_timed_out() -> SessionError {
