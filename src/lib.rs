@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod bridge;
 pub mod cmd;
 pub mod config;
 pub mod drain;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice::cmd::{cert, check, eval, health, iptables, log, serve, test, verify, webhook};
+use sluice::cmd::{cert, check, eval, health, iptables, log, serve, spool, test, verify, webhook};
 
 /// sluice keeps a factory's production data inside the factory.
 ///
@@ -43,6 +43,8 @@ enum Command {
     Iptables(iptables::IptablesArgs),
     /// Benchmark Gatekeeper templates against objects, like `gator bench`
     Bench(sluice::cmd::bench::BenchArgs),
+    /// Inspect an export bridge's spool: stats, ls, purge --topic FILTER
+    Spool(spool::SpoolArgs),
 }
 
 /// A reader that went away (`sluice test -v | head`) ends the command quietly, as for any Unix
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Health(a) => health::run(a),
         Command::Iptables(a) => iptables::run(a),
         Command::Bench(a) => sluice::cmd::bench::run(a),
+        Command::Spool(a) => spool::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -277,6 +277,14 @@ fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> T
         mounted.join("manufacturing/deny_test_topic.rego"),
     )?;
     cfg["policy"]["paths"] = serde_json::json!([mounted]);
+    // One export bridge (to a remote that is down), so that the bridge families have series.
+    cfg["bridges"] = serde_json::json!([{
+        "name": "cloud",
+        "local": {"broker": broker.addr.to_string()},
+        "remote": {"broker": "127.0.0.2:1"},
+        "topics": ["plant/+/aggregates/#"],
+        "spool": {"path": dir.path().join("spool.db").display().to_string()},
+    }]);
     if let Some(dl) = cfg.get_mut("decision_log") {
         dl["path"] = dir.path().join("decisions.db").display().to_string().into();
     }

@@ -12,6 +12,7 @@ pub mod health;
 pub mod iptables;
 pub mod log;
 pub mod serve;
+pub mod spool;
 pub mod test;
 pub mod verify;
 pub mod webhook;

@@ -7,6 +7,7 @@
 //! reloading.
 
 mod admin;
+mod bridge;
 mod cache;
 mod decision_log;
 mod error;
@@ -25,6 +26,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use admin::AdminConfig;
+pub use bridge::{
+    BridgeBroker, BridgeConfig, FilterError, OnFull, Rate, ReplayConfig, ReplayOrder, SpoolConfig,
+    check_filter,
+};
 pub use cache::CacheConfig;
 pub use decision_log::{DEFAULT_DECISION_LOG, DecisionLogConfig};
 pub use error::ConfigError;
@@ -55,6 +60,8 @@ pub struct Config {
     pub decision_log: Option<DecisionLogConfig>,
     /// Transparent interception; absent or `null` turns it off.
     pub intercept: Option<intercept::InterceptConfig>,
+    /// Export bridges (local broker → judged → SQLite spool → remote broker); none by default.
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
@@ -72,6 +79,7 @@ impl Default for Config {
             log: LogConfig::default(),
             decision_log: None,
             intercept: None,
+            bridges: Vec::new(),
         }
     }
 }
@@ -137,6 +145,7 @@ impl Config {
         for (i, m) in self.mqtt.iter().enumerate() {
             m.validate(i)?;
         }
+        bridge::validate(&self.bridges)?;
         self.log.validate()
     }
 }

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub denied_topics: Family<DeniedTopicLabels, Counter>,
     /// 1 once policies are compiled and listeners bound, 0 before and while shutting down.
     pub ready: Gauge,
+    /// The export bridges' families (`sluice_bridge_*`).
+    pub bridges: crate::bridge::metrics::BridgeMetrics,
     seen_targets: Mutex<HashSet<String>>,
     seen_topics: Mutex<HashSet<String>>,
     /// The `decisions` counter of each protocol × operation × verdict, looked up in the family
@@ -99,6 +101,7 @@ impl Metrics {
             denied_targets: Family::default(),
             denied_topics: Family::default(),
             ready: Gauge::default(),
+            bridges: Default::default(),
             seen_targets: Mutex::new(HashSet::new()),
             seen_topics: Mutex::new(HashSet::new()),
             decision_counters: std::array::from_fn(|_| OnceLock::new()),
@@ -148,6 +151,7 @@ impl Metrics {
             "Errors by protocol and kind (malformed input, timeouts, upstream failures)",
             self.errors.clone(),
         );
+        self.bridges.register(r);
     }
 
     /// Counts one decision. The series appears on its first use, as with `get_or_create`.
