@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice::cmd::{cert, check, eval, health, log, serve, spool, test, verify, webhook};
+use sluice::cmd::{cert, check, eval, health, iptables, log, serve, spool, test, verify, webhook};
 
 /// sluice keeps a factory's production data inside the factory.
 ///
@@ -41,9 +41,30 @@ enum Command {
     Health(health::HealthArgs),
     /// Inspect an export bridge's spool: stats, ls, purge --topic FILTER
     Spool(spool::SpoolArgs),
+    /// Print or apply the pod's interception rules (for the init container)
+    Iptables(iptables::IptablesArgs),
+}
+
+/// A reader that went away (`sluice test -v | head`) ends the command quietly, as for any Unix
+/// tool: Rust ignores SIGPIPE, so `println!` would otherwise panic with "Broken pipe".
+fn end_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn main() -> ExitCode {
+    end_quietly_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -65,6 +86,7 @@ fn main() -> ExitCode {
         Command::Cert(a) => cert::run(a),
         Command::Health(a) => health::run(a),
         Command::Spool(a) => spool::run(a),
+        Command::Iptables(a) => iptables::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -148,6 +148,7 @@ fn configmap_policies_are_the_shipped_ones() -> TestResult {
         "egress-proxy",
         "net-admin",
         "external-name",
+        "intercept-bypass",
     ] {
         for kind in ["template", "constraint"] {
             let copy = r.join(format!("deploy/k3s/webhook/gatekeeper/{d}-{kind}.yaml"));
@@ -268,6 +269,8 @@ fn deployed_configs_start_and_every_dashboard_and_alert_metric_is_scraped() -> T
     cfg["admin"]["listen"] = format!("127.0.0.1:{admin}").into();
     cfg["mqtt"][0]["listen"] = format!("127.0.0.1:{mqtt}").into();
     cfg["mqtt"][0]["upstream"] = broker.addr.to_string().into();
+    cfg["intercept"]["listen"] = format!("127.0.0.1:{}", free_port()).into();
+    cfg["intercept"]["dns"]["listen"] = format!("127.0.0.1:{}", free_port()).into();
     let mounted = mounted_policies(dir.path())?;
     std::fs::copy(
         root().join("fixtures/deploy/deny_test_topic.rego"),

@@ -26,6 +26,7 @@ fn shipped_suites_pass() {
              ok\tpolicies/gatekeeper/egress-proxy/suite.yaml\tT\n\
              ok\tpolicies/gatekeeper/external-name/suite.yaml\tT\n\
              ok\tpolicies/gatekeeper/host-networking/suite.yaml\tT\n\
+             ok\tpolicies/gatekeeper/intercept-bypass/suite.yaml\tT\n\
              ok\tpolicies/gatekeeper/net-admin/suite.yaml\tT\n\
              ok\tpolicies/gatekeeper/sidecar/suite.yaml\tT\n\
              PASS\n",

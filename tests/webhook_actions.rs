@@ -1,6 +1,6 @@
 //! Enforcement actions (deny, warn, dryrun, anything else skipped), DELETE reviews, and what
-//! the webhook does with broken policies: report them at load, count them, keep enforcing the
-//! rest.
+//! the webhook does with broken policies when told to skip them (`on_template_error: skip`):
+//! report them at load, count them, keep enforcing the rest.
 
 mod support;
 
@@ -8,7 +8,9 @@ use serde_json::json;
 use support::{Scrape, Webhook, review};
 
 fn start() -> Result<Webhook, String> {
-    Webhook::start("    paths: [fixtures/gatekeeper/webhook/actions]\n")
+    Webhook::start(
+        "    paths: [fixtures/gatekeeper/webhook/actions]\n    on_template_error: skip\n",
+    )
 }
 
 fn pod(name: &str) -> serde_json::Value {

@@ -43,7 +43,7 @@ async fn denies_a_plant_data_pod_that_bypasses_the_sidecar_with_gatekeepers_answ
                     "metadata": {},
                     "code": 403,
                     "reason": "Forbidden",
-                    "message": "[plant-data-no-host-networking] Pod press-7-analytics processes plant data and must not use hostNetwork\n[plant-data-needs-sluice-sidecar] Pod press-7-analytics processes plant data (sluice.io/processes-plant-data=true) but runs no sluice sidecar: add a container named \"sluice\" with the sluice image"
+                    "message": "[plant-data-no-intercept-bypass] container analytics of Pod press-7-analytics must set securityContext.runAsUser: its image's default user could be sluice's UID 65532\n[plant-data-no-intercept-bypass] Pod press-7-analytics processes plant data but applies no interception rules: add an init container \"sluice-init\" running the sluice image with `iptables -c FILE --apply`\n[plant-data-no-host-networking] Pod press-7-analytics processes plant data and must not use hostNetwork\n[plant-data-needs-sluice-sidecar] Pod press-7-analytics processes plant data (sluice.io/processes-plant-data=true) but runs no sluice sidecar: add a container named \"sluice\" with the sluice image"
                 }
             }
         })
@@ -195,7 +195,7 @@ async fn probes_and_metrics_share_the_tls_listener() -> Result<(), String> {
     assert_eq!(hook.get("/healthz").await?, (200, "ok\n".to_string()));
     assert_eq!(
         hook.get("/readyz").await?,
-        (200, "ready: 6 templates, 6 constraints\n".to_string())
+        (200, "ready: 7 templates, 7 constraints\n".to_string())
     );
     let pod = fixture("policies/gatekeeper/host-networking/samples/pod-host-network-and-port.yaml");
     hook.post("/v1/admit", &review("m", "CREATE", Some(pod), None))
@@ -207,8 +207,8 @@ async fn probes_and_metrics_share_the_tls_listener() -> Result<(), String> {
         "sluice_admission_violations_total{constraint_kind=\"SluiceNoHostNetworking\",constraint=\"plant-data-no-host-networking\",enforcement_action=\"deny\"} 2",
         "sluice_admission_review_duration_seconds_count 1",
         "sluice_admission_template_load_errors 0",
-        "sluice_admission_templates 6",
-        "sluice_admission_constraints 6",
+        "sluice_admission_templates 7",
+        "sluice_admission_constraints 7",
     ] {
         assert!(
             text.lines().any(|l| l == line),

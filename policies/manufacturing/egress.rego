@@ -7,13 +7,15 @@
 #   {"name": "aggregates-to-cloud",          # shown in logs and tests
 #    "host": "ingest.cloud.example.com",     # exact, or "*.example.com"
 #    "port": 8883,                           # optional
-#    "protocols": ["mqtt"],                  # required: mqtt, http, https, tcp
+#    "protocols": ["mqtt"],                  # required: mqtt, http, https, tcp, dns
 #    "topics": ["plant/+/aggregates/#"],     # MQTT: publish/subscribe topics allowed
 #    "methods": ["POST"],                    # HTTP: optional method list
 #    "paths": ["/v1/aggregates/"]}           # HTTP: optional path prefixes
 #
 # A CONNECT tunnel (https/tcp) hides paths and methods, so it is allowed only by an entry
-# that lists its protocol and restricts neither.
+# that lists its protocol and restricts neither. A DNS lookup of an external name (protocol
+# dns, operation lookup; sent by transparent interception) is allowed by an entry for that
+# name that lists "dns".
 package manufacturing.egress
 
 import data.manufacturing.smart
@@ -65,6 +67,9 @@ port_matches(entry) if entry.port == input.target.port
 
 # MQTT: connecting is allowed by any entry for the broker; data moves only on listed topics.
 operation_permitted(_) if input.operation == "connect"
+
+# DNS: the name itself is what leaves; an entry listing "dns" for it allows the lookup.
+operation_permitted(_) if input.operation == "lookup"
 
 operation_permitted(entry) if {
 	input.operation in {"publish", "subscribe"}

@@ -271,3 +271,27 @@ test_tunnel_denied_by_entry_with_topics if {
 test_tunnel_protocol_must_be_listed if {
 	not allowed(tunnel_input("tcp", "vpn.vendor.example.net", 443))
 }
+
+lookup_input(host) := {
+	"action": "export",
+	"destination": host,
+	"data_stays_local": false,
+	"protocol": "dns",
+	"operation": "lookup",
+	"source": source,
+	"target": {"host": host, "port": 53, "zone": "external"},
+}
+
+lookup_entry := {"name": "cloud-lookup", "host": "*.cloud.example.com", "protocols": ["dns"]}
+
+test_lookup_of_an_allowlisted_name_is_allowed if {
+	egress.allow with input as lookup_input("ingest.cloud.example.com")
+		with data.manufacturing.export_allowlist as [lookup_entry]
+}
+
+test_lookup_needs_an_entry_that_lists_dns if {
+	not egress.allow with input as lookup_input("ingest.cloud.example.com")
+		with data.manufacturing.export_allowlist as [object.union(lookup_entry, {"protocols": ["https"]})]
+	not egress.allow with input as lookup_input("c2VjcmV0.exfil.example")
+		with data.manufacturing.export_allowlist as [lookup_entry]
+}

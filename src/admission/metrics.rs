@@ -37,6 +37,7 @@ pub struct WebhookMetrics {
     pub templates: Gauge,
     pub constraints: Gauge,
     pub cert_reloads: Counter,
+    pub reviews_open: Gauge,
 }
 
 impl Default for WebhookMetrics {
@@ -59,6 +60,7 @@ impl WebhookMetrics {
             templates: Gauge::default(),
             constraints: Gauge::default(),
             cert_reloads: Counter::default(),
+            reviews_open: Gauge::default(),
         }
     }
 
@@ -84,6 +86,11 @@ impl WebhookMetrics {
             "review_duration_seconds",
             "Time to review one AdmissionReview (parse, match, evaluate, answer)",
             self.latency.clone(),
+        );
+        r.register(
+            "reviews_open",
+            "AdmissionReviews being read or evaluated now (what a stop waits for)",
+            self.reviews_open.clone(),
         );
         r.register(
             "template_load_errors",

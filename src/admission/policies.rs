@@ -68,6 +68,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "policies/gatekeeper/net-admin/constraint.yaml",
         include_str!("../../policies/gatekeeper/net-admin/constraint.yaml"),
     ),
+    (
+        "policies/gatekeeper/intercept-bypass/template.yaml",
+        include_str!("../../policies/gatekeeper/intercept-bypass/template.yaml"),
+    ),
+    (
+        "policies/gatekeeper/intercept-bypass/constraint.yaml",
+        include_str!("../../policies/gatekeeper/intercept-bypass/constraint.yaml"),
+    ),
 ];
 
 /// A template ready to evaluate: the compiled engine with the inventory added, and a pool of
@@ -304,8 +312,8 @@ mod tests {
     fn embedded_policies_load_without_problems() {
         let p = Policies::embedded(Inventory::new());
         assert_eq!(p.problems, Vec::<Problem>::new());
-        assert_eq!(p.templates.len(), 6);
-        assert_eq!(p.constraints.len(), 6);
+        assert_eq!(p.templates.len(), 7);
+        assert_eq!(p.constraints.len(), 7);
     }
 
     #[test]

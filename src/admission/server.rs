@@ -17,14 +17,17 @@ use tokio::net::TcpListener;
 use super::certs::{self, ReloadingCert};
 use super::error::AdmissionError;
 use super::inventory::Inventory;
-use super::policies::Policies;
+use super::policies::{Policies, Problem};
 use super::service::{Webhook, text};
-use crate::config::WebhookConfig;
+use crate::config::{OnTemplateError, WebhookConfig};
 use crate::drain::Watch;
 use crate::proxy::listener::{self, Accepted, Accounting, Listener};
 
-/// Loads the policies the config names (the embedded shipped set when `paths` is empty) and
-/// logs every problem. Errors only when the inventory cannot be read.
+/// Loads the policies the config names (the embedded shipped set when `paths` is empty).
+/// Fails closed: a path that cannot be read, or with `on_template_error: fail` (the default) any
+/// template or constraint that cannot be loaded, is an error naming the key and the problem; with
+/// `skip` the problems are logged and the rest served, but a set left with no constraint
+/// because of them is still an error (a webhook that enforces nothing must never be ready).
 pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, AdmissionError> {
     let inventory = match &cfg.inventory {
         Some(dir) => Inventory::load(dir)
@@ -37,10 +40,43 @@ pub fn load_policies(cfg: &WebhookConfig) -> Result<Policies, AdmissionError> {
         Policies::load(&cfg.paths, inventory)
     };
     policies.set_eval_timeout(cfg.eval_timeout.get());
+    refuse_problems(&policies, cfg.on_template_error).map_err(AdmissionError::Start)?;
     for p in &policies.problems {
-        tracing::error!("{p}");
+        tracing::error!("{p} (webhook.on_template_error: skip)");
     }
     Ok(policies)
+}
+
+/// The one-line refusal for a policy set with problems, if the config does not accept them.
+fn refuse_problems(policies: &Policies, on_error: OnTemplateError) -> Result<(), String> {
+    let Some(first) = policies.problems.first() else {
+        return Ok(());
+    };
+    let more = match policies.problems.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    if let Some(unreadable) = policies
+        .problems
+        .iter()
+        .find(|p| matches!(p, Problem::File(_)))
+    {
+        return Err(format!(
+            "webhook.paths: {unreadable}{more}; each path must be a readable file or directory \
+             of ConstraintTemplates and Constraints"
+        ));
+    }
+    match on_error {
+        OnTemplateError::Fail => Err(format!(
+            "webhook.paths: {first}{more}; fix it, or set webhook.on_template_error: skip to \
+             serve the rest"
+        )),
+        OnTemplateError::Skip if policies.constraints.is_empty() => Err(format!(
+            "webhook.paths: no constraint could be loaded: {first}{more}; a webhook that \
+             enforces nothing is never started"
+        )),
+        OnTemplateError::Skip => Ok(()),
+    }
 }
 
 /// Serves the webhook until the process is stopped.
@@ -113,6 +149,7 @@ pub async fn serve(
     let handshake_timeout = cfg.handshake_timeout.get();
     let request_timeout = cfg.request_timeout.get();
     let counted = webhook.clone();
+    let draining = webhook.clone();
     let listener = Listener {
         name: "webhook".to_string(),
         tcp: listener,
@@ -136,8 +173,21 @@ pub async fn serve(
         }
     });
     shutdown.await;
-    tracing::info!("shutting down: no new connections; waiting for open requests");
-    let unfinished = trigger.drain(cfg.shutdown_grace.get()).await;
+    // Readiness first, so the endpoints controller stops sending reviews while open ones finish.
+    draining.set_draining();
+    tracing::info!(
+        grace = %cfg.shutdown_grace,
+        open = draining.reviews_open(),
+        "shutting down: /readyz answers 503; waiting for open reviews"
+    );
+    // The listener keeps accepting while reviews finish: probes see the 503, and reviews the
+    // API server still sends before its endpoints update are answered, not refused.
+    let deadline = tokio::time::Instant::now() + cfg.shutdown_grace.get();
+    while draining.reviews_open() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let unfinished = trigger.drain(left.max(Duration::from_millis(100))).await;
     task.abort();
     tracing::info!(unfinished, "webhook stopped");
 }

@@ -29,6 +29,24 @@ pub struct Webhook {
     max_body: usize,
     pub(crate) error_log: RateLimiter,
     violation_log: RateLimiter,
+    /// Set on SIGTERM: `/readyz` answers 503 while open reviews finish.
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// Counts one open review (`reviews_open`) for as long as it lives.
+struct OpenReview<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> OpenReview<'a> {
+    fn new(count: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        count.inc();
+        Self(count)
+    }
+}
+
+impl Drop for OpenReview<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Webhook {
@@ -55,7 +73,19 @@ impl Webhook {
             max_body,
             error_log: RateLimiter::new(10),
             violation_log: RateLimiter::new(100),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Reviews being read or evaluated now.
+    pub fn reviews_open(&self) -> usize {
+        usize::try_from(self.metrics.reviews_open.get()).unwrap_or(0)
+    }
+
+    /// From now on `/readyz` answers 503 (the process is stopping).
+    pub fn set_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn count_error(&self, kind: &'static str) {
@@ -238,6 +268,9 @@ impl Webhook {
             (&Method::POST, "/" | "/v1/admit") => {}
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
+                if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+                }
                 return text(
                     StatusCode::OK,
                     &format!(
@@ -278,6 +311,7 @@ impl Webhook {
                 );
             }
         }
+        let _open = OpenReview::new(&self.metrics.reviews_open);
         let body = match self.read_body(req).await {
             Ok(b) => b,
             Err(refused) => return refused,

@@ -1,14 +1,16 @@
 //! `sluice cert`: makes the webhook's serving certificate and the `caBundle` for its
 //! ValidatingWebhookConfiguration, with no tool beyond this binary.
 //!
-//! A private CA signs one serving certificate for the Service's DNS names. The CA key is not
-//! kept: rotating means running the command again and updating the Secret and the caBundle.
+//! A private CA signs one serving certificate for the Service's DNS names. The CA's key is kept
+//! beside it (`ca.key`, mode 0600) so that running the command again issues a new serving
+//! certificate from the same CA: the `caBundle` already deployed keeps working. A directory
+//! holding a CA without its key is refused unless `--force` makes a new CA.
 
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 
 #[derive(Debug, clap::Args)]
@@ -32,6 +34,9 @@ pub struct CertArgs {
     /// Directory for ca.crt, tls.crt and tls.key (created if missing)
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Replace a CA already in --out (the deployed caBundle must then be updated)
+    #[arg(long)]
+    pub force: bool,
     /// Validity in days
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: u32,
@@ -40,8 +45,17 @@ pub struct CertArgs {
 /// Runs the command: writes the files, prints the caBundle. Exit code as for every command.
 pub fn run(args: CertArgs) -> i32 {
     match generate(&args) {
-        Ok(bundle) => {
-            println!("wrote {}", args.out.join("ca.crt").display());
+        Ok((bundle, kept)) => {
+            let ca = args.out.join("ca.crt");
+            if kept {
+                println!(
+                    "kept the CA in {}; issued the serving certificate from it",
+                    ca.display()
+                );
+            } else {
+                println!("wrote {}", ca.display());
+                println!("wrote {}", args.out.join("ca.key").display());
+            }
             println!("wrote {}", args.out.join("tls.crt").display());
             println!("wrote {}", args.out.join("tls.key").display());
             println!("caBundle: {bundle}");
@@ -67,23 +81,14 @@ fn names(args: &CertArgs) -> Vec<String> {
     names
 }
 
-fn generate(args: &CertArgs) -> Result<String, String> {
+fn generate(args: &CertArgs) -> Result<(String, bool), String> {
     let names = names(args);
     if names.is_empty() {
         return Err("name the certificate: --service NAME --namespace NS, or --dns NAME".into());
     }
     let (start, end) = validity(args.days);
 
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "sluice webhook CA");
-    ca.distinguished_name = dn;
-    ca.not_before = start;
-    ca.not_after = end;
-    let ca_key = KeyPair::generate().map_err(|e| format!("key generation: {e}"))?;
-    let ca = CertifiedIssuer::self_signed(ca, ca_key).map_err(|e| format!("CA: {e}"))?;
+    let (ca, kept) = certificate_authority(args, start, end)?;
 
     let mut leaf = CertificateParams::new(names.clone()).map_err(|e| format!("{e}: {names:?}"))?;
     let mut dn = DistinguishedName::new();
@@ -98,12 +103,19 @@ fn generate(args: &CertArgs) -> Result<String, String> {
     leaf.not_after = end;
     let leaf_key = KeyPair::generate().map_err(|e| format!("key generation: {e}"))?;
     let leaf_cert = leaf
-        .signed_by(&leaf_key, &ca)
+        .signed_by(&leaf_key, &ca.issuer)
         .map_err(|e| format!("signing: {e}"))?;
 
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("{}: cannot create directory: {e}", args.out.display()))?;
-    write(&args.out.join("ca.crt"), ca.pem().as_bytes(), false)?;
+    if !kept {
+        write(
+            &args.out.join("ca.key"),
+            ca.key.serialize_pem().as_bytes(),
+            true,
+        )?;
+        write(&args.out.join("ca.crt"), ca.pem.as_bytes(), false)?;
+    }
     write(&args.out.join("tls.crt"), leaf_cert.pem().as_bytes(), false)?;
     write(
         &args.out.join("tls.key"),
@@ -111,7 +123,86 @@ fn generate(args: &CertArgs) -> Result<String, String> {
         true,
     )?;
     use base64::Engine as _;
-    Ok(base64::engine::general_purpose::STANDARD.encode(ca.pem().as_bytes()))
+    Ok((
+        base64::engine::general_purpose::STANDARD.encode(ca.pem.as_bytes()),
+        kept,
+    ))
+}
+
+/// The CA: its certificate as written, and the issuer that signs with its key.
+struct Authority {
+    pem: String,
+    key: KeyPair,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// The CA's subject and usages: the same every run, so that an issuer rebuilt from a kept
+/// `ca.key` names exactly the CA in the kept `ca.crt`.
+fn ca_params(
+    start: time::OffsetDateTime,
+    end: time::OffsetDateTime,
+) -> Result<CertificateParams, String> {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "sluice webhook CA");
+    ca.distinguished_name = dn;
+    ca.not_before = start;
+    ca.not_after = end;
+    Ok(ca)
+}
+
+/// Keeps the CA in `--out` when its key is there too (returns `true`), refuses a CA without its
+/// key unless `--force`, and otherwise makes a new one.
+fn certificate_authority(
+    args: &CertArgs,
+    start: time::OffsetDateTime,
+    end: time::OffsetDateTime,
+) -> Result<(Authority, bool), String> {
+    let (crt, key) = (args.out.join("ca.crt"), args.out.join("ca.key"));
+    if crt.exists() && !args.force {
+        if !key.exists() {
+            return Err(format!(
+                "{} exists but its key {} does not, so no serving certificate can be issued \
+                 from it; pass --force to make a new CA (then update the deployed caBundle)",
+                crt.display(),
+                key.display()
+            ));
+        }
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
+        };
+        let pem = read(&crt)?;
+        let ca_key = KeyPair::from_pem(&read(&key)?)
+            .map_err(|e| format!("{}: not a private key: {e}", key.display()))?;
+        let signing = KeyPair::from_pem(&ca_key.serialize_pem())
+            .map_err(|e| format!("{}: {e}", key.display()))?;
+        let issuer = Issuer::new(ca_params(start, end)?, signing);
+        return Ok((
+            Authority {
+                pem,
+                key: ca_key,
+                issuer,
+            },
+            true,
+        ));
+    }
+    let ca_key = KeyPair::generate().map_err(|e| format!("key generation: {e}"))?;
+    let signing = KeyPair::from_pem(&ca_key.serialize_pem()).map_err(|e| format!("CA key: {e}"))?;
+    let params = ca_params(start, end)?;
+    let cert = params
+        .self_signed(&ca_key)
+        .map_err(|e| format!("CA: {e}"))?;
+    let issuer = Issuer::new(params, signing);
+    Ok((
+        Authority {
+            pem: cert.pem(),
+            key: ca_key,
+            issuer,
+        },
+        false,
+    ))
 }
 
 fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {

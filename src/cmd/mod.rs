@@ -8,6 +8,7 @@ pub mod cert;
 pub mod check;
 pub mod eval;
 pub mod health;
+pub mod iptables;
 pub mod log;
 pub mod serve;
 pub mod spool;

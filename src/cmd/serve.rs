@@ -247,10 +247,15 @@ async fn start_data_path(
         listening.push(format!("http={local}"));
     }
     tasks.extend(start_mqtt(config, gateway.clone(), data_watch.clone()).await?);
-    tasks.extend(crate::bridge::start(&config.bridges, gateway.clone(), data_watch).await);
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }
+    tasks.extend(crate::bridge::start(&config.bridges, gateway.clone(), data_watch.clone()).await);
+    let intercept = crate::proxy::transparent::start::start(config, gateway.clone(), data_watch)
+        .await
+        .map_err(|e| e.to_string())?;
+    tasks.extend(intercept.tasks);
+    listening.extend(intercept.listening);
     Ok(tasks)
 }
 

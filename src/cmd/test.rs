@@ -138,6 +138,10 @@ pub fn run(args: TestArgs) -> i32 {
             TestFormat::Json => report::write_json(&mut out, &run.results),
         };
         if let Err(e) = written {
+            // A reader that went away (`| head`) is not an error of the run.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return code;
+            }
             eprintln!("writing the report: {e}");
             return EXIT_ERROR;
         }
@@ -170,6 +174,9 @@ fn print_coverage(out: &mut impl std::io::Write, run: &Run, args: &TestArgs) -> 
         return Some(EXIT_FAIL);
     }
     if let Err(e) = coverage::write_json(out, &report) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return None;
+        }
         eprintln!("writing the report: {e}");
         return Some(EXIT_ERROR);
     }

@@ -18,9 +18,13 @@ GET /metrics, /healthz and /readyz on the same TLS listener.
 Config (webhook section): listen (0.0.0.0:8443), tls.cert and tls.key (re-read when the files
 change: rotation needs no restart), paths (ConstraintTemplates and Constraints; empty = the
 shipped policies/gatekeeper set), inventory (a directory of objects for data.inventory),
-exempt_namespaces ([kube-system]), max_body_bytes (3MiB), eval_timeout (1s).
+exempt_namespaces ([kube-system]), max_body_bytes (3MiB), eval_timeout (1s), shutdown_grace
+(10s), on_template_error (fail).
 
-Broken templates and constraints are logged at start and skipped; the rest keep enforcing.")]
+A path that cannot be read, or a template or constraint that cannot be loaded, stops the webhook
+at start (exit 1, one line). With on_template_error: skip, broken templates and constraints are
+logged and skipped and the rest keep enforcing, but a set left with no constraint never starts.
+On SIGTERM /readyz answers 503 at once while open reviews finish within shutdown_grace.")]
 pub struct WebhookArgs {
     /// YAML config file (the `webhook` and `log` sections)
     #[arg(short = 'c', long = "config", value_name = "FILE")]

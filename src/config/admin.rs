@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// `admin: {listen: null}` is not allowed: probes and metrics are how the plant sees sluice.
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
 }
 

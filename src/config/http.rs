@@ -13,6 +13,7 @@ use super::units::{Dur, Size};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
     /// Largest request head (request line + headers) accepted.
     pub max_header_bytes: Size,

@@ -13,6 +13,7 @@ mod decision_log;
 mod error;
 mod http;
 mod identity;
+pub mod intercept;
 mod log;
 mod mqtt;
 mod policy;
@@ -39,7 +40,7 @@ pub use mqtt::{MqttListenerConfig, ServerTls, UpstreamTls, V3Deny};
 pub use policy::{BundleConfig, OnError, OnMissingPolicy, PolicyConfig};
 pub use site::SiteConfig;
 pub use units::{Dur, Size, UnitError, parse_duration, parse_size, split_host_port};
-pub use webhook::{WebhookConfig, WebhookTls};
+pub use webhook::{OnTemplateError, WebhookConfig, WebhookTls};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,6 +60,8 @@ pub struct Config {
     pub decision_log: Option<DecisionLogConfig>,
     /// Export bridges (local broker → judged → SQLite spool → remote broker); none by default.
     pub bridges: Vec<BridgeConfig>,
+    /// Transparent interception; absent or `null` turns it off.
+    pub intercept: Option<intercept::InterceptConfig>,
 }
 
 /// The defaults of DESIGN.md: an empty file means exactly this (the HTTP proxy on).
@@ -76,6 +79,7 @@ impl Default for Config {
             log: LogConfig::default(),
             decision_log: None,
             bridges: Vec::new(),
+            intercept: None,
         }
     }
 }
@@ -135,11 +139,14 @@ impl Config {
             h.validate()?;
         }
         self.webhook.validate()?;
+        if let Some(i) = &self.intercept {
+            i.validate()?;
+        }
         for (i, m) in self.mqtt.iter().enumerate() {
             m.validate(i)?;
         }
         bridge::validate(&self.bridges)?;
-        Ok(())
+        self.log.validate()
     }
 }
 

@@ -46,6 +46,7 @@ pub struct UpstreamTls {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttListenerConfig {
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
     /// `host:port` of the broker this listener relays to.
     pub upstream: String,
@@ -65,13 +66,13 @@ pub struct MqttListenerConfig {
     pub max_connections: usize,
 }
 
-fn default_v3_deny() -> V3Deny {
+pub(super) fn default_v3_deny() -> V3Deny {
     V3Deny::Drop
 }
-fn default_max_packet() -> Size {
+pub(super) fn default_max_packet() -> Size {
     Size(1024 * 1024)
 }
-fn default_mqtt_connect_timeout() -> Dur {
+pub(super) fn default_mqtt_connect_timeout() -> Dur {
     Dur(Duration::from_secs(10))
 }
 fn default_mqtt_max_connections() -> usize {

@@ -3,6 +3,7 @@
 //!
 //! Not here: which key takes which unit, or the limits on a value (the section files).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
@@ -19,6 +20,12 @@ pub enum UnitError {
     NotHostPort(String),
     #[error("{0:?}: port must be a number from 1 to 65535")]
     Port(String),
+    /// A listen address that is neither `IP:PORT` nor `localhost:PORT`.
+    #[error("{0:?} is not a listen address; write IP:PORT, like 127.0.0.1:3128 or [::1]:3128")]
+    Listen(String),
+    /// A bare number where a duration is expected.
+    #[error("{0} is not a duration; write it with a unit, like {0}s or {0}ms")]
+    BareDuration(String),
 }
 
 fn bad_duration(text: &str, why: impl Into<String>) -> UnitError {
@@ -47,6 +54,9 @@ impl Dur {
 
 pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let s = s.trim();
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(UnitError::BareDuration(s.to_string()));
+    }
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(s.len());
@@ -54,7 +64,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let n: f64 = num
         .parse()
         .map_err(|_| bad_duration(s, "expected a number and a unit, like 250ms, 30s, 5m"))?;
-    let secs = match unit.trim() {
+    // `5 m` is refused: a space inside a value is more often a typo than a style.
+    let secs = match unit {
         "ns" => n / 1e9,
         "us" | "µs" => n / 1e6,
         "ms" => n / 1e3,
@@ -75,10 +86,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// As a person writes it: `10s`, `250ms`, `5m`.
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        let ms = d.as_millis();
+        if d.subsec_nanos() % 1_000_000 != 0 {
+            write!(f, "{}us", d.as_micros())
+        } else if ms % 60_000 == 0 && ms > 0 {
+            write!(f, "{}m", ms / 60_000)
+        } else if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).map_err(de::Error::custom)
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(n) => {
+                Err(de::Error::custom(UnitError::BareDuration(n.to_string())))
+            }
+            NumberOrText::Text(s) => parse_duration(&s).map(Dur).map_err(de::Error::custom),
+        }
     }
 }
 
@@ -86,6 +118,14 @@ impl Serialize for Dur {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{}ms", self.0.as_millis()))
     }
+}
+
+/// A YAML scalar that should have been a string with a unit; a bare number gets a hint.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(serde_json::Number),
+    Text(String),
 }
 
 /// A size written `512`, `64KiB`, `1MiB` (also `KB`/`MB` as powers of ten).
@@ -105,10 +145,16 @@ pub fn parse_size(s: &str) -> Result<u64, UnitError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
+    if unit.starts_with(' ') {
+        return Err(bad_size(
+            s,
+            "no space between the number and the unit, like 64KiB",
+        ));
+    }
     let n: u64 = num
         .parse()
         .map_err(|_| bad_size(s, "expected a number and a unit, like 64KiB or 1MiB"))?;
-    let mult: u64 = match unit.trim() {
+    let mult: u64 = match unit {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
@@ -163,6 +209,28 @@ pub fn split_host_port(s: &str) -> Result<(String, u16), UnitError> {
     Ok((host.to_string(), port))
 }
 
+/// A listener's address: `IP:PORT`, or `localhost:PORT`, which is taken as 127.0.0.1 when the
+/// config is read (a listener binds one address; the name is not looked up).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, UnitError> {
+    let t = s.trim();
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    match split_host_port(t) {
+        Ok((host, port)) if host.eq_ignore_ascii_case("localhost") => {
+            Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+        }
+        Err(UnitError::Port(_)) => Err(UnitError::Port(s.to_string())),
+        _ => Err(UnitError::Listen(s.to_string())),
+    }
+}
+
+/// serde `deserialize_with` for listen addresses (see [`parse_listen`]).
+pub fn listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_listen(&s).map_err(de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +250,11 @@ mod tests {
         let e = |r: Result<Duration, UnitError>| r.err().map(|e| e.to_string());
         assert_eq!(
             e(parse_duration("5")).as_deref(),
-            Some("invalid duration \"5\": missing unit (ms, s, m, h)")
+            Some("5 is not a duration; write it with a unit, like 5s or 5ms")
+        );
+        assert_eq!(
+            e(parse_duration("5 m")).as_deref(),
+            Some("invalid duration \"5 m\": unknown unit \" m\" (use ms, s, m, h)")
         );
         assert_eq!(
             parse_size("1XB").err().map(|e| e.to_string()).as_deref(),
@@ -194,6 +266,24 @@ mod tests {
                 .map(|e| e.to_string())
                 .as_deref(),
             Some("\"b:x\": port must be a number from 1 to 65535")
+        );
+    }
+
+    #[test]
+    fn listen_takes_localhost_as_loopback_and_names_the_form() {
+        assert_eq!(
+            parse_listen("localhost:13128"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 13128)))
+        );
+        assert_eq!(parse_listen("[::1]:80").map(|a| a.port()), Ok(80));
+        assert_eq!(
+            parse_listen("plant:80")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some(
+                "\"plant:80\" is not a listen address; write IP:PORT, like 127.0.0.1:3128 or [::1]:3128"
+            )
         );
     }
 

@@ -14,6 +14,7 @@ use super::units::{Dur, Size};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
     pub tls: WebhookTls,
     /// ConstraintTemplates and Constraints; empty means the shipped policies/gatekeeper.
@@ -36,6 +37,18 @@ pub struct WebhookConfig {
     pub cert_reload_interval: Dur,
     /// Deadline for open requests on SIGTERM.
     pub shutdown_grace: Dur,
+    /// What a template or constraint that cannot be loaded does: `fail` (the default) stops
+    /// the webhook at start; `skip` logs it and serves the rest, as Gatekeeper does.
+    pub on_template_error: OnTemplateError,
+}
+
+/// See [`WebhookConfig::on_template_error`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTemplateError {
+    #[default]
+    Fail,
+    Skip,
 }
 
 impl Default for WebhookConfig {
@@ -53,6 +66,7 @@ impl Default for WebhookConfig {
             request_timeout: Dur(Duration::from_secs(10)),
             cert_reload_interval: Dur(Duration::from_secs(2)),
             shutdown_grace: Dur(Duration::from_secs(10)),
+            on_template_error: OnTemplateError::Fail,
         }
     }
 }

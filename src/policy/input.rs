@@ -18,6 +18,7 @@ pub enum Protocol {
     Http,
     Https,
     Tcp,
+    Dns,
 }
 
 impl Protocol {
@@ -27,6 +28,7 @@ impl Protocol {
             Self::Http => "http",
             Self::Https => "https",
             Self::Tcp => "tcp",
+            Self::Dns => "dns",
         }
     }
 }
@@ -39,6 +41,7 @@ pub enum Operation {
     Subscribe,
     Request,
     Tunnel,
+    Lookup,
 }
 
 impl Operation {
@@ -49,6 +52,7 @@ impl Operation {
             Self::Subscribe => "subscribe",
             Self::Request => "request",
             Self::Tunnel => "tunnel",
+            Self::Lookup => "lookup",
         }
     }
 }

@@ -219,7 +219,7 @@ impl Gateway {
             client_id = (!input.source.client_id.is_empty())
                 .then_some(input.source.client_id.as_str()),
             decision_id,
-            reasons = ?verdict.reasons(),
+            reasons = verdict.reasons().join("; ").as_str(),
             error = verdict.error(),
             "denied"
         );

@@ -115,7 +115,7 @@ where
                 // Out of file descriptors and the like: count, back off, keep serving.
                 (listener.accounting.error)("accept");
                 if errors.allow() {
-                    tracing::warn!(listener = %listener.name, "accept failed, retrying in {backoff:?}: {e}");
+                    tracing::warn!(listener = %listener.name, "accept failed, retrying in {}: {e}", crate::config::Dur(backoff));
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}

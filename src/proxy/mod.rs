@@ -5,6 +5,7 @@
 //! `docs/architecture.md` describes each stage and where a new protocol plugs in.
 
 pub mod copy;
+pub mod dns;
 pub mod error;
 pub mod http;
 pub mod judge;
@@ -13,5 +14,6 @@ pub mod mqtt;
 pub mod sni;
 pub mod socket;
 pub mod tls;
+pub mod transparent;
 
 pub use judge::{Ask, Decision, Gateway, Judged};

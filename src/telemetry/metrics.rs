@@ -80,8 +80,8 @@ pub struct Metrics {
     decision_counters: [OnceLock<Counter>; DECISION_SERIES],
 }
 
-const PROTOCOLS: usize = 4;
-const OPERATIONS: usize = 5;
+const PROTOCOLS: usize = 5;
+const OPERATIONS: usize = 6;
 const DECISION_SERIES: usize = PROTOCOLS * OPERATIONS * 2;
 
 impl Default for Metrics {

@@ -9,7 +9,8 @@
 //! because tests assert on what went wrong.
 //!
 //! Needs, depending on the test: `/usr/sbin/mosquitto`, `mosquitto_pub`/`mosquitto_sub`
-//! (Debian mosquitto, mosquitto-clients), `curl`, `openssl`; `scripts/test` installs them.
+//! (Debian mosquitto, mosquitto-clients), `curl`, `openssl`, and for [`netns`] root, `ip`,
+//! `iptables`, `setpriv`; `scripts/test` installs them.
 #![allow(dead_code, unused_imports)]
 
 pub mod bundle;
@@ -20,6 +21,7 @@ pub mod launcher;
 pub mod metrics;
 pub mod mqtt;
 pub mod netns;
+pub mod pod;
 pub mod tempdir;
 pub mod webhook;
 

@@ -170,7 +170,8 @@ impl PolicySources {
     }
 
     /// The first policy, at once: `policy.paths` (an error here is a startup error), the
-    /// bundle file, else the persisted bundle, else `on_missing_policy`. A bundle server is
+    /// bundle file (unusable: the persisted bundle, else a startup error), else for a server
+    /// the persisted bundle, else `on_missing_policy`. A bundle server is
     /// never waited for; it is polled once [`PolicySources::start`] runs.
     pub fn initial(&self) -> Result<Startup, BundleError> {
         let seen = match &self.kind {
@@ -211,7 +212,15 @@ impl PolicySources {
                     },
                     Err(e) => BundleError::Disk(format!("{}: {e}", file.display())),
                 };
+                // Fail closed: the configured file is the policy. Only a persisted bundle (the
+                // documented offline fallback) may stand in for it; serve then warns.
                 let mut s = self.persisted_or_missing(Some(problem.to_string()));
+                if s.origin != Origin::Persisted {
+                    return Err(BundleError::Disk(format!(
+                        "policy.bundle.file: {problem}; name a readable bundle (.tar.gz), or set \
+                         policy.bundle.persist_dir holding a persisted bundle to serve meanwhile"
+                    )));
+                }
                 s.seen = seen;
                 Ok(s)
             }

@@ -61,8 +61,18 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
         Ok(addr) => addr,
         Err(refusal) => return refusal,
     };
+    send(p, req, addr, &authority).await
+}
 
-    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+/// Sends a judged request to exactly `addr` (Host set from `authority`) and relays the
+/// response.
+pub(super) async fn send(
+    p: &HttpProxy,
+    req: Request<Incoming>,
+    addr: std::net::SocketAddr,
+    authority: &http::uri::Authority,
+) -> Response<ProxyBody> {
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(upstream_uri) = judged_uri(addr, target) else {
         p.error("bad_request");
         return reply::error(
@@ -70,7 +80,7 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
             "request target is not a valid path",
         );
     };
-    let upstream_req = upstream_request(p, req, &authority, upstream_uri);
+    let upstream_req = upstream_request(p, req, authority, upstream_uri);
     let sent =
         tokio::time::timeout(p.cfg.response_timeout.get(), p.client.request(upstream_req)).await;
     match sent {
@@ -84,7 +94,7 @@ async fn forward(p: &HttpProxy, req: Request<Incoming>) -> Response<ProxyBody> {
                 ),
             )
         }
-        Ok(Err(e)) => upstream_failure(p, &authority, &e),
+        Ok(Err(e)) => upstream_failure(p, authority, &e),
         Ok(Ok(resp)) => {
             let (mut parts, body) = resp.into_parts();
             // The client talks HTTP/1.1 with us, whatever the upstream spoke.

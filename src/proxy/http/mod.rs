@@ -16,6 +16,7 @@ mod headers;
 mod proxy;
 mod reply;
 mod target;
+mod transparent;
 mod tunnel;
 mod upstream;
 
@@ -31,6 +32,7 @@ use crate::drain::Watch;
 use crate::proxy::listener::{self, Accepted, Listener};
 pub use proxy::HttpProxy;
 use proxy::PROTOCOL;
+pub use transparent::serve_towards;
 
 /// Serves `tcp` until `drain` is signaled; then stops accepting and asks every open
 /// connection to finish its current request. Draining waits for the proxy's connections and

@@ -72,6 +72,11 @@ impl HttpProxy {
         })
     }
 
+    /// How long a tunnel may stay silent both ways before it is closed.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.cfg.idle_timeout.get()
+    }
+
     pub(super) fn error(&self, kind: &'static str) {
         self.gateway.metrics.error(PROTOCOL, kind);
     }

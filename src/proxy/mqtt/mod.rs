@@ -25,7 +25,7 @@ use crate::config::MqttListenerConfig;
 use crate::drain::Watch;
 use crate::proxy::Gateway;
 use crate::proxy::error::ListenerError;
-use crate::proxy::listener::{self, Listener};
+use crate::proxy::listener::{self, Accepted, Listener};
 pub use context::ListenerCtx;
 
 /// Binds every MQTT listener and spawns its accept loop; each ends once `drain` is signaled.
@@ -80,4 +80,16 @@ fn spawn(
     listener::spawn(listener, drain, move |accepted| {
         session::run(Arc::clone(&ctx), Arc::clone(&gw), accepted)
     })
+}
+
+/// Serves one intercepted MQTT connection (sniffed by the transparent listener) with the whole
+/// session path; `config.upstream` is the connection's original destination.
+pub async fn serve_towards(gw: Arc<Gateway>, config: MqttListenerConfig, accepted: Accepted) {
+    match ListenerCtx::new(&config) {
+        Ok(ctx) => session::run(Arc::new(ctx), gw, accepted).await,
+        Err(e) => {
+            gw.metrics.error("mqtt", "upstream");
+            tracing::debug!(peer = %accepted.peer, "intercepted mqtt refused: {e}");
+        }
+    }
 }

@@ -211,14 +211,16 @@ async fn accept_tls(
     let Some(acceptor) = &ctx.tls else {
         return Ok((Stream::Tcp(tcp), None));
     };
-    let peer = tcp.peer_addr().ok();
+    let peer = tcp
+        .peer_addr()
+        .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
     let tls = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
         .await
         .map_err(|_| connect_timed_out())?
         .map_err(|e| {
             let why = crate::proxy::tls::handshake_refusal(&e);
             if ctx.handshake_errors.allow() {
-                tracing::warn!(listener = %ctx.config.listen, peer = ?peer, "TLS handshake refused: {why}");
+                tracing::warn!(listener = %ctx.config.listen, peer = %peer, "TLS handshake refused: {why}");
             }
             SessionError::new("tls_handshake", why)
         })?;

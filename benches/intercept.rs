@@ -1,0 +1,285 @@
+//! Transparent interception, side by side in one run: TCP bulk throughput, HTTP requests/s and
+//! MQTT publishes/s through sluice's transparent listener against the same traffic sent direct,
+//! and DNS lookups through sluice against lookups straight to the resolver.
+//!
+//! Needs root (it builds the network namespaces of tests/support/pod.rs: pod, plant,
+//! internet). "Direct" is the same client, same namespaces, on a port listed in
+//! `intercept.exclude_ports`, so only sluice differs. Run: `cargo bench --bench intercept`.
+
+#[allow(dead_code)]
+#[path = "../tests/support/pod.rs"]
+mod pod;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type TestResult = Result<(), Error>;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use pod::*;
+
+const BULK_BYTES: usize = 512 << 20;
+const HTTP_CONNECTIONS: usize = 4;
+const HTTP_SECONDS: f64 = 2.0;
+const MQTT_MESSAGES: usize = 100_000;
+const DNS_LOOKUPS: usize = 3_000;
+
+fn main() -> TestResult {
+    if !can_run("benches/intercept") {
+        return Ok(());
+    }
+    let ns = Netns::new("bench")?;
+    for port in [7000, 7001] {
+        sink_server(&ns.plant, format!("10.77.1.1:{port}").parse()?)?;
+    }
+    for port in [8080, 8081] {
+        http_server(&ns.plant, format!("10.77.1.1:{port}").parse()?)?;
+    }
+    let conf = ns.write(
+        "mosquitto-bench.conf",
+        "listener 1883 10.77.1.1\nlistener 1884 10.77.1.1\nallow_anonymous true\n",
+    )?;
+    let _broker = Proc {
+        child: std::process::Command::new("ip")
+            .args(["netns", "exec", &ns.plant, "/usr/sbin/mosquitto", "-c"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+        log: Default::default(),
+    };
+    let broker_at: SocketAddr = "10.77.1.1:1884".parse()?;
+    let plant = ns.plant.clone();
+    if !poll_until(Duration::from_secs(10), || {
+        let plant = plant.clone();
+        in_ns(&plant, move || {
+            TcpStream::connect_timeout(&broker_at, Duration::from_millis(200)).is_ok()
+        })
+        .unwrap_or(false)
+    }) {
+        return Err("mosquitto did not start".into());
+    }
+    resolver(
+        &ns.plant,
+        "10.77.1.1:5300".parse()?,
+        &[
+            ("historian.plant.local", "10.77.1.1"),
+            ("ingest.cloud.example", "198.18.0.2"),
+        ],
+        None,
+    )?;
+    let allow = r#"[{"name": "lookup", "host": "ingest.cloud.example", "protocols": ["dns"]}]"#;
+    let config = sluice_config(&ns, allow)?;
+    let text = std::fs::read_to_string(&config)?
+        .replace(
+            "sniff_timeout: 200ms\n",
+            "sniff_timeout: 200ms\n  exclude_ports: [7001, 8081, 1884]\n",
+        )
+        .replace(
+            "upstream: [\"10.77.1.1:53\"]",
+            "upstream: [\"10.77.1.1:5300\"]",
+        );
+    std::fs::write(&config, text)?;
+    ns.apply_rules(&config)?;
+    let _sluice = start_sluice(&ns, &config)?;
+    std::thread::sleep(Duration::from_millis(300));
+
+    println!("intercept bench (pod → plant over veth; direct = an excluded port, same client)");
+    let (direct, through) = (bulk(&ns, 7001)?, bulk(&ns, 7000)?);
+    report("TCP bulk MB/s", direct, through, "≥ 0.90x");
+    let (direct, through) = (http(&ns, 8081)?, http(&ns, 8080)?);
+    report("HTTP req/s (4 keep-alive conns)", direct, through, "—");
+    let (direct, through) = (mqtt(&ns, 1884)?, mqtt(&ns, 1883)?);
+    report("MQTT QoS0 pub/s", direct, through, "≥ 0.90x");
+    for (name, what) in [
+        ("historian.plant.local", "local name"),
+        ("ingest.cloud.example", "allowed export"),
+    ] {
+        let direct = dns(&ns, "10.77.1.1:5300", name)?;
+        let through = dns(&ns, "10.77.1.1:53", name)?;
+        println!(
+            "DNS {what:<15} mean µs: direct {:>8.1}  through sluice {:>8.1}  ratio {:.2}x  (budget ≤ 1.5x)",
+            direct,
+            through,
+            through / direct
+        );
+    }
+    Ok(())
+}
+
+fn report(what: &str, direct: f64, through: f64, budget: &str) {
+    println!(
+        "{what:<32} direct {direct:>10.0}  through sluice {through:>10.0}  ratio {:.2}x  (budget {budget})",
+        through / direct
+    );
+}
+
+/// A server that reads to EOF and then closes.
+fn sink_server(ns: &str, addr: SocketAddr) -> TestResult {
+    spawn_in_ns(ns, move || {
+        let Ok(l) = TcpListener::bind(addr) else {
+            return;
+        };
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = vec![0u8; 256 * 1024];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    })
+}
+
+/// A keep-alive HTTP/1.1 server answering every request with a small body.
+fn http_server(ns: &str, addr: SocketAddr) -> TestResult {
+    spawn_in_ns(ns, move || {
+        let Ok(l) = TcpListener::bind(addr) else {
+            return;
+        };
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || serve_http(s));
+        }
+    })
+}
+
+fn serve_http(mut s: TcpStream) {
+    let _ = s.set_nodelay(true);
+    let mut buf = vec![0u8; 16384];
+    let mut have = 0;
+    loop {
+        match s.read(&mut buf[have..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => have += n,
+        }
+        while let Some(end) = find_head_end(&buf[..have]) {
+            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if s.write_all(reply).is_err() {
+                return;
+            }
+            buf.copy_within(end..have, 0);
+            have -= end;
+        }
+    }
+}
+
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// MB/s of one connection sending BULK_BYTES and waiting for the server's close.
+fn bulk(ns: &Netns, port: u16) -> Result<f64, Error> {
+    let to: SocketAddr = format!("10.77.1.1:{port}").parse()?;
+    let secs = in_ns(&ns.pod, move || -> std::io::Result<f64> {
+        let mut s = TcpStream::connect(to)?;
+        let chunk = vec![7u8; 256 * 1024];
+        let start = Instant::now();
+        let mut sent = 0;
+        while sent < BULK_BYTES {
+            s.write_all(&chunk)?;
+            sent += chunk.len();
+        }
+        s.shutdown(std::net::Shutdown::Write)?;
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest)?;
+        Ok(start.elapsed().as_secs_f64())
+    })??;
+    Ok(BULK_BYTES as f64 / 1e6 / secs)
+}
+
+/// Requests/s over HTTP_CONNECTIONS keep-alive connections for HTTP_SECONDS.
+fn http(ns: &Netns, port: u16) -> Result<f64, Error> {
+    let to: SocketAddr = format!("10.77.1.1:{port}").parse()?;
+    let mut threads = Vec::new();
+    for _ in 0..HTTP_CONNECTIONS {
+        let pod = ns.pod.clone();
+        threads.push(std::thread::spawn(move || {
+            in_ns(&pod, move || -> std::io::Result<u64> {
+                let mut s = TcpStream::connect(to)?;
+                s.set_nodelay(true)?;
+                let req = format!("GET /line1 HTTP/1.1\r\nHost: 10.77.1.1:{port}\r\n\r\n");
+                let mut buf = [0u8; 4096];
+                let mut done = 0u64;
+                let start = Instant::now();
+                while start.elapsed().as_secs_f64() < HTTP_SECONDS {
+                    s.write_all(req.as_bytes())?;
+                    let mut have = 0;
+                    // One small response: head and its 2-byte body.
+                    loop {
+                        let n = s.read(&mut buf[have..])?;
+                        if n == 0 {
+                            return Ok(done);
+                        }
+                        have += n;
+                        if find_head_end(&buf[..have]).is_some_and(|e| have >= e + 2) {
+                            break;
+                        }
+                    }
+                    done += 1;
+                }
+                Ok(done)
+            })
+        }));
+    }
+    let mut total = 0;
+    for t in threads {
+        total += t.join().map_err(|_| "http client panicked")???;
+    }
+    Ok(total as f64 / HTTP_SECONDS)
+}
+
+/// QoS 0 publishes/s of one MQTT 3.1.1 client, until a PINGRESP confirms the broker read all.
+fn mqtt(ns: &Netns, port: u16) -> Result<f64, Error> {
+    let to: SocketAddr = format!("10.77.1.1:{port}").parse()?;
+    let secs = in_ns(&ns.pod, move || -> std::io::Result<f64> {
+        let mut s = TcpStream::connect(to)?;
+        s.set_nodelay(true)?;
+        s.write_all(b"\x10\x11\x00\x04MQTT\x04\x02\x00\x3c\x00\x05bench")?;
+        let mut connack = [0u8; 4];
+        s.read_exact(&mut connack)?;
+        let topic = b"plant/line1/press7/temp";
+        let payload = [b'x'; 64];
+        let mut one = vec![
+            0x30,
+            (2 + topic.len() + payload.len()) as u8,
+            0,
+            topic.len() as u8,
+        ];
+        one.extend_from_slice(topic);
+        one.extend_from_slice(&payload);
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 100).collect();
+        let start = Instant::now();
+        for _ in 0..MQTT_MESSAGES / 100 {
+            s.write_all(&batch)?;
+        }
+        s.write_all(&[0xc0, 0])?;
+        let mut pong = [0u8; 2];
+        s.read_exact(&mut pong)?;
+        Ok(start.elapsed().as_secs_f64())
+    })??;
+    Ok(MQTT_MESSAGES as f64 / secs)
+}
+
+/// Mean microseconds of one lookup of `name` sent to `to`, one after another.
+fn dns(ns: &Netns, to: &str, name: &'static str) -> Result<f64, Error> {
+    let to: SocketAddr = to.parse()?;
+    let queries: Vec<Vec<u8>> = (0..DNS_LOOKUPS as u16)
+        .map(|id| dns_query(id, name))
+        .collect::<Result<_, _>>()?;
+    let secs = in_ns(&ns.pod, move || -> std::io::Result<f64> {
+        let s = UdpSocket::bind("0.0.0.0:0")?;
+        s.connect(to)?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = [0u8; 1500];
+        let start = Instant::now();
+        for q in &queries {
+            s.send(q)?;
+            let n = s.recv(&mut buf)?;
+            if n < 12 || buf[..2] != q[..2] {
+                return Err(std::io::Error::other("unexpected DNS answer"));
+            }
+        }
+        Ok(start.elapsed().as_secs_f64())
+    })??;
+    Ok(secs * 1e6 / DNS_LOOKUPS as f64)
+}

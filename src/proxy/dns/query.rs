@@ -1,0 +1,140 @@
+//! One DNS query, judged: DESIGN.md's rule that a lookup is itself an export. A name outside
+//! `site.local_domains` is judged (protocol `dns`, operation `lookup`, zone `external`, no ip)
+//! before anything is sent; a denied one gets the configured answer (REFUSED or NXDOMAIN) and
+//! goes nowhere. Allowed names, and local names, go to the upstream resolvers. An answer for a
+//! local name with an address outside the site is judged like a connection there (the same
+//! input with `target.ip` set): rebinding a plant name to an outside address needs the
+//! policy's consent. Messages are parsed with hickory-proto; what does not parse is answered
+//! FORMERR, counted, and never forwarded.
+//!
+//! Not here: sockets (dns/mod.rs), resolvers (upstream.rs).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::RData;
+
+use super::{Dns, PROTOCOL};
+use crate::config::intercept::DnsRefusal;
+use crate::policy::{Operation, Protocol, Zone};
+use crate::proxy::Ask;
+
+/// The port every lookup input carries (`target.port`).
+const DNS_PORT: u16 = 53;
+
+/// The answer to `query` (a whole DNS message), or `None` when it is too short to answer.
+pub async fn answer(d: &Dns, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+    let m = &d.gateway.metrics;
+    if query.len() < 12 {
+        m.error(PROTOCOL, "malformed");
+        return None;
+    }
+    let id = u16::from_be_bytes([query[0], query[1]]);
+    let request = match Message::from_vec(query) {
+        Ok(r) => r,
+        Err(e) => {
+            m.error(PROTOCOL, "malformed");
+            tracing::debug!("dns query refused: {e}");
+            return error_answer(id, OpCode::Query, ResponseCode::FormErr, None);
+        }
+    };
+    if request.message_type() != MessageType::Query || request.op_code() != OpCode::Query {
+        m.error(PROTOCOL, "not_a_query");
+        return error_answer(id, request.op_code(), ResponseCode::NotImp, None);
+    }
+    let [question] = request.queries() else {
+        m.error(PROTOCOL, "malformed");
+        return error_answer(id, OpCode::Query, ResponseCode::FormErr, None);
+    };
+    let name = question.name().to_ascii().to_ascii_lowercase();
+    let name = match name.trim_end_matches('.') {
+        "" => ".",
+        n => n,
+    };
+    let local = d.gateway.site.is_local_name(name);
+    if !local && !judge(d, name, None) {
+        return refusal(d, &request, question);
+    }
+    let reply = match d.resolvers.exchange(query, over_tcp).await {
+        Ok(r) => r,
+        Err(e) => {
+            m.error(PROTOCOL, "upstream");
+            tracing::debug!(name, "dns lookup failed: {e}");
+            return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
+        }
+    };
+    let Ok(parsed) = Message::from_vec(&reply) else {
+        m.error(PROTOCOL, "upstream_malformed");
+        return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
+    };
+    if local {
+        let outside = addresses(&parsed)
+            .map(|(ip, _)| ip)
+            .filter(|ip| d.gateway.site.zone_of_ip(*ip) == Zone::External);
+        for ip in outside {
+            if !judge(d, name, Some(ip)) {
+                m.error(PROTOCOL, "rebinding_refused");
+                return refusal(d, &request, question);
+            }
+        }
+    }
+    for (ip, ttl) in addresses(&parsed) {
+        d.names.insert(ip, name, ttl);
+    }
+    Some(reply)
+}
+
+/// Judges a lookup of `name` (with the answered address, for a local name pointing outside).
+fn judge(d: &Dns, name: &str, ip: Option<IpAddr>) -> bool {
+    let ask = Ask {
+        protocol: Protocol::Dns,
+        operation: Operation::Lookup,
+        source: &d.gateway.identity,
+        host: name,
+        port: DNS_PORT,
+        mqtt: None,
+        http: None,
+        will: None,
+    };
+    d.gateway.decide_at(&ask, ip, Zone::External).allowed()
+}
+
+/// The A and AAAA addresses of an answer, with their TTLs.
+fn addresses(m: &Message) -> impl Iterator<Item = (IpAddr, Duration)> + '_ {
+    m.answers().iter().filter_map(|r| {
+        let ip = match r.data() {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => return None,
+        };
+        Some((ip, Duration::from_secs(u64::from(r.ttl()))))
+    })
+}
+
+/// The configured answer to a denied lookup.
+fn refusal(d: &Dns, request: &Message, question: &Query) -> Option<Vec<u8>> {
+    let code = match d.cfg.refused {
+        DnsRefusal::Refused => ResponseCode::Refused,
+        DnsRefusal::Nxdomain => ResponseCode::NXDomain,
+    };
+    let mut reply = Message::error_msg(request.id(), OpCode::Query, code);
+    reply
+        .add_query(question.clone())
+        .set_recursion_desired(request.recursion_desired())
+        .set_recursion_available(true);
+    reply.to_vec().ok()
+}
+
+fn error_answer(
+    id: u16,
+    op: OpCode,
+    code: ResponseCode,
+    question: Option<&Query>,
+) -> Option<Vec<u8>> {
+    let mut reply = Message::error_msg(id, op, code);
+    if let Some(q) = question {
+        reply.add_query(q.clone());
+    }
+    reply.to_vec().ok()
+}
