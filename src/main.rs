@@ -43,6 +43,8 @@ enum Command {
     Spool(spool::SpoolArgs),
     /// Print or apply the pod's interception rules (for the init container)
     Iptables(iptables::IptablesArgs),
+    /// Benchmark Gatekeeper templates against objects, like `gator bench`
+    Bench(sluice::cmd::bench::BenchArgs),
 }
 
 /// A reader that went away (`sluice test -v | head`) ends the command quietly, as for any Unix
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Health(a) => health::run(a),
         Command::Spool(a) => spool::run(a),
         Command::Iptables(a) => iptables::run(a),
+        Command::Bench(a) => sluice::cmd::bench::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod policies;
 pub mod response;
 pub mod review;
+pub mod schema;
 pub mod server;
 pub mod service;
 pub mod suite;

@@ -261,6 +261,13 @@ impl Policies {
                 )));
                 continue;
             };
+            let c = match super::schema::checked_parameters(c, &templates[idx].template) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(Problem::Constraint(e.to_string()));
+                    continue;
+                }
+            };
             if constraints
                 .iter()
                 .any(|(x, _)| x.kind == c.kind && x.name == c.name)

@@ -140,6 +140,9 @@ impl Policies {
     /// Reviews a prepared request (see [`prepare`]) and returns its violations, ordered.
     pub fn review(&self, request: &Json) -> Vec<Violation> {
         let object = request.get("object").filter(|o| !o.is_null());
+        if let Some(refused) = object.and_then(|o| super::schema::review_constraint(self, o)) {
+            return vec![refused];
+        }
         let old = request.get("oldObject").filter(|o| !o.is_null());
         let namespace = request
             .get("namespace")

@@ -30,6 +30,8 @@ pub struct Template {
     /// `data.<package>.violation`.
     pub violation_rule: String,
     pub engine: Engine,
+    /// `spec.crd.spec.validation.openAPIV3Schema`: what its constraints' parameters must be.
+    pub parameters_schema: Option<Json>,
 }
 
 impl fmt::Debug for Template {
@@ -163,6 +165,11 @@ pub fn compile(doc: &Document) -> Result<Template, TemplateError> {
         origin: origin.clone(),
         violation_rule: format!("{package}.violation"),
         engine,
+        parameters_schema: doc
+            .body
+            .pointer("/spec/crd/spec/validation/openAPIV3Schema")
+            .filter(|s| s.is_object())
+            .cloned(),
     })
 }
 
@@ -247,13 +254,36 @@ fn rego_source(target: &Json) -> Result<Option<RegoSource>, String> {
 
 /// Compiles the Rego and libs into a prepared engine; returns it with the template's package.
 fn build_engine(origin: &str, source: &RegoSource) -> Result<(Engine, String), String> {
-    let mut engine = Engine::new();
-    engine.set_rego_v0(!source.v1);
-    // OPA (and so Gatekeeper) turns builtin errors into undefined; regorus raises by default.
-    engine.set_strict_builtin_errors(false);
+    // Gatekeeper runs OPA non-strict (a builtin error makes the expression undefined), whatever
+    // the policy CLI's mode.
+    let mut engine = crate::policy::engine::EngineSetup {
+        rego_v0: !source.v1,
+        strict_builtin_errors: false,
+    }
+    .engine();
     let one = |e: &dyn fmt::Display| {
         crate::policy::loader::LoadError::from_engine(&e.to_string(), origin).to_string()
     };
+    for (part, text) in std::iter::once(("rego".to_string(), &source.rego)).chain(
+        source
+            .libs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("libs[{i}]"), l)),
+    ) {
+        if let Some(call) = crate::policy::engine::find_refused_call(text) {
+            return Err(format!(
+                "{origin}:{part}:{}:{}: {call}",
+                call.line, call.col
+            ));
+        }
+        // Gatekeeper's external data providers are HTTP calls out of the cluster.
+        if let Some((line, col, _)) = crate::policy::engine::find_call(text, &["external_data"]) {
+            return Err(format!(
+                "{part}:{line}:{col}: external_data is not supported (sluice calls no external data provider); the template is skipped"
+            ));
+        }
+    }
     let package = engine
         .add_policy(format!("{origin}:rego"), source.rego.clone())
         .map_err(|e| one(&e))?;

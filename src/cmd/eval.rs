@@ -53,9 +53,14 @@ pub struct EvalArgs {
     /// Parse policies as Rego v0
     #[arg(long)]
     pub v0_compatible: bool,
+    /// A builtin error stops the evaluation with that error (OPA's strict mode); by default
+    /// it makes the expression undefined, as in OPA
+    #[arg(long)]
+    pub strict_builtin_errors: bool,
 }
 
 pub fn run(args: EvalArgs) -> i32 {
+    crate::policy::engine::set_strict_builtin_errors(args.strict_builtin_errors);
     let set = if args.data.is_empty() {
         let mut set = PolicySet::embedded();
         set.rego_v0 = args.v0_compatible;

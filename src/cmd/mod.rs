@@ -4,6 +4,7 @@
 //! Not here: the work itself. The commands call into `policy/`, `admission/`, `proxy/` and
 //! `telemetry/`, which return results and know nothing of clap or of the terminal.
 
+pub mod bench;
 pub mod cert;
 pub mod check;
 pub mod eval;

@@ -178,6 +178,7 @@ struct OpenPolicy {
 /// the persisted bundle, else policy.on_missing_policy — and starts the sources (a bundle
 /// server is polled from now on).
 async fn open_policy(config: &Config) -> Result<OpenPolicy, String> {
+    crate::policy::engine::set_strict_builtin_errors(config.policy.strict_builtin_errors);
     let sources = PolicySources::from_config(&config.policy).map_err(|e| e.to_string())?;
     let (startup, decider, status) = sources
         .open(DeciderOptions {

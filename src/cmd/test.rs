@@ -74,6 +74,10 @@ pub struct TestArgs {
     /// Parse policies as Rego v0 (no `if`/`contains` required, `future.keywords` imports)
     #[arg(long)]
     pub v0_compatible: bool,
+    /// A builtin error stops the evaluation with that error (OPA's strict mode); by default
+    /// it makes the expression undefined, as in OPA
+    #[arg(long)]
+    pub strict_builtin_errors: bool,
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
@@ -86,6 +90,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// The `sluice test` command.
 pub fn run(args: TestArgs) -> i32 {
+    crate::policy::engine::set_strict_builtin_errors(args.strict_builtin_errors);
     if !(0.0..=100.0).contains(&args.threshold) {
         eprintln!("Code coverage threshold must be between 0 and 100");
         return EXIT_ERROR;

@@ -24,6 +24,8 @@ pub struct PolicyConfig {
     pub paths: Vec<PathBuf>,
     pub decision: String,
     pub v0_compatible: bool,
+    /// OPA's strict mode: a builtin error is an evaluation error (so a deny), not undefined.
+    pub strict_builtin_errors: bool,
     pub eval_timeout: Dur,
     /// Only `deny` exists: an evaluation error never lets traffic through.
     pub on_error: OnError,
@@ -102,6 +104,7 @@ impl Default for PolicyConfig {
             paths: Vec::new(),
             decision: "data.manufacturing.smart".into(),
             v0_compatible: false,
+            strict_builtin_errors: false,
             eval_timeout: Dur(Duration::from_millis(50)),
             on_error: OnError::Deny,
             watch: false,

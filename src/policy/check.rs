@@ -3,7 +3,7 @@
 //!
 //! Not here: printing them (`cmd/check.rs`).
 
-use super::loader::{LoadError, PolicySet, from_anyhow};
+use super::loader::{LoadError, PolicySet};
 
 /// Every error of a policy set. The whole set is compiled first (one pass when all is well);
 /// on failure each module is parsed on its own, so that every file with a syntax error is
@@ -14,10 +14,9 @@ pub fn check_set(set: &PolicySet) -> Vec<LoadError> {
     };
     let mut errors = Vec::new();
     for m in &set.modules {
-        let mut engine = regorus::Engine::new();
-        engine.set_rego_v0(set.rego_v0);
-        if let Err(e) = engine.add_policy(m.path.clone(), m.text.clone()) {
-            errors.push(from_anyhow(&e, &m.path));
+        let mut engine = super::engine::EngineSetup::new(set.rego_v0).engine();
+        if let Err(e) = super::loader::add_module(&mut engine, m) {
+            errors.push(e);
         }
     }
     if errors.is_empty() {

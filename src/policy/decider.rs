@@ -403,10 +403,11 @@ impl Decider {
             let slot = match engines.iter().position(|e| e.decider == self.inner.id) {
                 Some(i) => i,
                 None => {
+                    // Generation 0 never exists: the clone below replaces this placeholder.
                     engines.push(LocalEngine {
                         decider: self.inner.id,
                         generation: 0,
-                        engine: Engine::new(),
+                        engine: super::engine::EngineSetup::new(false).engine(),
                     });
                     engines.len() - 1
                 }

@@ -243,12 +243,9 @@ impl PolicySet {
     /// Parses every module, adds the data and compiles, so that any error surfaces here
     /// rather than at the first decision.
     pub fn engine(&self) -> Result<Engine, LoadError> {
-        let mut engine = Engine::new();
-        engine.set_rego_v0(self.rego_v0);
+        let mut engine = super::engine::EngineSetup::new(self.rego_v0).engine();
         for m in &self.modules {
-            engine
-                .add_policy(m.path.clone(), m.text.clone())
-                .map_err(|e| from_anyhow(&e, &m.path))?;
+            add_module(&mut engine, m)?;
         }
         let data = regorus::Value::from(self.data.clone());
         engine
@@ -260,6 +257,21 @@ impl PolicySet {
             .map_err(|e| from_anyhow(&e, ""))?;
         Ok(engine)
     }
+}
+
+/// Adds one module, refusing calls to builtins sluice does not offer (network I/O) first.
+pub fn add_module(engine: &mut Engine, m: &Module) -> Result<String, LoadError> {
+    if let Some(call) = super::engine::find_refused_call(&m.text) {
+        return Err(LoadError::at(
+            &m.path,
+            call.line,
+            call.col,
+            call.to_string(),
+        ));
+    }
+    engine
+        .add_policy(m.path.clone(), m.text.clone())
+        .map_err(|e| from_anyhow(&e, &m.path))
 }
 
 /// One-line form of a regorus error.

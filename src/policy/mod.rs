@@ -3,10 +3,13 @@
 //!
 //! The proxies see `Decider::decide(&Input) -> Verdict` and nothing of regorus.
 
+pub mod builtins;
 pub mod bundle;
 pub mod check;
+pub mod compat;
 pub mod coverage;
 pub mod decider;
+pub mod engine;
 pub mod eval;
 mod front;
 pub mod input;

@@ -1,0 +1,235 @@
+//! `io.jwt.*`: decoding, signature verification (HS, RS, PS, ES256/384, EdDSA with `ring`)
+//! and HMAC signing, with OPA's argument forms and errors.
+//!
+//! Not here: `io.jwt.decode_verify` (time and claim checks) and ES512 (no P-521 in `ring`);
+//! both are listed as unsupported in docs/compatibility.md.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use regorus::Value;
+use ring::{hmac, signature};
+
+use super::keys::{self, Curve, PublicKey};
+use super::{Args, Builtin, BuiltinError, hex, to_json};
+
+/// Longer tokens are refused before any decoding (OPA sets no limit; 1 MiB is far past any real JWT).
+const MAX_TOKEN: usize = 1 << 20;
+
+macro_rules! verify {
+    ($name:literal, $alg:expr) => {
+        Builtin {
+            name: $name,
+            arity: 2,
+            run: |a| verify(a, $alg),
+        }
+    };
+}
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "io.jwt.decode",
+        arity: 1,
+        run: decode,
+    },
+    verify!("io.jwt.verify_hs256", Alg::Hs(hmac::HMAC_SHA256)),
+    verify!("io.jwt.verify_hs384", Alg::Hs(hmac::HMAC_SHA384)),
+    verify!("io.jwt.verify_hs512", Alg::Hs(hmac::HMAC_SHA512)),
+    verify!("io.jwt.verify_rs256", Alg::Rsa(Rsa::Pkcs256)),
+    verify!("io.jwt.verify_rs384", Alg::Rsa(Rsa::Pkcs384)),
+    verify!("io.jwt.verify_rs512", Alg::Rsa(Rsa::Pkcs512)),
+    verify!("io.jwt.verify_ps256", Alg::Rsa(Rsa::Pss256)),
+    verify!("io.jwt.verify_ps384", Alg::Rsa(Rsa::Pss384)),
+    verify!("io.jwt.verify_ps512", Alg::Rsa(Rsa::Pss512)),
+    verify!("io.jwt.verify_es256", Alg::Ec(Curve::P256)),
+    verify!("io.jwt.verify_es384", Alg::Ec(Curve::P384)),
+    verify!("io.jwt.verify_eddsa", Alg::EdDsa),
+    Builtin {
+        name: "io.jwt.encode_sign_raw",
+        arity: 3,
+        run: encode_sign_raw,
+    },
+    Builtin {
+        name: "io.jwt.encode_sign",
+        arity: 3,
+        run: encode_sign,
+    },
+];
+
+#[derive(Clone, Copy)]
+enum Rsa {
+    Pkcs256,
+    Pkcs384,
+    Pkcs512,
+    Pss256,
+    Pss384,
+    Pss512,
+}
+
+enum Alg {
+    Hs(hmac::Algorithm),
+    Rsa(Rsa),
+    Ec(Curve),
+    EdDsa,
+}
+
+/// The three parts of a compact JWS, decoded where they are base64url.
+struct Token<'a> {
+    signed: &'a str,
+    header: Vec<u8>,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn b64(args: &Args<'_>, part: &str) -> Result<Vec<u8>, BuiltinError> {
+    URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| args.error("failed to decode JWT: illegal base64 data"))
+}
+
+fn split<'a>(args: &Args<'_>, token: &'a str) -> Result<Token<'a>, BuiltinError> {
+    if token.len() > MAX_TOKEN {
+        return Err(args.error("JWT is longer than 1 MiB"));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() == 5 {
+        return Err(args.error("JWE is not supported"));
+    }
+    if parts.len() != 3 {
+        return Err(args.error(
+            "encoded JWT must have 3 sections, found ".to_string() + &parts.len().to_string(),
+        ));
+    }
+    let signed_len = parts[0].len() + 1 + parts[1].len();
+    Ok(Token {
+        signed: &token[..signed_len],
+        header: b64(args, parts[0])?,
+        payload: b64(args, parts[1])?,
+        signature: b64(args, parts[2])?,
+    })
+}
+
+fn json_object(args: &Args<'_>, bytes: &[u8], what: &str) -> Result<Value, BuiltinError> {
+    let doc: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| args.error(format!("JWT {what} is not valid JSON")))?;
+    if !doc.is_object() {
+        return Err(args.error(format!("JWT {what} must be a JSON object")));
+    }
+    Ok(Value::from(doc))
+}
+
+fn decode(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let token = split(args, args.string(0)?)?;
+    let header = json_object(args, &token.header, "header")?;
+    let payload = json_object(args, &token.payload, "payload")?;
+    Ok(Value::from(vec![
+        header,
+        payload,
+        Value::from(hex(&token.signature)),
+    ]))
+}
+
+fn verify(args: &Args<'_>, alg: Alg) -> Result<Value, BuiltinError> {
+    let token = split(args, args.string(0)?)?;
+    let secret = args.string(1)?;
+    let msg = token.signed.as_bytes();
+    let sig = &token.signature;
+    if let Alg::Hs(h) = alg {
+        let key = hmac::Key::new(h, secret.as_bytes());
+        return Ok(Value::from(hmac::verify(&key, msg, sig).is_ok()));
+    }
+    let keys = keys::parse(secret).map_err(|m| args.error(m))?;
+    let ok = keys.iter().any(|k| check(&alg, k, msg, sig));
+    Ok(Value::from(ok))
+}
+
+fn check(alg: &Alg, key: &PublicKey, msg: &[u8], sig: &[u8]) -> bool {
+    match (alg, key) {
+        (Alg::Rsa(r), PublicKey::RsaDer(der)) => {
+            signature::UnparsedPublicKey::new(rsa_params(*r), der)
+                .verify(msg, sig)
+                .is_ok()
+        }
+        (Alg::Rsa(r), PublicKey::RsaParts { n, e }) => signature::RsaPublicKeyComponents { n, e }
+            .verify(rsa_params(*r), msg, sig)
+            .is_ok(),
+        (Alg::Ec(want), PublicKey::Ec { point, curve }) if want == curve => {
+            let params: &'static signature::EcdsaVerificationAlgorithm = match curve {
+                Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
+                Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+            };
+            signature::UnparsedPublicKey::new(params, point)
+                .verify(msg, sig)
+                .is_ok()
+        }
+        (Alg::EdDsa, PublicKey::Ed25519(k)) => {
+            signature::UnparsedPublicKey::new(&signature::ED25519, k)
+                .verify(msg, sig)
+                .is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn rsa_params(r: Rsa) -> &'static signature::RsaParameters {
+    match r {
+        Rsa::Pkcs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Rsa::Pkcs384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Rsa::Pkcs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Rsa::Pss256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Rsa::Pss384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Rsa::Pss512 => &signature::RSA_PSS_2048_8192_SHA512,
+    }
+}
+
+/// Signs `header.payload` (both already JSON text) with an HMAC JWK (`{"kty":"oct","k":…}`).
+fn sign(
+    args: &Args<'_>,
+    header: &str,
+    payload: &str,
+    key: &serde_json::Value,
+) -> Result<Value, BuiltinError> {
+    let head: serde_json::Value =
+        serde_json::from_str(header).map_err(|_| args.error("JWT header is not valid JSON"))?;
+    let alg = match head.get("alg").and_then(|a| a.as_str()) {
+        Some("HS256") => hmac::HMAC_SHA256,
+        Some("HS384") => hmac::HMAC_SHA384,
+        Some("HS512") => hmac::HMAC_SHA512,
+        Some(other) => {
+            return Err(args.error(format!(
+                "signing with {other} is not supported by sluice (only HS256, HS384, HS512)"
+            )));
+        }
+        None => return Err(args.error("JWT header has no alg")),
+    };
+    if key.get("kty").and_then(|k| k.as_str()) != Some("oct") {
+        return Err(args.error("an HMAC key must be a JWK with kty oct"));
+    }
+    let secret = key
+        .get("k")
+        .and_then(|k| k.as_str())
+        .ok_or_else(|| args.error("JWK has no k"))?;
+    let secret = b64(args, secret)?;
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mac = hmac::sign(&hmac::Key::new(alg, &secret), signed.as_bytes());
+    Ok(Value::from(format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(mac.as_ref())
+    )))
+}
+
+fn encode_sign_raw(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let key: serde_json::Value = serde_json::from_str(args.string(2)?)
+        .map_err(|_| args.error("the key must be a JWK in JSON"))?;
+    sign(args, args.string(0)?, args.string(1)?, &key)
+}
+
+fn encode_sign(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let header = serde_json::Value::Object(args.object(0)?).to_string();
+    let payload = serde_json::Value::Object(args.object(1)?).to_string();
+    let key = to_json(args.value(2));
+    sign(args, &header, &payload, &key)
+}

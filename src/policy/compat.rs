@@ -1,0 +1,200 @@
+//! Generates docs/compatibility.md from the code: every OPA 1.20 builtin (from OPA's own
+//! capabilities, fixtures/opa-diff/opa-builtins.json) probed on the engine sluice sets up, and
+//! the known semantic differences (fixtures/opa-diff/divergences.json plus sluice's limits).
+//! `tests/compatibility_doc.rs` fails when the page and this output differ.
+//!
+//! Not used at run time: nothing here is on the decision path.
+
+use std::fmt::Write;
+
+use super::builtins;
+use super::engine::EngineSetup;
+
+const OPA_BUILTINS: &str = include_str!("../../fixtures/opa-diff/opa-builtins.json");
+const DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/divergences.json");
+
+/// Why a builtin OPA has is not in sluice, by name or by `prefix.`.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "crypto.x509.",
+        "no X.509 parser is built in (certificates are parsed only to verify JWTs)",
+    ),
+    (
+        "crypto.parse_private_keys",
+        "no private-key parser is built in",
+    ),
+    ("graphql.", "no GraphQL parser is built in"),
+    (
+        "io.jwt.decode_verify",
+        "not yet: claim and time checks are not implemented; decode and verify_* are",
+    ),
+    ("io.jwt.verify_es512", "ring has no P-521 curve"),
+    (
+        "json.match_schema",
+        "regorus's jsonschema feature is not built (build size on edge nodes)",
+    ),
+    (
+        "json.verify_schema",
+        "regorus's jsonschema feature is not built (build size on edge nodes)",
+    ),
+    (
+        "providers.aws.sign_req",
+        "AWS request signing is out of scope for a plant gateway",
+    ),
+    ("regex.globs_match", "regex intersection is not implemented"),
+    (
+        "rego.metadata.",
+        "regorus does not keep annotations for evaluation",
+    ),
+    (
+        "rego.parse_module",
+        "regorus exposes no Rego AST as a value",
+    ),
+    (
+        "strings.render_template",
+        "Go text/template is not implemented",
+    ),
+    ("uri.", "not yet implemented"),
+];
+
+/// Builtins the extension replaces although regorus has one, and why.
+const REPLACED: &[(&str, &str)] = &[
+    ("strings.count", "regorus's panics on an empty needle"),
+    (
+        "net.cidr_expand",
+        "bounded to 65536 addresses so it cannot outlast eval_timeout",
+    ),
+];
+
+/// Differences that are sluice's choice rather than regorus's, shown with the corpus's.
+const LIMITS: &[&str] = &[
+    "`http.send` and `net.lookup_ip_addr` are refused when a policy is loaded (`file:line:col: … is not available in sluice`): a policy must not be a way out of the plant.",
+    "`net.cidr_expand` refuses networks of more than 65536 addresses, `net.cidr_merge` and `net.cidr_contains_matches` lists of more than 65536 entries, and JWTs longer than 1 MiB are refused: OPA has no such limits.",
+    "regorus has no type checker: a call OPA rejects at compile time for its constant argument types (`crypto.sha256(1)`) is a builtin error at evaluation in sluice, so it is undefined in the default mode where OPA refuses the policy.",
+    "`sluice check` compiles but does not evaluate: an unsafe variable is reported when a rule is first evaluated (`sluice eval`, `sluice test`), not by `check`.",
+    "Gatekeeper templates always run with builtin errors non-strict, as Gatekeeper runs OPA; `policy.strict_builtin_errors` applies to the gateway's policy and `--strict-builtin-errors` to `sluice test` and `sluice eval`.",
+];
+
+#[derive(serde::Deserialize)]
+struct OpaBuiltin {
+    name: String,
+    arity: i64,
+    infix: Option<String>,
+    deprecated: bool,
+}
+
+/// How sluice offers one OPA builtin.
+fn classify(b: &OpaBuiltin) -> (String, String) {
+    if let Some(r) = builtins::REFUSED.iter().find(|r| r.name == b.name) {
+        return ("refused".into(), r.reason.to_string());
+    }
+    if let Some(infix) = &b.infix {
+        // A `|` would end the table cell.
+        return (
+            "supported".into(),
+            format!("operator `{}`", infix.replace('|', "\\|")),
+        );
+    }
+    if b.name == "internal.template_string" {
+        return (
+            "unsupported".into(),
+            "template strings (`$\"…{x}…\"`, OPA 1.x) are not parsed by regorus 0.14.1".into(),
+        );
+    }
+    if b.name.starts_with("internal.") || b.name == "print" {
+        return ("supported".into(), "language".into());
+    }
+    if builtins::all().iter().any(|x| x.name == b.name) {
+        let note = REPLACED
+            .iter()
+            .find(|(n, _)| *n == b.name)
+            .map_or(String::new(), |(_, why)| {
+                format!("replaces regorus's: {why}")
+            });
+        return ("by extension".into(), note);
+    }
+    if probe(b) {
+        return ("supported".into(), String::new());
+    }
+    if b.deprecated {
+        return (
+            "unsupported".into(),
+            "deprecated; removed from Rego v1".into(),
+        );
+    }
+    let why = UNSUPPORTED
+        .iter()
+        .find(|(n, _)| b.name == *n || (n.ends_with('.') && b.name.starts_with(n)))
+        .map_or("not implemented", |(_, why)| why);
+    ("unsupported".into(), why.to_string())
+}
+
+/// Whether the engine knows the name: a call with null arguments fails for any other reason.
+fn probe(b: &OpaBuiltin) -> bool {
+    let args = vec!["null"; usize::try_from(b.arity.max(0)).unwrap_or(0)].join(", ");
+    let mut engine = EngineSetup {
+        rego_v0: false,
+        strict_builtin_errors: true,
+    }
+    .engine();
+    let policy = format!("package probe\n\nr := {}({args})\n", b.name);
+    if engine.add_policy("probe.rego".into(), policy).is_err() {
+        return false;
+    }
+    match engine.eval_rule("data.probe.r".into()) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().contains("could not find function"),
+    }
+}
+
+/// The whole page.
+pub fn markdown() -> String {
+    let list: Vec<OpaBuiltin> = serde_json::from_str(OPA_BUILTINS).unwrap_or_default();
+    let divergences: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(DIVERGENCES).unwrap_or_default();
+    let rows: Vec<(String, String, String)> = list
+        .iter()
+        .map(|b| {
+            let (status, note) = classify(b);
+            (b.name.clone(), status, note)
+        })
+        .collect();
+    let count = |s: &str| rows.iter().filter(|r| r.1 == s).count();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Compatibility with OPA\n\n\
+         <!-- Generated by src/policy/compat.rs; `SLUICE_BLESS=1 cargo test --test compatibility_doc` rewrites it. -->\n\n\
+         sluice evaluates Rego with regorus 0.14.1 (patched: vendor/PATCHES.md), adds the OPA \
+         builtins regorus lacks as extensions (src/policy/builtins/), and is checked against OPA \
+         1.20 itself by a differential corpus (fixtures/opa-diff, tests/opa_diff.rs).\n\n\
+         Of OPA 1.20's {} builtins: {} supported by regorus, {} by sluice's extensions, {} refused, \
+         {} unsupported.\n",
+        rows.len(),
+        count("supported"),
+        count("by extension"),
+        count("refused"),
+        count("unsupported")
+    );
+    let _ = writeln!(
+        out,
+        "## Builtins\n\n| builtin | in sluice | note |\n|---|---|---|"
+    );
+    for (name, status, note) in &rows {
+        let _ = writeln!(out, "| `{name}` | {status} | {note} |");
+    }
+    let _ = writeln!(
+        out,
+        "\n## Semantic differences left\n\n\
+         Cases of the differential corpus where sluice knowingly differs from OPA \
+         (fixtures/opa-diff/divergences.json):\n"
+    );
+    for (case, why) in &divergences {
+        let _ = writeln!(out, "- `{case}`: {why}");
+    }
+    let _ = writeln!(out, "\nBy design or not yet done:\n");
+    for limit in LIMITS {
+        let _ = writeln!(out, "- {limit}");
+    }
+    out
+}

@@ -1,0 +1,186 @@
+//! OPA semantics the differential corpus cannot check (the oracle runs strict), the patches
+//! carried on regorus (vendor/PATCHES.md, one test each), the refused builtins and bad input:
+//! each through the real `sluice` binary, each bad input one clear line and no panic.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{Ran as Output, TempDir, sluice};
+
+/// Writes a policy (bytes, so that non-UTF-8 can be tested) into `dir`.
+fn policy(dir: &TempDir, name: &str, text: &[u8]) -> PathBuf {
+    let path = dir.join(&format!("{name}.rego"));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
+}
+
+fn eval(file: &Path, extra: &[&str], query: &str) -> Output {
+    let file = file.display().to_string();
+    let mut args = vec!["eval", "--format", "raw", "-d", file.as_str()];
+    args.extend(extra);
+    args.push(query);
+    sluice(&args)
+}
+
+/// Exit 1, one line on stderr that contains `needle`, no panic.
+fn assert_one_error(out: &Output, needle: &str) {
+    assert_eq!(out.code, 1, "exit code; stderr: {}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
+    assert!(
+        out.stderr.contains(needle),
+        "{:?} lacks {needle:?}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn a_builtin_error_is_undefined_by_default_and_an_error_when_strict() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "nonstrict",
+        b"package t\n\nr := to_number(\"abc\")\n\ns := crypto.sha256(to_number(\"1\"))\n\ndefault d := \"fallback\"\n\nd := x if x := to_number(\"abc\")\n",
+    );
+    for rule in ["data.t.r", "data.t.s"] {
+        let out = eval(&p, &[], rule);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, ""),
+            "{rule}: {}",
+            out.stderr
+        );
+        let strict = eval(&p, &["--strict-builtin-errors"], rule);
+        let needle = if rule == "data.t.r" {
+            "could not parse string as number"
+        } else {
+            "crypto.sha256: operand 1 must be string but got number"
+        };
+        assert_one_error(&strict, needle);
+    }
+    let out = eval(&p, &[], "data.t.d");
+    assert_eq!(out.stdout, "fallback\n");
+}
+
+#[test]
+fn patch_1_an_undefined_argument_inside_not_makes_the_not_fail() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "not_undefined",
+        b"package t\n\nf(x) := true if x == 1\n\nr if not f(input.missing)\n\ns if not input.missing == 1\n",
+    );
+    assert_eq!(eval(&p, &[], "data.t.r").stdout, "", "OPA: undefined");
+    assert_eq!(
+        eval(&p, &[], "data.t.s").stdout,
+        "true\n",
+        "plain == stays true"
+    );
+}
+
+#[test]
+fn patch_2_a_paren_on_a_new_line_starts_a_new_literal() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "paren_literal",
+        b"package t\n\nr := x if {\n\ty := [1]\n\tx := y\n\t(1 == 1)\n}\n",
+    );
+    let out = eval(&p, &[], "data.t.r");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "[\n  1\n]\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn patch_3_an_unsafe_variable_is_one_error_line() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "unsafe",
+        b"package t\n\nr := x if {\n\tx := count\n\t([1, 2])\n}\n",
+    );
+    assert_one_error(&eval(&p, &[], "data.t.r"), "var count is unsafe");
+}
+
+#[test]
+fn network_builtins_are_refused_before_evaluation_with_their_position() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "http_send",
+        b"package t\n\nr := x if {\n\tx := http.send({\"method\": \"get\", \"url\": \"http://cloud.example.com/\"})\n}\n",
+    );
+    let file = p.display().to_string();
+    let out = sluice(&["check", &file]);
+    assert_one_error(
+        &out,
+        &format!("{file}:4:7: http.send is not available in sluice"),
+    );
+    let q = policy(
+        &dir,
+        "lookup",
+        b"package t\n\nr := net.lookup_ip_addr(\"cloud.example.com\")\n",
+    );
+    assert_one_error(
+        &eval(&q, &[], "data.t.r"),
+        "net.lookup_ip_addr is not available",
+    );
+    let mock = policy(
+        &dir,
+        "mock",
+        b"package t\n\nf := http.send\n\ntest_mocked if { true with http.send as {} }\n",
+    );
+    let out = sluice(&["check", &mock.display().to_string()]);
+    assert_eq!(out.stderr, "", "a mock or a reference is not a call");
+}
+
+#[test]
+fn bad_input_gives_one_clear_error_each() {
+    let dir = TempDir::new("opa-semantics");
+    let cases: &[(&str, &[u8], &str)] = &[
+        ("arity", b"package t\n\nr := net.cidr_merge([\"10.0.0.0/8\"], 1)\n", "incorrect number of parameters"),
+        ("types", b"package t\n\nr := net.cidr_merge(1)\n", "net.cidr_merge: operand 1 must be set of strings or array of strings but got number"),
+        ("jwt", b"package t\n\nr := io.jwt.decode(\"not.a.jwt\")\n", "io.jwt.decode: failed to decode JWT"),
+        ("jwt_sections", b"package t\n\nr := io.jwt.verify_hs256(\"abc\", \"k\")\n", "encoded JWT must have 3 sections"),
+        ("jwt_key", b"package t\n\nr := io.jwt.verify_rs256(\"eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfQ.c2ln\", \"not a key\")\n", "failed to parse a JWK key"),
+        ("recursion", b"package t\n\nr if r\n", "recursion"),
+        ("huge_expand", b"package t\n\nr := net.cidr_expand(\"10.0.0.0/8\")\n", "has 16777216 addresses"),
+        ("non_utf8", b"package t\n\nr := \"\xff\xfe\"\n", "not valid UTF-8"),
+    ];
+    for (name, text, needle) in cases {
+        let p = policy(&dir, name, text);
+        assert_one_error(&eval(&p, &["--strict-builtin-errors"], "data.t.r"), needle);
+    }
+}
+
+#[test]
+fn huge_cidr_lists_are_refused_not_followed() {
+    let dir = TempDir::new("opa-semantics");
+    let list: Vec<String> = (0..70_000u32)
+        .map(|i| format!("10.{}.{}.0/24", i / 256 % 256, i % 256))
+        .collect();
+    let p = policy(
+        &dir,
+        "huge_merge",
+        b"package t\n\nr := net.cidr_merge(input.cidrs)\n",
+    );
+    let input = p.with_file_name("huge_merge.json");
+    let doc = serde_json::json!({ "cidrs": list });
+    std::fs::write(&input, doc.to_string()).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    let input = input.display().to_string();
+    assert_one_error(
+        &eval(&p, &["--strict-builtin-errors", "-i", &input], "data.t.r"),
+        "net.cidr_merge: more than 65536 addresses",
+    );
+    let out = eval(&p, &["-i", &input], "data.t.r");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, ""),
+        "non-strict: undefined"
+    );
+}
