@@ -145,9 +145,14 @@ fn execute(args: &IptablesArgs) -> Result<String, IptablesError> {
         }
         return Ok(out.trim_end().to_string());
     }
-    let mut done = Vec::new();
+    // Every family is read before any is changed: a kernel without IPv6 (or a nat table) is
+    // refused with nothing applied, never half-applied.
+    let mut saves = Vec::new();
     for f in families {
-        let saved = save(*f, &args.backend)?;
+        saves.push(save(*f, &args.backend)?);
+    }
+    let mut done = Vec::new();
+    for (f, saved) in families.iter().zip(saves) {
         let tables = rules(&intercept, &networks, *f);
         if args.check {
             check(&saved, &tables)
