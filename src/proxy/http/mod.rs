@@ -63,12 +63,7 @@ async fn serve_connection(proxy: Arc<HttpProxy>, accepted: Accepted) {
         let p = svc_proxy.clone();
         async move { Ok::<_, Infallible>(forward::handle(p, req).await) }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(proxy.cfg.header_timeout.get())
-        .max_header_size(proxy.cfg.max_header_bytes.as_usize());
-    let conn = builder
+    let conn = client_connection(&proxy)
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
     tokio::pin!(conn);
@@ -80,17 +75,31 @@ async fn serve_connection(proxy: Arc<HttpProxy>, accepted: Accepted) {
         }
     };
     if let Err(e) = result {
-        let kind = if e.is_timeout() {
-            "header_timeout"
-        } else if e.is_parse_too_large() {
-            "header_too_large"
-        } else if e.is_parse() {
-            "bad_request"
-        } else if e.is_incomplete_message() {
-            "client_closed"
-        } else {
-            "client_io"
-        };
-        proxy.error(kind);
+        proxy.error(client_error_kind(&e));
+    }
+}
+
+/// A client connection's HTTP/1 settings: the header limits of `http.*`.
+fn client_connection(proxy: &HttpProxy) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(proxy.cfg.header_timeout.get())
+        .max_header_size(proxy.cfg.max_header_bytes.as_usize());
+    builder
+}
+
+/// How a client connection ended badly, as the `errors{protocol="http",kind}` label.
+fn client_error_kind(e: &hyper::Error) -> &'static str {
+    if e.is_timeout() {
+        "header_timeout"
+    } else if e.is_parse_too_large() {
+        "header_too_large"
+    } else if e.is_parse() {
+        "bad_request"
+    } else if e.is_incomplete_message() {
+        "client_closed"
+    } else {
+        "client_io"
     }
 }

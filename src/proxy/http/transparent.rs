@@ -15,7 +15,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use super::body::ProxyBody;
 use super::{HttpProxy, reply};
@@ -40,12 +40,7 @@ pub async fn serve_towards(
         let (p, host) = (svc_proxy.clone(), host.clone());
         async move { Ok::<_, Infallible>(handle(&p, req, original, &host).await) }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(proxy.cfg.header_timeout.get())
-        .max_header_size(proxy.cfg.max_header_bytes.as_usize());
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    let conn = super::client_connection(&proxy).serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -55,16 +50,7 @@ pub async fn serve_towards(
         }
     };
     if let Err(e) = result {
-        let kind = if e.is_timeout() {
-            "header_timeout"
-        } else if e.is_parse_too_large() {
-            "header_too_large"
-        } else if e.is_parse() {
-            "bad_request"
-        } else {
-            "client_io"
-        };
-        proxy.error(kind);
+        proxy.error(super::client_error_kind(&e));
     }
 }
 
