@@ -151,13 +151,7 @@ impl InterceptConfig {
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
-
-    fn refusal(text: &str) -> String {
-        Config::parse(text)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
-    }
+    use crate::config::tests::refusal;
 
     #[test]
     fn intercept_is_off_unless_present_and_defaults_match_the_design() {

@@ -151,11 +151,12 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// The one-line message `text` is refused with, or "" when it is accepted.
-    fn refusal(text: &str) -> String {
+    /// The one-line message `text` is refused with, or "" when it is accepted. Shared by the
+    /// sections' own tests.
+    pub(crate) fn refusal(text: &str) -> String {
         Config::parse(text)
             .err()
             .map(|e| e.to_string())
