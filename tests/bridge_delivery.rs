@@ -46,10 +46,7 @@ async fn with_the_cloud_down_every_allowed_message_arrives_later_and_no_denied_o
     cloud_back(&mut cloud, &arrivals);
     arrivals.wait("a-", 5_000);
     sluice.wait_bridge("sent_total", 5_000.0);
-    wait_until(
-        || sluice.bridge("spool_messages") == 0.0,
-        || sluice.bridge_metrics(),
-    );
+    sluice.wait_spool_empty();
     assert_eq!(
         arrivals.count("r-"),
         0,
@@ -96,10 +93,7 @@ async fn sluice_killed_in_the_middle_of_replay_loses_nothing_and_counts_redelive
             .unwrap_or_default();
         format!("{}\n{stats}\n{}", sluice.bridge_metrics(), sluice.logs())
     });
-    wait_until(
-        || sluice.bridge("spool_messages") == 0.0,
-        || sluice.bridge_metrics(),
-    );
+    sluice.wait_spool_empty();
     assert_eq!(arrivals.count("r-"), 0);
     // Every duplicate the cloud saw was sent again on purpose and counted.
     let redelivered = sluice.bridge("redelivered_total");
@@ -148,10 +142,7 @@ async fn a_policy_tightened_while_offline_keeps_the_now_denied_backlog_in_the_pl
     cloud_back(&mut cloud, &arrivals);
     arrivals.wait("a-", 200);
     sluice.wait_bridge("denied_on_replay_total", 200.0);
-    wait_until(
-        || sluice.bridge("spool_messages") == 0.0,
-        || sluice.bridge_metrics(),
-    );
+    sluice.wait_spool_empty();
     assert_eq!(
         arrivals.count("o-"),
         0,

@@ -307,6 +307,14 @@ impl Sluice {
             .unwrap_or(0.0)
     }
 
+    /// Waits until the spool holds nothing (every message sent, expired or removed).
+    pub fn wait_spool_empty(&self) {
+        wait_until(
+            || self.bridge("spool_messages") == 0.0,
+            || self.bridge_metrics(),
+        );
+    }
+
     pub fn wait_bridge(&self, metric: &str, at_least: f64) {
         wait_until(
             || self.bridge(metric) >= at_least,
