@@ -94,7 +94,44 @@ def builtins():
     return out
 
 
+def check_cases():
+    """fixtures/opa-diff/check/NAME.rego: one module each, compiled as `opa check` compiles."""
+    cdir = os.path.join(ROOT, "check")
+    for fname in sorted(os.listdir(cdir)):
+        if fname.endswith(".rego"):
+            yield fname[: -len(".rego")], open(os.path.join(cdir, fname), encoding="utf-8").read()
+
+
+ERROR_LINE = re.compile(r"^case\.rego:(\d+): (rego_\w+): (.*)$")
+
+
+def compile_errors(text):
+    """OPA's compile errors of one module: [{row, code, message}] (first line of each message),
+    [] when it compiles. Any query compiles (activates) the whole set first."""
+    engine = OpaEngine()
+    try:
+        engine.add_policy("case.rego", text)
+        engine.eval_query("true")
+        return []
+    except OpaError as e:
+        out = []
+        for line in e.message.replace("bundle activation failed: ", "").splitlines():
+            line = re.sub(r"^\d+ errors? occurred: ", "", line)
+            m = ERROR_LINE.match(line)
+            if m:
+                out.append({"row": int(m.group(1)), "code": m.group(2), "message": m.group(3)})
+        return out or [{"row": 0, "code": "error", "message": e.message.splitlines()[0]}]
+    finally:
+        engine.close()
+
+
 def main():
+    checks = {name: compile_errors(text) for name, text in check_cases()}
+    with open(os.path.join(ROOT, "check-expected.json"), "w", encoding="utf-8") as f:
+        json.dump(checks, f, indent=1, sort_keys=True, ensure_ascii=False)
+        f.write("\n")
+    print(f"{len(checks)} check cases: {sum(1 for v in checks.values() if v)} refused by OPA",
+          file=sys.stderr)
     cases = list(expr_cases()) + list(policy_cases())
     expected = {c["name"]: run(c) for c in cases}
     with open(os.path.join(ROOT, "expected.json"), "w", encoding="utf-8") as f:

@@ -303,6 +303,10 @@ fn build_engine(origin: &str, source: &RegoSource) -> Result<(Engine, String), S
             ));
         }
     }
+    // The checks `sluice check` runs (undefined functions, arity, unsafe variables), as
+    // Gatekeeper's OPA compiler refuses such a template.
+    crate::policy::compile::check_modules(&mut engine)
+        .map_err(|errors| errors.first().map(ToString::to_string).unwrap_or_default())?;
     let rules = crate::policy::rules::declared_rules(&mut engine);
     if !rules
         .iter()

@@ -1,26 +1,27 @@
-//! Every error of a policy set, for `sluice check`: each file that does not parse, or the
-//! first compile error when all parse.
+//! Every error of a policy set, for `sluice check`: each file that does not parse, or every
+//! error of the first compile stage that fails when all parse.
 //!
-//! Not here: printing them (`cmd/check.rs`).
+//! Not here: printing them (`cmd/check.rs`), the checks themselves (`compile`).
 
+use super::compile::{self, Strictness};
 use super::loader::{LoadError, PolicySet};
 
 /// Every error of a policy set. The whole set is compiled first (one pass when all is well);
 /// on failure each module is parsed on its own, so that every file with a syntax error is
-/// reported, and only when all parse is the compile error itself reported.
-pub fn check_set(set: &PolicySet) -> Vec<LoadError> {
-    let Err(compile_error) = set.engine() else {
+/// reported, and only when all parse are the compile errors themselves reported.
+pub fn check_set(set: &PolicySet, strictness: Strictness) -> Vec<LoadError> {
+    let Err(compile_errors) = compile::compile(set, strictness) else {
         return Vec::new();
     };
     let mut errors = Vec::new();
     for m in &set.modules {
         let mut engine = super::engine::EngineSetup::new(set.rego_v0).engine();
         if let Err(e) = super::loader::add_module(&mut engine, m) {
-            errors.push(e);
+            errors.push(compile::opa_words_in(e, &m.text));
         }
     }
     if errors.is_empty() {
-        errors.push(compile_error);
+        errors = compile_errors;
     }
     errors
 }

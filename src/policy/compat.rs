@@ -3,7 +3,8 @@
 //! the known semantic differences (fixtures/opa-diff/divergences.json plus sluice's limits).
 //! `tests/compatibility_doc.rs` fails when the page and this output differ.
 //!
-//! Not used at run time: nothing here is on the decision path.
+//! At load, only on an error: `compile` asks here whether OPA has a builtin sluice lacks, and
+//! why sluice lacks it. Nothing here is on the decision path.
 
 use std::fmt::Write;
 
@@ -12,6 +13,7 @@ use super::engine::EngineSetup;
 
 const OPA_BUILTINS: &str = include_str!("../../fixtures/opa-diff/opa-builtins.json");
 const DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/divergences.json");
+const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-divergences.json");
 
 /// Why a builtin OPA has is not in sluice, by name or by `prefix.`.
 const UNSUPPORTED: &[(&str, &str)] = &[
@@ -70,17 +72,39 @@ const REPLACED: &[(&str, &str)] = &[
 const LIMITS: &[&str] = &[
     "`http.send` and `net.lookup_ip_addr` are refused when a policy is loaded (`file:line:col: … is not available in sluice`): a policy must not be a way out of the plant.",
     "`net.cidr_expand` refuses networks of more than 65536 addresses, `net.cidr_merge` and `net.cidr_contains_matches` lists of more than 65536 entries, and JWTs longer than 1 MiB are refused: OPA has no such limits.",
-    "regorus has no type checker: a call OPA rejects at compile time for its constant argument types (`crypto.sha256(1)`) is a builtin error at evaluation in sluice, so it is undefined in the default mode where OPA refuses the policy.",
-    "`sluice check` compiles but does not evaluate: an unsafe variable is reported when a rule is first evaluated (`sluice eval`, `sluice test`), not by `check`.",
+    "regorus has no type checker: a call OPA rejects at compile time for its constant argument types (`crypto.sha256(1)`) is a builtin error at evaluation in sluice, so it is undefined in the default mode where OPA refuses the policy. Undefined functions, arity and unsafe variables are checked at load as OPA checks them (src/policy/compile, fixtures/opa-diff/check).",
+    "A builtin OPA has and sluice does not is refused when the policy is loaded (`rego_type_error: undefined function crypto.x509.parse_certificates: not supported by sluice (…)`), where OPA would run it.",
     "Gatekeeper templates always run with builtin errors non-strict, as Gatekeeper runs OPA; `policy.strict_builtin_errors` applies to the gateway's policy and `--strict-builtin-errors` to `sluice test` and `sluice eval`.",
 ];
 
+/// One builtin of OPA 1.20, as its capabilities describe it.
 #[derive(serde::Deserialize)]
-struct OpaBuiltin {
-    name: String,
-    arity: i64,
-    infix: Option<String>,
-    deprecated: bool,
+pub struct OpaBuiltin {
+    pub name: String,
+    pub arity: i64,
+    pub infix: Option<String>,
+    pub deprecated: bool,
+}
+
+fn opa_builtins() -> &'static [OpaBuiltin] {
+    static LIST: std::sync::OnceLock<Vec<OpaBuiltin>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| serde_json::from_str(OPA_BUILTINS).unwrap_or_default())
+}
+
+/// OPA 1.20's builtin of that name, if OPA has one.
+pub fn opa_builtin(name: &str) -> Option<&'static OpaBuiltin> {
+    opa_builtins().iter().find(|b| b.name == name)
+}
+
+/// Why sluice does not offer a builtin OPA has (the reason in docs/compatibility.md).
+pub fn unsupported_reason(name: &str) -> &'static str {
+    if opa_builtin(name).is_some_and(|b| b.deprecated) {
+        return "deprecated; removed from Rego v1";
+    }
+    UNSUPPORTED
+        .iter()
+        .find(|(n, _)| name == *n || (n.ends_with('.') && name.starts_with(n)))
+        .map_or("not implemented", |(_, why)| why)
 }
 
 /// How sluice offers one OPA builtin.
@@ -116,17 +140,10 @@ fn classify(b: &OpaBuiltin) -> (String, String) {
     if probe(b) {
         return ("supported".into(), String::new());
     }
-    if b.deprecated {
-        return (
-            "unsupported".into(),
-            "deprecated; removed from Rego v1".into(),
-        );
-    }
-    let why = UNSUPPORTED
-        .iter()
-        .find(|(n, _)| b.name == *n || (n.ends_with('.') && b.name.starts_with(n)))
-        .map_or("not implemented", |(_, why)| why);
-    ("unsupported".into(), why.to_string())
+    (
+        "unsupported".into(),
+        unsupported_reason(&b.name).to_string(),
+    )
 }
 
 /// Whether the engine knows the name: a call with null arguments fails for any other reason.
@@ -149,7 +166,7 @@ fn probe(b: &OpaBuiltin) -> bool {
 
 /// The whole page.
 pub fn markdown() -> String {
-    let list: Vec<OpaBuiltin> = serde_json::from_str(OPA_BUILTINS).unwrap_or_default();
+    let list = opa_builtins();
     let divergences: std::collections::BTreeMap<String, String> =
         serde_json::from_str(DIVERGENCES).unwrap_or_default();
     let rows: Vec<(String, String, String)> = list
@@ -191,6 +208,16 @@ pub fn markdown() -> String {
     );
     for (case, why) in &divergences {
         let _ = writeln!(out, "- `{case}`: {why}");
+    }
+    let check: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(CHECK_DIVERGENCES).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "\n`sluice check` cases where sluice knowingly differs from `opa check` \
+         (fixtures/opa-diff/check-divergences.json):\n"
+    );
+    for (case, why) in &check {
+        let _ = writeln!(out, "- `check/{case}`: {why}");
     }
     let _ = writeln!(out, "\nBy design or not yet done:\n");
     for limit in LIMITS {

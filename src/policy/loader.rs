@@ -240,22 +240,16 @@ impl PolicySet {
         Ok(())
     }
 
-    /// Parses every module, adds the data and compiles, so that any error surfaces here
-    /// rather than at the first decision.
+    /// Parses every module, checks and compiles it as `opa check` does (`policy::compile`),
+    /// and adds the data, so that any error surfaces here rather than at the first decision.
+    /// The first error; `sluice check` shows them all.
     pub fn engine(&self) -> Result<Engine, LoadError> {
-        let mut engine = super::engine::EngineSetup::new(self.rego_v0).engine();
-        for m in &self.modules {
-            add_module(&mut engine, m)?;
-        }
-        let data = regorus::Value::from(self.data.clone());
-        engine
-            .add_data(data)
-            .map_err(|e| LoadError::new("data", e.to_string()))?;
-        // Any evaluation prepares (analyses and schedules) every module; `true` touches nothing else.
-        engine
-            .eval_query("true".to_string(), false)
-            .map_err(|e| from_anyhow(&e, ""))?;
-        Ok(engine)
+        super::compile::compile(self, super::compile::Strictness::default()).map_err(|errors| {
+            errors
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| LoadError::new("", "the policy set does not compile"))
+        })
     }
 }
 

@@ -7,6 +7,7 @@ pub mod builtins;
 pub mod bundle;
 pub mod check;
 pub mod compat;
+pub mod compile;
 pub mod coverage;
 pub mod decider;
 pub mod engine;
