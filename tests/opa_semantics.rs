@@ -184,3 +184,40 @@ fn huge_cidr_lists_are_refused_not_followed() {
         "non-strict: undefined"
     );
 }
+
+#[test]
+fn patch_4_sprintf_and_json_patch_fail_as_opa_does_and_never_panic() {
+    let dir = TempDir::new("opa-semantics");
+    let missing = policy(
+        &dir,
+        "missing",
+        b"package t\n\nr := sprintf(\"%s %d\", [\"a\"])\n",
+    );
+    let out = eval(&missing, &[], "data.t.r");
+    assert_eq!((out.code, out.stdout.as_str()), (0, "a %!d(MISSING)\n"));
+    // A non-ASCII digit after `%` made regorus panic.
+    let digit = policy(
+        &dir,
+        "digit",
+        "package t\n\nr := sprintf(\"%\u{663}d\", [1])\n".as_bytes(),
+    );
+    assert_one_error(
+        &eval(&digit, &["--strict-builtin-errors"], "data.t.r"),
+        "number specified for format verb",
+    );
+    let bad_op = policy(
+        &dir,
+        "bad_op",
+        b"package t\n\nr := json.patch({\"a\": 1}, [{\"op\": \"nope\", \"path\": \"/b\"}])\n",
+    );
+    assert_one_error(
+        &eval(&bad_op, &["--strict-builtin-errors"], "data.t.r"),
+        "json.patch: unrecognized op 'nope'",
+    );
+    let out = eval(&bad_op, &[], "data.t.r");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, ""),
+        "undefined by default"
+    );
+}

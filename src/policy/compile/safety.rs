@@ -65,6 +65,20 @@ pub fn check_bodies(modules: &[Ref<Module>], index: &Index) -> Vec<CompileError>
             let mut reported = HashSet::new();
             for q in &queries {
                 for stmt in &q.stmts {
+                    // `_` is a fresh variable, and nothing outside a `not` binds it.
+                    if let Literal::NotExpr { expr, .. } = &stmt.literal {
+                        let mut vars = Vec::new();
+                        walk::vars_outside_comprehensions(expr, &mut vars);
+                        if let Some(v) = vars.iter().find(|v| walk::var_name(v) == Some("_")) {
+                            if reported.insert("_".to_string()) {
+                                errors.push(CompileError::new(
+                                    v.span(),
+                                    "rego_unsafe_var_error",
+                                    "var _ is unsafe".into(),
+                                ));
+                            }
+                        }
+                    }
                     uses(&stmt.literal, &mut |e, name| {
                         if name != "_"
                             && name != "input"

@@ -520,6 +520,8 @@ fn json_patch(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) 
         {
             Err(err)
         }
-        Err(_) => Ok(Value::Undefined),
+        // sluice patch 4: a patch that cannot be applied is a builtin error, as in OPA
+        // (undefined unless builtin errors are strict).
+        Err(err) => bail!(span.error(&format!("{name}: {err}"))),
     }
 }

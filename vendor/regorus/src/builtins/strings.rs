@@ -326,14 +326,16 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     s.push('%');
                     continue;
                 }
-                Some(c) if c == '.' || c.is_numeric() => {
+                // sluice patch 4: ASCII digits only; `is_numeric` let a non-ASCII digit
+                // reach `to_digit(10)` and panic.
+                Some(c) if c == '.' || c.is_ascii_digit() => {
                     let first_char = c;
                     let mut w = 0;
                     if c != '.' {
                         w = c.to_digit(10).expect("could not get digit from char");
                     }
 
-                    while chars.peek().map(|c| c.is_numeric()) == Some(true) {
+                    while chars.peek().map(|c| c.is_ascii_digit()) == Some(true) {
                         w = w * 10
                             + chars
                                 .next()
@@ -369,9 +371,10 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
             None => break,
         };
 
+        // sluice patch 4: a verb without an argument prints as Go prints it, `%!s(MISSING)`.
         if args_idx >= args.len() {
-            bail!(args_span
-                .error(format!("no argument specified for format verb {args_idx}").as_str()));
+            s.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
         }
         let arg = &args[args_idx];
         args_idx += 1;
