@@ -19,7 +19,7 @@ const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-dive
 const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "crypto.x509.",
-        "no X.509 parser is built in (certificates are parsed only to verify JWTs)",
+        "not yet: OPA returns Go's x509.Certificate structure field by field, which no Rust parser reproduces; certificates are parsed only to verify JWTs",
     ),
     (
         "crypto.parse_private_keys",
@@ -56,7 +56,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "strings.render_template",
         "Go text/template is not implemented",
     ),
-    ("uri.", "not yet implemented"),
+    (
+        "uri.",
+        "not yet: OPA returns Go's net/url parse (scheme, hostname, port, raw_path, …); not reproduced",
+    ),
 ];
 
 /// Builtins the extension replaces although regorus has one, and why.
