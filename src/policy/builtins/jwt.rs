@@ -1,8 +1,8 @@
 //! `io.jwt.*`: decoding, signature verification (HS, RS, PS, ES256/384, EdDSA with `ring`)
 //! and HMAC signing, with OPA's argument forms and errors.
 //!
-//! Not here: `io.jwt.decode_verify` (time and claim checks) and ES512 (no P-521 in `ring`);
-//! both are listed as unsupported in docs/compatibility.md.
+//! Not here: `io.jwt.decode_verify` (`jwt_claims`); ES512 (no P-521 in `ring`), listed as
+//! unsupported in docs/compatibility.md.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -56,7 +56,7 @@ pub static BUILTINS: &[Builtin] = &[
 ];
 
 #[derive(Clone, Copy)]
-enum Rsa {
+pub(super) enum Rsa {
     Pkcs256,
     Pkcs384,
     Pkcs512,
@@ -65,7 +65,7 @@ enum Rsa {
     Pss512,
 }
 
-enum Alg {
+pub(super) enum Alg {
     Hs(hmac::Algorithm),
     Rsa(Rsa),
     Ec(Curve),
@@ -73,11 +73,11 @@ enum Alg {
 }
 
 /// The three parts of a compact JWS, decoded where they are base64url.
-struct Token<'a> {
-    signed: &'a str,
-    header: Vec<u8>,
-    payload: Vec<u8>,
-    signature: Vec<u8>,
+pub(super) struct Token<'a> {
+    pub signed: &'a str,
+    pub header: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
 fn b64(args: &Args<'_>, part: &str) -> Result<Vec<u8>, BuiltinError> {
@@ -86,7 +86,7 @@ fn b64(args: &Args<'_>, part: &str) -> Result<Vec<u8>, BuiltinError> {
         .map_err(|_| args.error("failed to decode JWT: illegal base64 data"))
 }
 
-fn split<'a>(args: &Args<'_>, token: &'a str) -> Result<Token<'a>, BuiltinError> {
+pub(super) fn split<'a>(args: &Args<'_>, token: &'a str) -> Result<Token<'a>, BuiltinError> {
     if token.len() > MAX_TOKEN {
         return Err(args.error("JWT is longer than 1 MiB"));
     }
@@ -108,7 +108,11 @@ fn split<'a>(args: &Args<'_>, token: &'a str) -> Result<Token<'a>, BuiltinError>
     })
 }
 
-fn json_object(args: &Args<'_>, bytes: &[u8], what: &str) -> Result<Value, BuiltinError> {
+pub(super) fn json_object(
+    args: &Args<'_>,
+    bytes: &[u8],
+    what: &str,
+) -> Result<Value, BuiltinError> {
     let doc: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|_| args.error(format!("JWT {what} is not valid JSON")))?;
     if !doc.is_object() {
@@ -142,7 +146,7 @@ fn verify(args: &Args<'_>, alg: Alg) -> Result<Value, BuiltinError> {
     Ok(Value::from(ok))
 }
 
-fn check(alg: &Alg, key: &PublicKey, msg: &[u8], sig: &[u8]) -> bool {
+pub(super) fn check(alg: &Alg, key: &PublicKey, msg: &[u8], sig: &[u8]) -> bool {
     match (alg, key) {
         (Alg::Rsa(r), PublicKey::RsaDer(der)) => {
             signature::UnparsedPublicKey::new(rsa_params(*r), der)

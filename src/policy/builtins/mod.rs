@@ -8,6 +8,7 @@
 mod crypto;
 mod digest;
 mod jwt;
+mod jwt_claims;
 mod keys;
 mod net;
 mod strings;
@@ -59,6 +60,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(net::BUILTINS);
     out.extend(crypto::BUILTINS);
     out.extend(jwt::BUILTINS);
+    out.extend(jwt_claims::BUILTINS);
     out.extend(strings::BUILTINS);
     out
 }
