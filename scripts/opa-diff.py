@@ -65,6 +65,21 @@ def run(case):
         engine.close()
 
 
+def kinds(t):
+    """The top-level kinds a declared type accepts: None for any, else a sorted list."""
+    if t.get("type") == "any":
+        if not t.get("of"):
+            return None
+        out = set()
+        for member in t["of"]:
+            k = kinds(member)
+            if k is None:
+                return None
+            out.update(k)
+        return sorted(out)
+    return [t.get("type")]
+
+
 def builtins():
     """OPA's own capabilities document is embedded in the library; its builtin list is read
     from there (the newest, largest capabilities file)."""
@@ -87,6 +102,8 @@ def builtins():
         out.append({
             "name": b["name"],
             "arity": len(decl.get("args", [])) if "variadic" not in decl else -1,
+            # Per argument, the kinds of value OPA's type checker accepts (null: any).
+            "arg_kinds": [kinds(a) for a in decl.get("args", [])],
             "infix": b.get("infix"),
             "deprecated": bool(b.get("deprecated")),
             "nondeterministic": bool(b.get("nondeterministic")),
@@ -120,6 +137,8 @@ def compile_errors(text):
             m = ERROR_LINE.match(line)
             if m:
                 out.append({"row": int(m.group(1)), "code": m.group(2), "message": m.group(3)})
+        # OPA's order of errors on one line is not stable.
+        out.sort(key=lambda x: (x["row"], x["code"], x["message"]))
         return out or [{"row": 0, "code": "error", "message": e.message.splitlines()[0]}]
     finally:
         engine.close()

@@ -144,7 +144,8 @@ fn bad_input_gives_one_clear_error_each() {
     let dir = TempDir::new("opa-semantics");
     let cases: &[(&str, &[u8], &str)] = &[
         ("arity", b"package t\n\nr := net.cidr_merge([\"10.0.0.0/8\"], 1)\n", "rego_type_error: net.cidr_merge: arity mismatch"),
-        ("types", b"package t\n\nr := net.cidr_merge(1)\n", "net.cidr_merge: operand 1 must be set of strings or array of strings but got number"),
+        ("types", b"package t\n\nr := net.cidr_merge(x) if x := 1\n", "net.cidr_merge: operand 1 must be set of strings or array of strings but got number"),
+        ("types_constant", b"package t\n\nr := net.cidr_merge(1)\n", "rego_type_error: net.cidr_merge: invalid argument(s)"),
         ("jwt", b"package t\n\nr := io.jwt.decode(\"not.a.jwt\")\n", "io.jwt.decode: failed to decode JWT"),
         ("jwt_sections", b"package t\n\nr := io.jwt.verify_hs256(\"abc\", \"k\")\n", "encoded JWT must have 3 sections"),
         ("jwt_key", b"package t\n\nr := io.jwt.verify_rs256(\"eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfQ.c2ln\", \"not a key\")\n", "failed to parse a JWK key"),

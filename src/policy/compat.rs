@@ -71,7 +71,7 @@ const REPLACED: &[(&str, &str)] = &[
 const LIMITS: &[&str] = &[
     "`http.send` and `net.lookup_ip_addr` are refused when a policy is loaded (`file:line:col: … is not available in sluice`): a policy must not be a way out of the plant.",
     "`net.cidr_expand` refuses networks of more than 65536 addresses, `net.cidr_merge` and `net.cidr_contains_matches` lists of more than 65536 entries, and JWTs longer than 1 MiB are refused: OPA has no such limits.",
-    "regorus has no type checker: a call OPA rejects at compile time for its constant argument types (`crypto.sha256(1)`) is a builtin error at evaluation in sluice, so it is undefined in the default mode where OPA refuses the policy. Undefined functions, arity and unsafe variables are checked at load as OPA checks them (src/policy/compile, fixtures/opa-diff/check).",
+    "Types are checked at load for constant arguments only (`upper(1)`, `1 + \"a\"`: `rego_type_error: upper: invalid argument(s)`); a value of the wrong type that reaches a builtin through a variable, a rule or data is a builtin error at evaluation in sluice (undefined in the default mode) where OPA's type checker refuses the policy. Undefined functions, arity and unsafe variables are checked at load as OPA checks them (src/policy/compile, fixtures/opa-diff/check).",
     "A builtin OPA has and sluice does not is refused when the policy is loaded (`rego_type_error: undefined function crypto.x509.parse_certificates: not supported by sluice (…)`), where OPA would run it.",
     "Gatekeeper templates always run with builtin errors non-strict, as Gatekeeper runs OPA; `policy.strict_builtin_errors` applies to the gateway's policy and `--strict-builtin-errors` to `sluice test` and `sluice eval`.",
 ];
@@ -83,6 +83,9 @@ pub struct OpaBuiltin {
     pub arity: i64,
     pub infix: Option<String>,
     pub deprecated: bool,
+    /// Per argument, the kinds of value OPA's type checker accepts (`None`: any).
+    #[serde(default)]
+    pub arg_kinds: Vec<Option<Vec<String>>>,
 }
 
 fn opa_builtins() -> &'static [OpaBuiltin] {

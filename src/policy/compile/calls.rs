@@ -15,7 +15,7 @@ use super::walk;
 use crate::policy::{builtins, compat};
 
 /// What a name refers to when called.
-enum Callee {
+pub enum Callee {
     Builtin(String),
     User(String),
 }
@@ -174,16 +174,27 @@ fn statement_calls(q: &Query, out: &mut HashSet<*const Expr>) {
     }
 }
 
-struct Scope<'a> {
+pub struct Scope<'a> {
     pkg: String,
     aliases: HashMap<String, String>,
     index: &'a Index,
 }
 
+impl<'a> Scope<'a> {
+    /// The names in scope in one module.
+    pub fn of(m: &Module, index: &'a Index) -> Self {
+        Self {
+            pkg: walk::package(m),
+            aliases: aliases(m),
+            index,
+        }
+    }
+}
+
 impl Scope<'_> {
     /// What a called path refers to, as OPA resolves it: `data.…` as written, an import alias,
     /// a rule of the package, or else a builtin.
-    fn resolve(&self, p: &[String]) -> Callee {
+    pub fn resolve(&self, p: &[String]) -> Callee {
         let joined = p.join(".");
         let Some(first) = p.first() else {
             return Callee::Builtin(joined);

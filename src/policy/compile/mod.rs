@@ -10,6 +10,7 @@
 mod calls;
 mod safety;
 mod strict;
+mod types;
 mod walk;
 
 use regorus::Engine;
@@ -82,7 +83,8 @@ pub fn compile(set: &PolicySet, strictness: Strictness) -> Result<Engine, Vec<Lo
 }
 
 /// The checks regorus leaves to evaluation, on the modules already in `engine`: undefined
-/// `with` targets, functions and arity, then unsafe head variables (OPA stops at the first stage with errors).
+/// `with` targets, functions and arity, unsafe head variables, unsafe body variables, then
+/// constant arguments of the wrong kind (OPA stops at the first stage with errors).
 /// Gatekeeper templates are checked with this too.
 pub fn check_modules(engine: &mut Engine) -> Result<(), Vec<LoadError>> {
     let modules: Vec<Ref<Module>> = engine.get_modules().clone();
@@ -90,7 +92,8 @@ pub fn check_modules(engine: &mut Engine) -> Result<(), Vec<LoadError>> {
     stage(calls::check_with_targets(&modules, &index))?;
     stage(calls::check(&modules, &index))?;
     stage(safety::check(&modules, &index))?;
-    stage(safety::check_bodies(&modules, &index))
+    stage(safety::check_bodies(&modules, &index))?;
+    stage(types::check(&modules, &index))
 }
 
 fn stage(mut errors: Vec<CompileError>) -> Result<(), Vec<LoadError>> {
