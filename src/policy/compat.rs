@@ -39,7 +39,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "providers.aws.sign_req",
         "AWS request signing is out of scope for a plant gateway",
     ),
-    ("regex.globs_match", "regex intersection is not implemented"),
     (
         "rego.metadata.",
         "regorus does not keep annotations for evaluation",

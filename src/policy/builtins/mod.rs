@@ -7,6 +7,7 @@
 
 mod crypto;
 mod digest;
+mod globs;
 mod jwt;
 mod jwt_claims;
 mod keys;
@@ -62,6 +63,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(jwt::BUILTINS);
     out.extend(jwt_claims::BUILTINS);
     out.extend(strings::BUILTINS);
+    out.extend(globs::BUILTINS);
     out
 }
 
