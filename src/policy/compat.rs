@@ -61,6 +61,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 const REPLACED: &[(&str, &str)] = &[
     ("strings.count", "regorus's panics on an empty needle"),
     (
+        "yaml.unmarshal",
+        "YAML 1.1 as OPA reads it (`yes`/`no`/`on`/`off` booleans, `010` octal); regorus's reads YAML 1.2",
+    ),
+    (
         "net.cidr_expand",
         "bounded to 65536 addresses so it cannot outlast eval_timeout",
     ),

@@ -13,6 +13,7 @@ mod jwt_claims;
 mod keys;
 mod net;
 mod strings;
+mod yaml;
 
 use regorus::{Engine, Value};
 
@@ -64,6 +65,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(jwt_claims::BUILTINS);
     out.extend(strings::BUILTINS);
     out.extend(globs::BUILTINS);
+    out.extend(yaml::BUILTINS);
     out
 }
 
