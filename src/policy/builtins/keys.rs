@@ -30,10 +30,10 @@ pub enum Curve {
     P384,
 }
 
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+pub(super) const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub(super) const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+pub(super) const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+pub(super) const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
 /// Reads the keys in a certificate, public key PEM, JWK or JWK set; an error says why none.
@@ -59,7 +59,7 @@ pub fn parse(text: &str) -> Result<Vec<PublicKey>, String> {
     jwks.iter().map(jwk_key).collect()
 }
 
-fn pem_body(pem: &str) -> Result<Vec<u8>, String> {
+pub(super) fn pem_body(pem: &str) -> Result<Vec<u8>, String> {
     let body: String = pem
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -71,9 +71,9 @@ fn pem_body(pem: &str) -> Result<Vec<u8>, String> {
 }
 
 /// One DER element: (tag, contents, the whole element, the bytes after it).
-type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+pub(super) type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
 
-fn tlv(der: &[u8]) -> Result<Element<'_>, String> {
+pub(super) fn tlv(der: &[u8]) -> Result<Element<'_>, String> {
     let bad = || "malformed DER in the key".to_string();
     let tag = *der.first().ok_or_else(bad)?;
     let first = *der.get(1).ok_or_else(bad)?;

@@ -12,6 +12,7 @@ mod jwt;
 mod jwt_claims;
 mod keys;
 mod net;
+mod private_keys;
 mod strings;
 mod yaml;
 
@@ -61,6 +62,7 @@ pub fn all() -> Vec<&'static Builtin> {
     let mut out: Vec<&'static Builtin> = Vec::new();
     out.extend(net::BUILTINS);
     out.extend(crypto::BUILTINS);
+    out.extend(private_keys::BUILTINS);
     out.extend(jwt::BUILTINS);
     out.extend(jwt_claims::BUILTINS);
     out.extend(strings::BUILTINS);
