@@ -51,10 +51,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "strings.render_template",
         "Go text/template is not implemented",
     ),
-    (
-        "uri.",
-        "not yet: OPA returns Go's net/url parse (scheme, hostname, port, raw_path, …); not reproduced",
-    ),
 ];
 
 /// Builtins the extension replaces although regorus has one, and why.

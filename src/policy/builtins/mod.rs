@@ -14,6 +14,7 @@ mod keys;
 mod net;
 mod private_keys;
 mod strings;
+mod uri;
 mod yaml;
 
 use regorus::{Engine, Value};
@@ -68,6 +69,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(strings::BUILTINS);
     out.extend(globs::BUILTINS);
     out.extend(yaml::BUILTINS);
+    out.extend(uri::BUILTINS);
     out
 }
 
