@@ -19,11 +19,11 @@ const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-dive
 const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "crypto.x509.",
-        "not yet: OPA returns Go's x509.Certificate structure field by field, which no Rust parser reproduces; certificates are parsed only to verify JWTs",
+        "OPA returns Go's x509.Certificate structure field by field (dozens of Go-specific fields), which sluice does not reproduce; certificates are parsed only to verify JWTs",
     ),
     (
         "crypto.parse_private_keys",
-        "no private-key parser is built in",
+        "OPA returns Go's rsa/ecdsa.PrivateKey structures (big integers, precomputed CRT values); crypto.x509.parse_rsa_private_key gives the same keys as JWKs",
     ),
     ("graphql.", "no GraphQL parser is built in"),
     ("io.jwt.verify_es512", "ring has no P-521 curve"),
@@ -34,10 +34,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "json.verify_schema",
         "regorus's jsonschema feature is not built (build size on edge nodes)",
-    ),
-    (
-        "providers.aws.sign_req",
-        "AWS request signing is out of scope for a plant gateway",
     ),
     (
         "rego.metadata.",

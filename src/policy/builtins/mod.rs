@@ -5,6 +5,7 @@
 //! the expression undefined, with `strict_builtin_errors` it stops the evaluation with the error.
 //! Not here: builtins regorus already has, and the engine set-up itself (`policy::engine`).
 
+mod aws;
 mod crypto;
 mod digest;
 mod globs;
@@ -70,6 +71,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(globs::BUILTINS);
     out.extend(yaml::BUILTINS);
     out.extend(uri::BUILTINS);
+    out.extend(aws::BUILTINS);
     out
 }
 

@@ -24,13 +24,13 @@ pub static BUILTINS: &[Builtin] = &[
 
 /// What Go's parser keeps that OPA shows.
 #[derive(Default)]
-struct Url {
-    scheme: String,
-    host: String,
-    path: String,
-    raw_path: String,
-    raw_query: String,
-    fragment: String,
+pub(super) struct Url {
+    pub scheme: String,
+    pub host: String,
+    pub path: String,
+    pub raw_path: String,
+    pub raw_query: String,
+    pub fragment: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ fn is_valid(args: &Args<'_>) -> Result<Value, BuiltinError> {
     Ok(Value::from(valid))
 }
 
-fn parse(raw: &str) -> Result<Url, String> {
+pub(super) fn parse(raw: &str) -> Result<Url, String> {
     let (rest, fragment) = raw.split_once('#').unwrap_or((raw, ""));
     let mut url = parse_without_fragment(rest)?;
     url.fragment = unescape(fragment, Mode::Fragment)?;
@@ -237,7 +237,7 @@ fn unescape(s: &str, mode: Mode) -> Result<String, String> {
 }
 
 /// Go's `escape(path, encodePath)`: what a decoded path looks like encoded again.
-fn escape_path(path: &str) -> String {
+pub(super) fn escape_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         let keep = b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&b);
