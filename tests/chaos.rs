@@ -186,3 +186,67 @@ fn out_of_file_descriptors_new_clients_are_closed_at_once_open_flows_keep_moving
         sluice.logs()
     );
 }
+
+/// An MQTT publisher through sluice that reconnects whenever its session ends: QoS 0
+/// publishes, alternating a topic the fixture policy allows and one it denies (`secret/`).
+fn restless_publisher(addr: SocketAddr, stop: Arc<AtomicBool>, sent_ok: Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut ack = [0u8; 4];
+        let connected = s
+            .write_all(&mqtt::connect_packet(4, "restless"))
+            .and_then(|_| s.read_exact(&mut ack))
+            .is_ok()
+            && ack[3] == 0;
+        while connected && !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let allowed = mqtt::publish_packet(b"plant/line1/temp", None, None, &n.to_be_bytes());
+            let denied = mqtt::publish_packet(b"secret/recipe", None, None, &n.to_be_bytes());
+            if s.write_all(&allowed)
+                .and_then(|_| s.write_all(&denied))
+                .is_err()
+            {
+                break;
+            }
+            sent_ok.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_stream_lets_nothing_denied_through_and_publishers_come_back() {
+    let mut broker = mqtt::Broker::start();
+    let sluice = tokio::task::block_in_place(|| mqtt::sluice_for(&broker, ""));
+    let (stop, sent) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let publisher = {
+        let (addr, stop, sent) = (sluice.addr(), stop.clone(), sent.clone());
+        std::thread::spawn(move || restless_publisher(addr, stop, sent))
+    };
+    let before = mqtt::Watcher::start(broker.addr, &["#"]).await;
+    before.wait_for("plant/line1/temp", 50).await;
+    assert_eq!(before.count("secret/recipe"), 0, "{:?}", before.topics());
+    drop(before);
+    tokio::task::block_in_place(|| broker.restart());
+    let after = mqtt::Watcher::start(broker.addr, &["#"]).await;
+    // The publisher's session ended with the broker; it reconnects through sluice and its
+    // allowed messages arrive again.
+    after.wait_for("plant/line1/temp", 50).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || publisher.join()).await;
+    assert_eq!(after.count("secret/recipe"), 0, "{:?}", after.topics());
+    assert!(
+        sluice.metric(
+            "sluice_decisions_total{protocol=\"mqtt\",operation=\"publish\",verdict=\"deny\"}"
+        ) > 0.0
+    );
+}
