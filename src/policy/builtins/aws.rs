@@ -97,29 +97,13 @@ fn amz_date(ns: i64) -> String {
 fn sign_req(args: &Args<'_>) -> Result<Value, BuiltinError> {
     let mut request = args.object(0)?;
     let c = config(args)?;
-    let ns = args.number_i64(2)?;
+    let date = amz_date(args.number_i64(2)?);
     let url_text = request
         .get("url")
         .and_then(|u| u.as_str())
         .ok_or_else(|| args.error("operand 1 must have a url"))?;
     let url = uri::parse(url_text).map_err(|e| args.error(format!("parse {url_text:?}: {e}")))?;
-    // Signed as written: OPA does not upper-case the method.
-    let method = request
-        .get("method")
-        .and_then(|m| m.as_str())
-        .unwrap_or("GET")
-        .to_string();
-    let body: Vec<u8> = match (request.get("raw_body"), request.get("body")) {
-        (Some(serde_json::Value::String(raw)), _) => raw.as_bytes().to_vec(),
-        (_, Some(body)) => serde_json::to_vec(body).unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let payload = if c.unsigned_payload {
-        "UNSIGNED-PAYLOAD".to_string()
-    } else {
-        sha256_hex(&body)
-    };
-    let date = amz_date(ns);
+    let payload = payload_hash(&request, &c);
     let mut headers: serde_json::Map<String, serde_json::Value> = match request.get("headers") {
         Some(serde_json::Value::Object(h)) => h.clone(),
         _ => serde_json::Map::new(),
@@ -131,9 +115,47 @@ fn sign_req(args: &Args<'_>) -> Result<Value, BuiltinError> {
     if let Some(token) = &c.session_token {
         added.push(("x-amz-security-token", token.clone()));
     }
-    for (k, v) in &added {
-        headers.insert((*k).to_string(), serde_json::Value::String(v.clone()));
+    for (k, v) in added {
+        headers.insert(k.to_string(), serde_json::Value::String(v));
     }
+    // Signed as written: OPA does not upper-case the method.
+    let method = request
+        .get("method")
+        .and_then(|m| m.as_str())
+        .unwrap_or("GET")
+        .to_string();
+    let authorization = authorization(&c, &date, &method, &url, &headers, &payload);
+    headers.insert(
+        "Authorization".into(),
+        serde_json::Value::String(authorization),
+    );
+    request.insert("headers".into(), serde_json::Value::Object(headers));
+    Ok(Value::from(serde_json::Value::Object(request)))
+}
+
+/// The SHA-256 of the body (`raw_body` as is, `body` as JSON), or `UNSIGNED-PAYLOAD`.
+fn payload_hash(request: &serde_json::Map<String, serde_json::Value>, c: &Config) -> String {
+    if c.unsigned_payload {
+        return "UNSIGNED-PAYLOAD".to_string();
+    }
+    let body: Vec<u8> = match (request.get("raw_body"), request.get("body")) {
+        (Some(serde_json::Value::String(raw)), _) => raw.as_bytes().to_vec(),
+        (_, Some(body)) => serde_json::to_vec(body).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    sha256_hex(&body)
+}
+
+/// The `Authorization` header: canonical request, string to sign, derived key, signature.
+fn authorization(
+    c: &Config,
+    date: &str,
+    method: &str,
+    url: &uri::Url,
+    headers: &serde_json::Map<String, serde_json::Value>,
+    payload: &str,
+) -> String {
+    // OPA signs header values as given (no trimming) and the query as written.
     let canonical: BTreeMap<String, String> = headers
         .iter()
         .map(|(k, v)| {
@@ -141,7 +163,6 @@ fn sign_req(args: &Args<'_>) -> Result<Value, BuiltinError> {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            // OPA signs header values as given (no trimming) and the query as written.
             (k.to_lowercase(), value)
         })
         .collect();
@@ -170,7 +191,7 @@ fn sign_req(args: &Args<'_>) -> Result<Value, BuiltinError> {
             .map(|(k, v)| format!("{k}:{v}\n"))
             .collect::<String>(),
     );
-    let day = &date[..8];
+    let day = date.get(..8).unwrap_or(date);
     let scope = format!("{day}/{}/{}/aws4_request", c.region, c.service);
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
@@ -181,13 +202,8 @@ fn sign_req(args: &Args<'_>) -> Result<Value, BuiltinError> {
         key = hmac_sha256(&key, part);
     }
     let signature = hex(&hmac_sha256(&key, &to_sign));
-    headers.insert(
-        "Authorization".into(),
-        serde_json::Value::String(format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope},SignedHeaders={signed_headers},Signature={signature}",
-            c.access_key
-        )),
-    );
-    request.insert("headers".into(), serde_json::Value::Object(headers));
-    Ok(Value::from(serde_json::Value::Object(request)))
+    format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope},SignedHeaders={signed_headers},Signature={signature}",
+        c.access_key
+    )
 }
