@@ -17,7 +17,7 @@ fn status(gate: &Sluice) -> serde_json::Value {
     let (_, body) = http_get(gate.admin, "/v1/status").unwrap_or_else(|e| panic!("status: {e}"));
     let doc: serde_json::Value =
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    doc["bundles"]["sluice"].clone()
+    doc["result"]["bundles"]["sluice"].clone()
 }
 
 #[test]
