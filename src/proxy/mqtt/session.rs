@@ -20,11 +20,11 @@ use super::codec::{self, CodecError, Version, reason};
 use super::context::ListenerCtx;
 use super::encode;
 use super::error::SessionError;
-use super::relay::{Downstream, Ended, Relay, Upstream};
+use super::relay::{Downstream, Ended, Relay, SessionFacts, Upstream, Will};
 use super::wire::{Reader, Stream, Writer, subject_common_name};
 use crate::drain::Watch;
 use crate::policy::{MqttFacts, Operation, Protocol, Source};
-use crate::proxy::listener::Accepted;
+use crate::proxy::listener::{Accepted, Pressure};
 use crate::proxy::socket::{self, ConnectError};
 use crate::proxy::{Ask, Gateway, Judged};
 
@@ -34,9 +34,9 @@ pub async fn run(ctx: Arc<ListenerCtx>, gw: Arc<Gateway>, accepted: Accepted) {
         stream,
         peer,
         drain,
-        ..
+        pressure,
     } = accepted;
-    if let Err(e) = serve(&ctx, &gw, stream, drain).await {
+    if let Err(e) = serve(&ctx, &gw, stream, drain, pressure).await {
         gw.metrics.error("mqtt", e.kind);
         tracing::debug!(%peer, listener = %ctx.config.listen, kind = e.kind, "mqtt session ended: {}", e.message);
     }
@@ -47,11 +47,20 @@ async fn serve(
     gw: &Arc<Gateway>,
     tcp: TcpStream,
     drain: Watch,
+    mut pressure: Pressure,
 ) -> Result<(), SessionError> {
     // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
     // runs, and the relay's state is one exact-size allocation after it: the task itself stays
     // a few hundred bytes, and an idle session holds little more than its relay.
-    let Some(established) = Box::pin(establish(ctx, gw, tcp)).await? else {
+    let handshake = Box::pin(async move {
+        tokio::select! {
+            e = establish(ctx, gw, tcp) => e,
+            // A client still short of its CONNECT gives its slot up to clients queued behind
+            // a full listener.
+            _ = pressure.shed() => Err(SessionError::new("shed", "no CONNECT yet while the listener is full")),
+        }
+    });
+    let Some(established) = handshake.await? else {
         return Ok(());
     };
     let relaying = Box::pin(relay_until_end(established, drain));
@@ -77,9 +86,10 @@ fn relay_until_end(
         let ended = tokio::select! {
             e = relay.client_to_broker(&mut up) => e,
             e = relay.broker_to_client(&mut down) => e,
+            e = relay.revoked() => e,
             _ = drain.signaled() => Ended::Shutdown,
         };
-        relay.finish(ended).await
+        relay.finish(ended, &mut up).await
     }
 }
 
@@ -123,8 +133,13 @@ async fn establish(
         Some(cn) => cn,
         None => connect.username.unwrap_or_default().to_string(),
     };
-    let will = connect.will.map(|w| MqttFacts {
+    let will = connect.will.as_ref().map(|w| MqttFacts {
         topic: w.topic,
+        qos: w.qos,
+        retain: w.retain,
+    });
+    let kept_will = connect.will.as_ref().map(|w| Will {
+        topic: w.topic.into(),
         qos: w.qos,
         retain: w.retain,
     });
@@ -155,15 +170,14 @@ async fn establish(
     drop(frame);
     let buf = if buf.is_empty() { BytesMut::new() } else { buf };
 
-    let relay = Relay::new(
-        gw.clone(),
-        ctx.clone(),
+    let judged = SessionFacts {
         version,
         source,
-        Some(addr.ip()),
+        ip: Some(addr.ip()),
         zone,
-        client_w,
-    );
+        will: kept_will,
+    };
+    let relay = Relay::new(gw.clone(), ctx.clone(), judged, client_w);
     Ok(Some(Established {
         relay,
         client_r,
