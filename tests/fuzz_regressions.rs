@@ -79,3 +79,28 @@ fn an_sni_with_an_empty_label_is_malformed() {
         }
     );
 }
+
+/// connect_authority, found after a few thousand executions: the `http` crate accepts
+/// authorities such as `bla[]:+08` (brackets in a name, a `+` before the port). The target's
+/// first invariant (a judged host never carries a bracket) was stricter than the product
+/// needs: such a host is not an address and not a local name, so it is judged as an external
+/// name, with the port it is connected to — fail closed. The inputs stay as a check of that.
+#[test]
+fn odd_authorities_are_judged_as_external_names_on_the_port_they_name() {
+    use sluice::config::SiteConfig;
+    use sluice::site::{HostKind, Site};
+    let site = Site::new(&SiteConfig::default());
+    for (text, port) in [("bla[]:+08", 8), ("~[]:8443", 8443), ("[fet@@@]:443", 443)] {
+        sluice::fuzzing::connect_authority(text.as_bytes());
+        let Ok(authority) = text.parse::<http::uri::Authority>() else {
+            continue;
+        };
+        assert_eq!(authority.port_u16(), Some(port), "{text}");
+        let host = authority.host();
+        assert_eq!(
+            site.classify(host),
+            HostKind::ExternalName,
+            "{text}: {host:?}"
+        );
+    }
+}
