@@ -50,7 +50,7 @@ fn a_duration_with_a_space_is_refused() {
     refused(
         "serve",
         "cache: {ttl: 5 m}\n",
-        "cache.ttl: invalid duration \"5 m\": unknown unit \" m\" (use ms, s, m, h)",
+        "cache.ttl: invalid duration \"5 m\": no space between the number and the unit, like 5m",
     );
 }
 
