@@ -455,6 +455,11 @@ fn run_block(run: &mut Page, session: Option<&str>, body: &[String]) -> (Vec<Str
     let mut expected = Vec::new();
     let mut actual = Vec::new();
     for step in steps(body) {
+        // Each command has a shell of its own: `$?` of the previous one is not there.
+        assert!(
+            step.command.trim() != "echo $?",
+            "`$ echo $?` on its own line: write `COMMAND; echo \"exit $?\"` instead"
+        );
         let printed = match session {
             Some(s) if step.command.trim_end().ends_with('&') => {
                 let all = run.start(s, &step.command, &step.shown);
