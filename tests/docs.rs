@@ -19,6 +19,11 @@ fn policy_cli_doc_shows_what_the_binary_prints() {
 }
 
 #[test]
+fn http_gateway_doc_shows_what_the_binary_prints() {
+    check_page("docs/http-gateway.md");
+}
+
+#[test]
 fn webhook_doc_shows_what_the_binary_prints() {
     check_page("docs/webhook.md");
 }

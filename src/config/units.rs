@@ -83,7 +83,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
         u => {
             return Err(bad_duration(
                 s,
-                format!("unknown unit {u:?} (use ms, s, m, h)"),
+                format!("unknown unit {:?} (use ms, s, m, h)", u.trim()),
             ));
         }
     };

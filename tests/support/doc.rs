@@ -377,6 +377,8 @@ pub fn check_page(page: &str) {
     let mut run = Page::new(page);
     let mut replaced: Vec<(std::ops::Range<usize>, Vec<String>)> = Vec::new();
     let mut problems = Vec::new();
+    // Log blocks and unrunnable fences are for a person to fix; a rewrite cannot.
+    let mut unfixable = 0;
     for block in blocks(&lines) {
         let body: Vec<String> = lines[block.body.clone()]
             .iter()
@@ -394,6 +396,7 @@ pub fn check_page(page: &str) {
                 if appears_in(&body, &actual) {
                     continue;
                 }
+                unfixable += 1;
                 problems.push(format!(
                     "{page}:{}: these log lines did not appear:\n{}\n--- the log:\n{}",
                     block.body.start,
@@ -410,6 +413,7 @@ pub fn check_page(page: &str) {
                 run_block(&mut run, session, &body)
             }
             (_, info) if prompts => {
+                unfixable += 1;
                 problems.push(format!(
                     "{page}:{}: a ```{info} block shows a `$ ` command: make it ```console so \
                      it runs, or mark it <!-- doc-run recorded --> if no test can repeat it",
@@ -437,8 +441,10 @@ pub fn check_page(page: &str) {
     drop(run);
     if overwrite && !replaced.is_empty() {
         write_page(&path, &lines, replaced, text.ends_with('\n'));
-        eprintln!("{page}: rewrote {} block(s)", problems.len());
-        return;
+        eprintln!("{page}: rewrote {} block(s)", problems.len() - unfixable);
+        if unfixable == 0 {
+            return;
+        }
     }
     assert!(
         problems.is_empty(),
