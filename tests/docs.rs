@@ -24,6 +24,11 @@ fn http_gateway_doc_shows_what_the_binary_prints() {
 }
 
 #[test]
+fn mqtt_gateway_doc_shows_what_the_binary_prints() {
+    check_page("docs/mqtt-gateway.md");
+}
+
+#[test]
 fn webhook_doc_shows_what_the_binary_prints() {
     check_page("docs/webhook.md");
 }
