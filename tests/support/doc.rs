@@ -234,7 +234,10 @@ impl Page {
         let script = format!("exec 2>&1\n{command}");
         let mut c = match session {
             Some(name) => {
-                let tag = format!("doc{}{}", self.sessions.len(), &name[..name.len().min(6)]);
+                // Unique in the process: pages run in parallel and may share session names.
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let tag = format!("doc{n}{}", &name[..name.len().min(6)]);
                 let ns = self
                     .sessions
                     .entry(name.to_string())
@@ -278,7 +281,9 @@ impl Page {
         let n = self.background.values().map(Vec::len).sum::<usize>();
         let log = self.dir.join(&format!(".background-{n}.log"));
         let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("create log: {e}"));
-        let mut c = self.bash(Some(session), command.trim_end_matches('&').trim_end());
+        // `exec`: the SIGTERM at the end reaches the server itself, not a shell around it.
+        let command = format!("exec {}", command.trim_end_matches('&').trim_end());
+        let mut c = self.bash(Some(session), &command);
         let child = c
             .stdout(file)
             .stderr(Stdio::null())
