@@ -89,6 +89,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let limit = Arc::new(Semaphore::new(listener.max_connections.max(1)));
+    reserve_descriptor();
     let errors = RateLimiter::new(1);
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -111,6 +112,21 @@ where
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
+            Err(e) if out_of_descriptors(&e) => {
+                // The client waiting in the backlog would hang until the limit eases: refuse
+                // it now, on the descriptor held in reserve for this (nginx's and libev's
+                // trick), so it sees its connection closed at once and can go elsewhere.
+                let refused = refuse_one(&listener.tcp);
+                (listener.accounting.error)("out_of_descriptors");
+                if errors.allow() {
+                    tracing::warn!(listener = %listener.name, refused, "out of file descriptors: new connections are closed at once until some end ({e})");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(BACKOFF_MIN) => {}
+                    _ = drain.signaled() => return,
+                }
+                continue;
+            }
             Err(e) => {
                 // Out of file descriptors and the like: count, back off, keep serving.
                 (listener.accounting.error)("accept");
@@ -145,6 +161,36 @@ where
             drop(permit);
         });
     }
+}
+
+/// EMFILE (this process) or ENFILE (the whole system).
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// One descriptor kept open for [`refuse_one`]; shared by every listener of the process.
+static SPARE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+/// Opens the spare descriptor if it is not open (at start, and again after each use).
+pub fn reserve_descriptor() {
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.is_none() {
+        *spare = std::fs::File::open("/dev/null").ok();
+    }
+}
+
+/// With the process out of descriptors: frees the spare, accepts one waiting connection and
+/// closes it at once, then takes the spare back. True when a connection was refused so.
+fn refuse_one(tcp: &TcpListener) -> bool {
+    let freed = SPARE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .is_some();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let refused = freed && matches!(tcp.poll_accept(&mut cx), std::task::Poll::Ready(Ok(_)));
+    reserve_descriptor();
+    refused
 }
 
 #[cfg(test)]

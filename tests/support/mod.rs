@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod netns;
 pub mod pod;
+pub mod tcp;
 pub mod tempdir;
 pub mod webhook;
 
@@ -34,6 +35,7 @@ pub use launcher::*;
 pub use metrics::*;
 pub use mqtt::*;
 pub use netns::*;
+pub use tcp::*;
 pub use tempdir::*;
 pub use webhook::*;
 
