@@ -10,7 +10,7 @@ use support::doc::check_page;
 
 /// Pages whose command blocks are not run yet (their servers need a bundle server or an export
 /// bridge session written as console blocks). Shrink this list; never grow it.
-const NOT_YET_RUN: &[&str] = &["docs/policy-distribution.md"];
+const NOT_YET_RUN: &[&str] = &[];
 
 /// The pages run below.
 const RUN: &[&str] = &[
@@ -20,6 +20,7 @@ const RUN: &[&str] = &[
     "docs/mqtt-gateway.md",
     "docs/webhook.md",
     "docs/export-bridge.md",
+    "docs/policy-distribution.md",
     "docs/configuration.md",
     "docs/architecture.md",
     "docs/compatibility.md",
@@ -69,6 +70,11 @@ fn mqtt_gateway_doc_shows_what_the_binary_prints() {
 #[test]
 fn export_bridge_doc_shows_what_the_binary_prints() {
     check_page("docs/export-bridge.md");
+}
+
+#[test]
+fn policy_distribution_doc_shows_what_the_binary_prints() {
+    check_page("docs/policy-distribution.md");
 }
 
 #[test]
