@@ -365,6 +365,68 @@ fn await_lines(shown: &[String], output: impl Fn() -> Vec<String>) -> Vec<String
     }
 }
 
+/// What one block came to.
+enum Outcome {
+    Matches,
+    /// Differs; the block's body as the binary printed it, for a rewrite.
+    Differs(String, Vec<String>),
+    /// Wrong in a way a rewrite cannot fix (a log line missing, a fence that does not run).
+    Unfixable(String),
+}
+
+fn check_block(run: &mut Page, page: &str, block: &Block, lines: &[&str]) -> Outcome {
+    let body: Vec<String> = lines[block.body.clone()]
+        .iter()
+        .map(|l| {
+            l.strip_prefix(block.indent.as_str())
+                .unwrap_or(l)
+                .to_string()
+        })
+        .collect();
+    let at = block.body.start;
+    let (expected, actual) = match (&block.mode, block.info.as_str()) {
+        (Mode::Recorded, _) => return Outcome::Matches,
+        (Mode::Log(session), _) => {
+            let actual = await_lines(&body, || run.background_output(session));
+            if appears_in(&body, &actual) {
+                return Outcome::Matches;
+            }
+            return Outcome::Unfixable(format!(
+                "{page}:{at}: these log lines did not appear:\n{}\n--- the log:\n{}",
+                body.join("\n"),
+                actual.join("\n")
+            ));
+        }
+        (mode, "console") => {
+            let session = match mode {
+                Mode::Session(s) => Some(s.as_str()),
+                _ => None,
+            };
+            run_block(run, session, &body)
+        }
+        (_, info) if body.iter().any(|l| l.starts_with("$ ")) => {
+            return Outcome::Unfixable(format!(
+                "{page}:{at}: a ```{info} block shows a `$ ` command: make it ```console so it \
+                 runs, or mark it <!-- doc-run recorded --> if no test can repeat it"
+            ));
+        }
+        _ => return Outcome::Matches,
+    };
+    if matches(&expected, &actual) {
+        return Outcome::Matches;
+    }
+    let problem = format!(
+        "{page}:{at}: the block shows\n{}\n--- the binary printed\n{}",
+        expected.join("\n"),
+        actual.join("\n")
+    );
+    let indented = actual
+        .iter()
+        .map(|l| format!("{}{l}", block.indent))
+        .collect();
+    Outcome::Differs(problem, indented)
+}
+
 /// Runs every block of `page` (a path in the repository). Fails the test listing every block
 /// whose output differs, or with `DOC_RUN=overwrite` rewrites them.
 pub fn check_page(page: &str) {
@@ -382,66 +444,19 @@ pub fn check_page(page: &str) {
     let mut run = Page::new(page);
     let mut replaced: Vec<(std::ops::Range<usize>, Vec<String>)> = Vec::new();
     let mut problems = Vec::new();
-    // Log blocks and unrunnable fences are for a person to fix; a rewrite cannot.
     let mut unfixable = 0;
     for block in blocks(&lines) {
-        let body: Vec<String> = lines[block.body.clone()]
-            .iter()
-            .map(|l| {
-                l.strip_prefix(block.indent.as_str())
-                    .unwrap_or(l)
-                    .to_string()
-            })
-            .collect();
-        let prompts = body.iter().any(|l| l.starts_with("$ "));
-        let (expected, actual) = match (&block.mode, block.info.as_str()) {
-            (Mode::Recorded, _) => continue,
-            (Mode::Log(session), _) => {
-                let actual = await_lines(&body, || run.background_output(session));
-                if appears_in(&body, &actual) {
-                    continue;
-                }
+        match check_block(&mut run, page, &block, &lines) {
+            Outcome::Matches => {}
+            Outcome::Differs(problem, body) => {
+                problems.push(problem);
+                replaced.push((block.body.clone(), body));
+            }
+            Outcome::Unfixable(problem) => {
                 unfixable += 1;
-                problems.push(format!(
-                    "{page}:{}: these log lines did not appear:\n{}\n--- the log:\n{}",
-                    block.body.start,
-                    body.join("\n"),
-                    actual.join("\n")
-                ));
-                continue;
+                problems.push(problem);
             }
-            (mode, "console") => {
-                let session = match mode {
-                    Mode::Session(s) => Some(s.as_str()),
-                    _ => None,
-                };
-                run_block(&mut run, session, &body)
-            }
-            (_, info) if prompts => {
-                unfixable += 1;
-                problems.push(format!(
-                    "{page}:{}: a ```{info} block shows a `$ ` command: make it ```console so \
-                     it runs, or mark it <!-- doc-run recorded --> if no test can repeat it",
-                    block.body.start
-                ));
-                continue;
-            }
-            _ => continue,
-        };
-        if matches(&expected, &actual) {
-            continue;
         }
-        problems.push(format!(
-            "{page}:{}: the block shows\n{}\n--- the binary printed\n{}",
-            block.body.start,
-            expected.join("\n"),
-            actual.join("\n")
-        ));
-        let indented = actual
-            .iter()
-            .map(|l| format!("{}{l}", block.indent))
-            .collect();
-        replaced.push((block.body.clone(), indented));
     }
     drop(run);
     if overwrite && !replaced.is_empty() {
