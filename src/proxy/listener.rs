@@ -60,6 +60,42 @@ pub struct Accepted {
     pub peer: SocketAddr,
     /// Tells the connection to stop; held until it has (draining waits for it).
     pub drain: Watch,
+    /// Tells the connection its listener is at its connection limit.
+    pub pressure: Pressure,
+}
+
+/// How long a connection may only wait (no request under way, no CONNECT yet) before it
+/// gives its slot up to clients queued behind a full listener.
+const SHED_AFTER: Duration = Duration::from_secs(1);
+
+/// A listener at its connection limit tells its connections so, once a second while it
+/// stays there; a connection that is only waiting gives its slot up (Envoy's overload manager
+/// does the like by shortening idle timeouts). Otherwise 10,000 slow clients holding every
+/// slot until their header timeout would keep a fresh client waiting just as long.
+#[derive(Clone)]
+pub struct Pressure {
+    rx: tokio::sync::watch::Receiver<u64>,
+    since: tokio::time::Instant,
+}
+
+impl Pressure {
+    /// Resolves at the first word of pressure after the connection has waited `SHED_AFTER`
+    /// since `since` (see [`Pressure::reset`]). Never resolves while the listener has room.
+    pub async fn shed(&mut self) {
+        loop {
+            if self.rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            if self.since.elapsed() >= SHED_AFTER {
+                return;
+            }
+        }
+    }
+
+    /// Starts the wait again (a request just finished on a keep-alive connection).
+    pub fn reset(&mut self) {
+        self.since = tokio::time::Instant::now();
+    }
 }
 
 /// Keeps the open-connections gauge right however the connection ends.
@@ -90,6 +126,7 @@ where
 {
     let limit = Arc::new(Semaphore::new(listener.max_connections.max(1)));
     reserve_descriptor();
+    let (pressure, _) = tokio::sync::watch::channel(0u64);
     let errors = RateLimiter::new(1);
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -97,12 +134,16 @@ where
             Ok(p) => p,
             Err(_) => {
                 (listener.accounting.error)("connection_limit");
-                tokio::select! {
-                    p = limit.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                    _ = drain.signaled() => return,
+                loop {
+                    pressure.send_modify(|n| *n += 1);
+                    tokio::select! {
+                        p = limit.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        _ = tokio::time::sleep(SHED_AFTER) => {}
+                        _ = drain.signaled() => return,
+                    }
                 }
             }
         };
@@ -154,6 +195,10 @@ where
             stream,
             peer,
             drain: drain.clone(),
+            pressure: Pressure {
+                rx: pressure.subscribe(),
+                since: tokio::time::Instant::now(),
+            },
         });
         tokio::spawn(async move {
             work.await;
