@@ -368,7 +368,7 @@ fn every_further_mistake_in_the_configuration_doc_gets_the_line_it_shows() {
         let (yaml, expected) = match row.len() {
             3 => (config_with(key, code(&row[1])), code(&row[2]).to_string()),
             2 if key == "policy.bundle.file" => (
-                "policy:\n  bundle: {file: /nonexistent/plant.tar.gz}\n".to_string(),
+                "admin: {listen: 127.0.0.1:0}\nhttp: null\npolicy:\n  bundle: {file: /nonexistent/plant.tar.gz}\n".to_string(),
                 code(&row[1]).to_string(),
             ),
             2 if key == "webhook.tls.cert" => (
