@@ -499,12 +499,7 @@ impl Relay {
         )))
     }
 
-    fn deny_publish(
-        &self,
-        qos: u8,
-        packet_id: Option<u16>,
-        local_qos2: &mut PacketSet,
-    ) -> Action {
+    fn deny_publish(&self, qos: u8, packet_id: Option<u16>, local_qos2: &mut PacketSet) -> Action {
         let v = self.version;
         let Some(id) = packet_id else {
             return Action::Drop;
