@@ -14,6 +14,7 @@ mod error;
 mod http;
 mod identity;
 pub mod intercept;
+mod listeners;
 mod log;
 mod mqtt;
 mod policy;
@@ -146,6 +147,7 @@ impl Config {
             m.validate(i)?;
         }
         bridge::validate(&self.bridges)?;
+        listeners::validate(self)?;
         self.log.validate()
     }
 }
