@@ -26,6 +26,7 @@ const RUN: &[&str] = &[
     "docs/compatibility.md",
     "docs/development.md",
     "docs/interception.md",
+    "docs/hardening.md",
 ];
 
 #[test]
@@ -91,6 +92,7 @@ fn the_other_pages_show_what_the_binary_prints() {
         "docs/compatibility.md",
         "docs/development.md",
         "docs/interception.md",
+        "docs/hardening.md",
     ] {
         check_page(page);
     }
