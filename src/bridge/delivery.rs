@@ -106,8 +106,9 @@ async fn connect(
         detail,
         was_up: false,
     };
-    let mut opts = super::mqtt_options(remote, remote_client_id(bridge))
-        .map_err(|e| fail("tls", e.to_string()))?;
+    let mut opts = bridge
+        .remote_side
+        .options(remote, remote_client_id(bridge));
     let window = bridge.config.replay.inflight;
     opts.set_clean_session(true).set_inflight(window);
     let (client, mut events) = AsyncClient::new(opts, usize::from(window) + 16);
