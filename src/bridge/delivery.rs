@@ -106,9 +106,7 @@ async fn connect(
         detail,
         was_up: false,
     };
-    let mut opts = bridge
-        .remote_side
-        .options(remote, remote_client_id(bridge));
+    let mut opts = bridge.remote_side.options(remote, remote_client_id(bridge));
     let window = bridge.config.replay.inflight;
     opts.set_clean_session(true).set_inflight(window);
     let (client, mut events) = AsyncClient::new(opts, usize::from(window) + 16);
@@ -130,6 +128,11 @@ async fn connect(
             "connect_refused",
             format!("the remote broker refused the CONNECT ({code:?})"),
         )),
+        Some(Ok(Err(ConnectionError::Tls(e)))) => {
+            let text = e.to_string();
+            let text = text.trim_start_matches("I/O: ");
+            Err(fail("tls", format!("TLS handshake failed: {text}")))
+        }
         Some(Ok(Err(e))) => Err(fail(classify(&e), e.to_string())),
         Some(Err(_)) => Err(fail(
             "remote_timeout",
@@ -372,12 +375,20 @@ impl<'a> Sender<'a> {
         let c = &self.bridge.counters;
         let ttl = i64::try_from(self.bridge.config.spool.ttl.get().as_millis()).unwrap_or(i64::MAX);
         let cutoff = crate::telemetry::decision_log::now_ms().saturating_sub(ttl);
+        let max_packet = self.bridge.config.remote.max_packet_size.get();
         let (first, last) = (rows[0].id, rows[rows.len() - 1].id);
         let mut removed = Vec::new();
         let mut expired = 0;
         for m in rows {
             if m.stored_ms < cutoff {
                 expired += 1;
+                removed.push(m.id);
+                continue;
+            }
+            // Stored under a larger remote.max_packet_size: sending it would end every session.
+            if !m.fits(max_packet) {
+                c.dropped("too_large", 1);
+                tracing::warn!(bridge = %self.bridge.name(), topic = %m.topic, size = m.payload.len(), "spooled message over remote.max_packet_size removed, never sent");
                 removed.push(m.id);
                 continue;
             }

@@ -126,7 +126,11 @@ async fn close(
     bridge.counters.local_up.set(0);
 }
 
-async fn write_loop(bridge: Arc<Bridge>, client: AsyncClient, mut rx: mpsc::UnboundedReceiver<Publish>) {
+async fn write_loop(
+    bridge: Arc<Bridge>,
+    client: AsyncClient,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
         let mut bytes = first.payload.len();
@@ -168,10 +172,12 @@ async fn store(bridge: &Arc<Bridge>, batch: &[Publish]) -> bool {
             qos,
             retain: p.retain,
         };
-        // The PUBLISH to the remote carries a header beside topic and payload.
-        if m.size() + 16 > max_packet {
+        // MQTT 3.1.1 has no way for the remote to announce its limit (MQTT 5's CONNACK does),
+        // so the configured one is what we have. Refused here, not stored: it would stop the
+        // backlog behind it forever (the remote ends the session, the spool sends it again).
+        if m.size() + super::message::PUBLISH_OVERHEAD > max_packet {
             c.dropped("too_large", 1);
-            tracing::warn!(bridge = %bridge.name(), topic = %p.topic, size = m.size(), "message over remote.max_packet_size dropped");
+            tracing::warn!(bridge = %bridge.name(), topic = %p.topic, size = m.size(), "message over remote.max_packet_size dropped; acknowledged to the local broker, never sent");
             continue;
         }
         if !bridge.allows(&p.topic, qos, p.retain) {

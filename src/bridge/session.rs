@@ -42,7 +42,8 @@ impl Side {
             key: format!("{side_key}.{key}"),
             reason,
         };
-        let (host, port) = split_host_port(&side.broker).map_err(|e| fail("broker", e.to_string()))?;
+        let (host, port) =
+            split_host_port(&side.broker).map_err(|e| fail("broker", e.to_string()))?;
         let tls = match &side.tls {
             None => None,
             Some(t) => Some(Arc::new(client_config(t).map_err(|(k, e)| fail(k, e))?)),

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+pub use super::bridge_auth::{BridgeTls, Secret};
 use super::error::invalid;
 use super::{ConfigError, Dur, Size, split_host_port};
-pub use super::bridge_auth::{BridgeTls, Secret};
 
 /// One export bridge: local broker → judged → SQLite spool → judged again → remote broker.
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -69,10 +69,7 @@ pub(super) fn validate(
 ) -> Result<(), ConfigError> {
     if let Some(user) = &side.username {
         if user.is_empty() || user.len() > MQTT_STRING {
-            return Err(at(
-                "username",
-                format!("{user:?} must be 1 to 65535 bytes"),
-            ));
+            return Err(at("username", format!("{user:?} must be 1 to 65535 bytes")));
         }
     }
     if side.password.is_some() && side.password_file.is_some() {
@@ -94,7 +91,11 @@ pub(super) fn validate(
             }
         }
     }
-    if side.password.as_ref().is_some_and(|p| p.0.len() > MQTT_STRING) {
+    if side
+        .password
+        .as_ref()
+        .is_some_and(|p| p.0.len() > MQTT_STRING)
+    {
         return Err(at(
             "password",
             "is longer than 65535 bytes (MQTT's limit)".into(),

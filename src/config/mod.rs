@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::AdminConfig;
 pub use bridge::{
-    BridgeBroker, BridgeConfig, BridgeTls, FilterError, OnFull, Rate, ReplayConfig, ReplayOrder, Secret, SpoolConfig,
-    check_filter,
+    BridgeBroker, BridgeConfig, BridgeTls, FilterError, OnFull, Rate, ReplayConfig, ReplayOrder,
+    Secret, SpoolConfig, check_filter,
 };
 pub use cache::CacheConfig;
 pub use decision_log::{DEFAULT_DECISION_LOG, DecisionLogConfig};

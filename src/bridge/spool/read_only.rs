@@ -70,13 +70,14 @@ fn read_only(path: &Path, immutable: bool) -> Result<Connection, SpoolError> {
     if immutable {
         uri.push_str("?immutable=1");
     }
-    let conn =
-        Connection::open_with_flags(&uri, flags).map_err(|e| SpoolError::sqlite(path, e))?;
+    let conn = Connection::open_with_flags(&uri, flags).map_err(|e| SpoolError::sqlite(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|e| SpoolError::sqlite(path, e))?;
     // The open is lazy: read the header now so that an unusable file fails here.
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-        .map_err(|e| SpoolError::sqlite(path, e))?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| SpoolError::sqlite(path, e))?;
     Ok(conn)
 }
 
