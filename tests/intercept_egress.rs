@@ -415,3 +415,75 @@ fn the_processor_cannot_remove_the_rules_and_a_dead_sluice_leaks_nothing() -> Te
     );
     Ok(())
 }
+
+/// Live flows follow the policy on the transparent path too: a tunnel to an allowed export
+/// is closed once a newer policy generation takes the allowlist entry away, and the bytes the
+/// pod sends after that never reach the internet.
+#[test]
+fn an_open_transparent_tunnel_ends_when_the_policy_takes_its_export_away() -> TestResult {
+    if !can_run("an_open_transparent_tunnel_ends_when_the_policy_takes_its_export_away") {
+        return Ok(());
+    }
+    let ns = Netns::new("reval")?;
+    let received = tcp_server(&ns.internet, addr("198.18.0.2:9000")?, b"export-ok", false)?;
+    let allow =
+        r#"[{"name": "aggregates", "host": "198.18.0.2", "port": 9000, "protocols": ["tcp"]}]"#;
+    let config = sluice_config(&ns, allow)?;
+    // Watch the policy directory, so that rewriting its data activates a new generation.
+    let text = std::fs::read_to_string(&config)?.replace(
+        "decision: data.manufacturing.egress\n",
+        "decision: data.manufacturing.egress\n  watch: true\n  eval_timeout: 5s\n",
+    );
+    std::fs::write(&config, text)?;
+    ns.apply_rules(&config)?;
+    let sluice = start_sluice(&ns, &config)?;
+
+    let (to_pod, from_test) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (to_test, results) = std::sync::mpsc::channel::<std::io::Result<Vec<u8>>>();
+    spawn_in_ns(&ns.pod, move || {
+        use std::io::{Read, Write};
+        let to: SocketAddr = ([198, 18, 0, 2], 9000).into();
+        let mut s = match std::net::TcpStream::connect_timeout(&to, Duration::from_secs(3)) {
+            Ok(s) => s,
+            Err(e) => return drop(to_test.send(Err(e))),
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+        for payload in from_test {
+            let mut buf = [0u8; 64];
+            let got = s.write_all(&payload).and_then(|_| {
+                let n = s.read(&mut buf)?;
+                Ok(buf[..n].to_vec())
+            });
+            let _ = to_test.send(got);
+        }
+    })?;
+    let ask = |payload: &[u8]| -> Result<std::io::Result<Vec<u8>>, Error> {
+        to_pod.send(payload.to_vec())?;
+        Ok(results.recv_timeout(Duration::from_secs(25))?)
+    };
+    let first = ask(b"aggregate-1")?;
+    assert_eq!(first.ok().as_deref(), Some(&b"export-ok"[..]));
+    let before = received.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(before, 11);
+
+    ns.write(
+        "policy/manufacturing/data.json",
+        "{\"export_allowlist\": []}",
+    )?;
+    let revoked = "sluice_flows_revoked_total{protocol=\"tcp\"}";
+    let seen = poll_until(Duration::from_secs(30), || {
+        metrics(&ns).is_ok_and(|m| metric(&m, revoked) >= 1.0)
+    });
+    let log = sluice.log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(seen, "the tunnel was not revoked:\n{log}");
+    // The tunnel is closed: the next write or read fails or sees the end, and nothing more
+    // arrives at the internet server.
+    let after = ask(b"aggregate-2")?;
+    assert!(
+        after.as_ref().map_or(true, |b| b.is_empty()),
+        "the revoked tunnel still answered: {after:?}"
+    );
+    assert_eq!(received.load(std::sync::atomic::Ordering::Relaxed), before);
+    assert!(log.contains("open flow ended"), "{log}");
+    Ok(())
+}

@@ -217,7 +217,8 @@ async fn open_policy(config: &Config) -> Result<OpenPolicy, String> {
     let gateway = Arc::new(
         Gateway::new(decider, Site::new(&config.site), source)
             .with_policy_status(status.clone())
-            .with_decision_log(decision_log),
+            .with_decision_log(decision_log)
+            .with_revalidation(config.policy.revalidate),
     );
     let name = sources.describe();
     let running = sources

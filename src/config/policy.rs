@@ -35,6 +35,9 @@ pub struct PolicyConfig {
     pub bundle: Option<BundleConfig>,
     /// What serves while no bundle was ever activated (nothing persisted, server unreachable).
     pub on_missing_policy: OnMissingPolicy,
+    /// Open flows (tunnels, MQTT sessions and subscriptions) are judged again by each new
+    /// generation and ended when it denies them.
+    pub revalidate: bool,
 }
 
 /// What enforces before the first bundle arrives.
@@ -110,6 +113,7 @@ impl Default for PolicyConfig {
             watch: false,
             bundle: None,
             on_missing_policy: OnMissingPolicy::Embedded,
+            revalidate: true,
         }
     }
 }

@@ -170,6 +170,8 @@ struct Inner {
     generation: AtomicU64,
     cache: Option<VerdictCache>,
     stats: DeciderStats,
+    /// Tells open flows that a new generation is in force (they judge themselves again).
+    activated: tokio::sync::watch::Sender<u64>,
 }
 
 static NEXT_DECIDER_ID: AtomicU64 = AtomicU64::new(1);
@@ -218,6 +220,7 @@ impl Decider {
                 generation: AtomicU64::new(1),
                 cache,
                 stats: DeciderStats::default(),
+                activated: tokio::sync::watch::Sender::new(1),
             }),
         })
     }
@@ -245,11 +248,17 @@ impl Decider {
         if let Some(cache) = &self.inner.cache {
             cache.invalidate_all();
         }
+        self.inner.activated.send_replace(number);
         Ok(number)
     }
 
     pub fn generation(&self) -> u64 {
         self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Changes each time a new generation is in force; what open flows wait on.
+    pub fn activations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.activated.subscribe()
     }
 
     pub fn revision(&self) -> String {

@@ -39,6 +39,8 @@ pub struct Gateway {
     pub policy_status: Arc<PolicyStatus>,
     /// Every deny and sampled allows, written off the data path.
     pub decision_log: Option<DecisionLog>,
+    /// Open flows judge themselves again when a new generation is in force (revalidate.rs).
+    pub revalidate: bool,
     deny_log: RateLimiter,
 }
 
@@ -93,6 +95,7 @@ impl Gateway {
             metrics: Metrics::new(),
             policy_status: Arc::new(PolicyStatus::new("embedded policies", false)),
             decision_log: None,
+            revalidate: true,
             deny_log: RateLimiter::new(DENY_LOGS_PER_SECOND),
         }
     }
@@ -105,6 +108,22 @@ impl Gateway {
     pub fn with_decision_log(mut self, log: Option<DecisionLog>) -> Self {
         self.decision_log = log;
         self
+    }
+
+    pub fn with_revalidation(mut self, on: bool) -> Self {
+        self.revalidate = on;
+        self
+    }
+
+    /// The judged address of a target as [`Gateway::judge`] saw it: a literal address or a
+    /// local name's lookup (`connected`), or an external name judged without any address.
+    /// What an open flow is judged again on.
+    pub fn located(&self, host: &str, connected: IpAddr) -> (Option<IpAddr>, Zone) {
+        match self.site.classify(host) {
+            HostKind::Address(ip, zone) => (Some(ip), zone),
+            HostKind::ExternalName => (None, Zone::External),
+            HostKind::LocalName => (Some(connected), self.site.zone_of_ip(connected)),
+        }
     }
 
     /// Judges one input and does all of a decision's accounting: counted, a deny logged

@@ -11,6 +11,7 @@ pub mod http;
 pub mod judge;
 pub mod listener;
 pub mod mqtt;
+pub mod revalidate;
 pub mod sni;
 pub mod socket;
 pub mod tls;

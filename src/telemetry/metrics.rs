@@ -69,6 +69,8 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     pub denied_targets: Family<DeniedTargetLabels, Counter>,
     pub denied_topics: Family<DeniedTopicLabels, Counter>,
+    /// Open flows ended because a newer policy generation denies them.
+    pub flows_revoked: Family<ProtocolLabels, Counter>,
     /// 1 once policies are compiled and listeners bound, 0 before and while shutting down.
     pub ready: Gauge,
     /// The export bridges' families (`sluice_bridge_*`).
@@ -100,6 +102,7 @@ impl Metrics {
             errors: Family::default(),
             denied_targets: Family::default(),
             denied_topics: Family::default(),
+            flows_revoked: Family::default(),
             ready: Gauge::default(),
             bridges: Default::default(),
             seen_targets: Mutex::new(HashSet::new()),
@@ -140,6 +143,11 @@ impl Metrics {
             "denied_topics",
             "Denied MQTT decisions by topic, cut to three levels (at most 200, then `other`)",
             self.denied_topics.clone(),
+        );
+        r.register(
+            "flows_revoked",
+            "Open flows (tunnels, MQTT sessions) ended because a newer policy generation denies them, by protocol",
+            self.flows_revoked.clone(),
         );
         r.register(
             "ready",

@@ -15,6 +15,7 @@
 //!
 //! Not here: plain requests (forward.rs), SNI parsing (proxy/sni.rs), the relay (proxy/copy.rs).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
@@ -30,6 +31,7 @@ use super::target::host_port;
 use crate::policy::{Operation, Protocol, Zone};
 use crate::proxy::Ask;
 use crate::proxy::copy::{self, Ended};
+use crate::proxy::revalidate;
 use crate::proxy::sni::{self, ClientHello};
 use crate::proxy::socket::{ConnectError, connect};
 use crate::site::HostKind;
@@ -46,16 +48,7 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
         return reply::error(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
     };
     let (host, port) = host_port(&authority, 443);
-    let ask = Ask {
-        protocol: Protocol::Https,
-        operation: Operation::Tunnel,
-        source: &p.gateway.identity,
-        host,
-        port,
-        mqtt: None,
-        http: None,
-        will: None,
-    };
+    let ask = tunnel_ask(&p, host, port);
     let addr = match p.judge_or_refuse(ask, "tunnel", &authority).await {
         Ok(addr) => addr,
         Err(refusal) => return refusal,
@@ -75,7 +68,12 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
         }
     };
     let guard = p.drain.clone();
-    let host = host.to_ascii_lowercase();
+    let up = Upstream {
+        stream: upstream,
+        host: host.to_string(),
+        port,
+        addr: addr.ip(),
+    };
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let _guard = guard;
@@ -86,11 +84,9 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
                 Ok(parts) => {
                     let early = parts.read_buf.to_vec();
                     let client = parts.io.into_inner();
-                    splice_tcp(&p, client, early, upstream, &host, port).await;
+                    splice_tcp(&p, client, early, up).await;
                 }
-                Err(client) => {
-                    splice(&p, TokioIo::new(client), Vec::new(), upstream, &host, port).await
-                }
+                Err(client) => splice(&p, TokioIo::new(client), Vec::new(), up).await,
             },
             Err(_) => p.error("tunnel_upgrade"),
         }
@@ -99,36 +95,86 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
 }
 
 /// As [`splice`] for two plain TCP sockets: the same check, then the kernel-side relay.
-async fn splice_tcp(
-    p: &HttpProxy,
-    mut client: TcpStream,
-    early: Vec<u8>,
-    mut upstream: TcpStream,
-    host: &str,
-    port: u16,
-) {
-    if !check_first_bytes(p, &mut client, early, &mut upstream, host, port).await {
+async fn splice_tcp(p: &HttpProxy, mut client: TcpStream, early: Vec<u8>, mut up: Upstream) {
+    let First::Relay { fronted } =
+        check_first_bytes(p, &mut client, early, &mut up.stream, &up.host, up.port).await
+    else {
         return;
-    }
-    let ended = copy::relay_tcp(client, upstream, &p.counters, p.cfg.idle_timeout.get()).await;
-    count_end(p, ended);
+    };
+    let idle = p.cfg.idle_timeout.get();
+    let relay = copy::relay_tcp(client, up.stream, &p.counters, idle);
+    follow_policy(p, relay, &up.host, up.port, up.addr, fronted.as_deref()).await;
 }
 
 /// Checks the first bytes (`early`: what the client sent along with its CONNECT), then
-/// relays both ways until either side closes or the tunnel idles out.
+/// relays both ways until either side closes, the tunnel idles out, or a newer policy
+/// generation denies it.
 async fn splice<C: AsyncRead + AsyncWrite + Unpin>(
     p: &HttpProxy,
     mut client: C,
     early: Vec<u8>,
-    mut upstream: TcpStream,
+    mut up: Upstream,
+) {
+    let First::Relay { fronted } =
+        check_first_bytes(p, &mut client, early, &mut up.stream, &up.host, up.port).await
+    else {
+        return;
+    };
+    let relay = copy::relay(client, up.stream, &p.counters, p.cfg.idle_timeout.get());
+    follow_policy(p, relay, &up.host, up.port, up.addr, fronted.as_deref()).await;
+}
+
+/// The tunnel's upstream end: the socket and what it was judged on.
+struct Upstream {
+    stream: TcpStream,
+    host: String,
+    port: u16,
+    addr: IpAddr,
+}
+
+/// Runs the relay until it ends or a newer policy generation denies the tunnel (judged again
+/// as at its start: the target, then a fronted server name); a denied tunnel is closed by
+/// dropping the relay with both sockets.
+async fn follow_policy(
+    p: &HttpProxy,
+    relay: impl Future<Output = Ended>,
     host: &str,
     port: u16,
+    addr: IpAddr,
+    fronted: Option<&str>,
 ) {
-    if !check_first_bytes(p, &mut client, early, &mut upstream, host, port).await {
-        return;
+    let gw = &p.gateway;
+    let mut watch = gw.policy_watch();
+    let rejudge = || {
+        let ask = tunnel_ask(p, host, port);
+        let (ip, zone) = gw.located(host, addr);
+        let decision = gw.decide_at(&ask, ip, zone);
+        match fronted {
+            Some(name) if decision.allowed() => {
+                gw.decide_at(&Ask { host: name, ..ask }, None, Zone::External)
+            }
+            _ => decision,
+        }
+    };
+    tokio::select! {
+        ended = relay => count_end(p, ended),
+        decision = watch.denied(rejudge) => {
+            revalidate::revoked(gw, Protocol::Https.as_str(), &format!("{host}:{port}"), &decision);
+        }
     }
-    let ended = copy::relay(client, upstream, &p.counters, p.cfg.idle_timeout.get()).await;
-    count_end(p, ended);
+}
+
+fn tunnel_ask<'a>(p: &'a HttpProxy, host: &'a str, port: u16) -> Ask<'a> {
+    Ask {
+        protocol: Protocol::Https,
+        operation: Operation::Tunnel,
+        source: &p.gateway.identity,
+        host,
+        port,
+        mqtt: None,
+        http: None,
+        will: None,
+    }
 }
 
 fn count_end(p: &HttpProxy, ended: Ended) {
@@ -142,7 +188,7 @@ fn count_end(p: &HttpProxy, ended: Ended) {
 
 /// Reads the client's first bytes (waiting at most `tunnel_peek_timeout`), refuses a tunnel
 /// whose ClientHello is malformed or names an external host the policy does not allow, and
-/// otherwise sends those bytes upstream. False when the tunnel must end.
+/// otherwise sends those bytes upstream.
 async fn check_first_bytes<C: AsyncRead + Unpin>(
     p: &HttpProxy,
     client: &mut C,
@@ -150,7 +196,7 @@ async fn check_first_bytes<C: AsyncRead + Unpin>(
     upstream: &mut TcpStream,
     host: &str,
     port: u16,
-) -> bool {
+) -> First {
     let mut first = early;
     first.reserve(4096);
     let deadline = tokio::time::Instant::now() + p.cfg.tunnel_peek_timeout.get();
@@ -161,7 +207,7 @@ async fn check_first_bytes<C: AsyncRead + Unpin>(
         match tokio::time::timeout_at(deadline, client.read_buf(&mut first)).await {
             // Nothing (more) in time: judge what we have.
             Err(_) => break sni::parse(&first),
-            Ok(Ok(0)) if first.is_empty() => return false,
+            Ok(Ok(0)) if first.is_empty() => return First::End,
             Ok(Ok(0)) => break sni::parse(&first),
             Ok(Ok(_)) => match sni::parse(&first) {
                 ClientHello::Incomplete if first.len() < sni::MAX_HELLO + 5 * 8 => continue,
@@ -169,41 +215,64 @@ async fn check_first_bytes<C: AsyncRead + Unpin>(
             },
             Ok(Err(_)) => {
                 p.error("tunnel_io");
-                return false;
+                return First::End;
             }
         }
     };
+    let mut fronted = None;
     match hello {
         ClientHello::Incomplete if !first.is_empty() => {
             p.error("tls_incomplete");
-            return false;
+            return First::End;
         }
         ClientHello::Malformed(why) => {
             tracing::debug!(target = %format_args!("{host}:{port}"), why, "tunnel refused: malformed ClientHello");
             p.error("tls_malformed");
-            return false;
+            return First::End;
         }
-        ClientHello::Hello { sni: Some(name) } if !sni_permitted(p, host, port, &name) => {
-            p.error("sni_refused");
-            return false;
-        }
+        ClientHello::Hello { sni: Some(name) } => match sni_permitted(p, host, port, &name) {
+            Fronting::Refused => {
+                p.error("sni_refused");
+                return First::End;
+            }
+            Fronting::Allowed => fronted = Some(name),
+            Fronting::None => {}
+        },
         _ => {}
     }
     if !first.is_empty() {
         if upstream.write_all(&first).await.is_err() {
             p.error("tunnel_io");
-            return false;
+            return First::End;
         }
         p.counters.up.inc_by(first.len() as u64);
     }
-    true
+    First::Relay { fronted }
+}
+
+/// What the first bytes decided.
+enum First {
+    End,
+    /// Relay; `fronted` is a server name judged as an export of its own.
+    Relay {
+        fronted: Option<String>,
+    },
+}
+
+/// The SNI check's outcome.
+enum Fronting {
+    /// The name is the CONNECT host or inside the site.
+    None,
+    /// Another external host, and the policy allows that export too.
+    Allowed,
+    Refused,
 }
 
 /// Domain-fronting check: an SNI naming the CONNECT host, or a host inside the site, is fine;
 /// any other name is an export of its own and must be allowed as one.
-fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> bool {
-    if sni_name == host {
-        return true;
+fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> Fronting {
+    if sni_name.eq_ignore_ascii_case(host) {
+        return Fronting::None;
     }
     let external = match p.gateway.site.classify(sni_name) {
         HostKind::LocalName => false,
@@ -211,18 +280,9 @@ fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> bool {
         HostKind::ExternalName => true,
     };
     if !external {
-        return true;
+        return Fronting::None;
     }
-    let ask = Ask {
-        protocol: Protocol::Https,
-        operation: Operation::Tunnel,
-        source: &p.gateway.identity,
-        host: sni_name,
-        port,
-        mqtt: None,
-        http: None,
-        will: None,
-    };
+    let ask = tunnel_ask(p, sni_name, port);
     // Judged as the external name it claims, never looked up.
     let decision = p.gateway.decide_at(&ask, None, Zone::External);
     if !decision.allowed() {
@@ -237,5 +297,9 @@ fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> bool {
             );
         }
     }
-    decision.allowed()
+    if decision.allowed() {
+        Fronting::Allowed
+    } else {
+        Fronting::Refused
+    }
 }

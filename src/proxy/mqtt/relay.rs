@@ -31,7 +31,8 @@ use super::wire::{Reader, Writer};
 use crate::config::V3Deny;
 use crate::policy::{MqttFacts, Operation, Protocol, Source, Zone};
 use crate::proxy::copy::ReadSize;
-use crate::proxy::{Ask, Gateway};
+use crate::proxy::revalidate;
+use crate::proxy::{Ask, Decision, Gateway};
 use crate::telemetry::metrics::BytesLabels;
 
 mod subscribe;
@@ -45,6 +46,8 @@ pub(super) enum Ended {
     ClientError(CodecError),
     /// A denied publish under `v3_deny: disconnect`.
     DeniedDisconnect,
+    /// A newer policy generation denies the session or one of its subscriptions.
+    Revoked,
     Failed(SessionError),
 }
 
@@ -73,6 +76,9 @@ struct Shared {
     /// SUBSCRIBEs forwarded with fewer filters: per original filter, `None` = the broker's
     /// next code, `Some(code)` = refused locally.
     pending_subacks: HashMap<u16, Vec<Option<u8>>>,
+    /// Filters forwarded to the broker (and not unsubscribed), with their QoS: what a newer
+    /// policy generation judges again. Empty (no allocation) for a publish-only session.
+    granted: Vec<(Box<str>, u8)>,
 }
 
 /// Client → broker state kept for the whole session.
@@ -126,22 +132,44 @@ pub(super) struct Relay {
     source: Source,
     ip: Option<IpAddr>,
     zone: Zone,
+    /// The Will as the CONNECT set it: judged again with the session.
+    will: Option<Will>,
     shared: Mutex<Shared>,
     client_w: tokio::sync::Mutex<Writer>,
     up_bytes: Counter,
     down_bytes: Counter,
 }
 
+/// A CONNECT's Will, kept for the session's life.
+pub(super) struct Will {
+    pub topic: Box<str>,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// Who the session is and where it goes: what every decision of the session is made on.
+pub(super) struct SessionFacts {
+    pub version: Version,
+    pub source: Source,
+    pub ip: Option<IpAddr>,
+    pub zone: Zone,
+    pub will: Option<Will>,
+}
+
 impl Relay {
     pub fn new(
         gw: Arc<Gateway>,
         ctx: Arc<ListenerCtx>,
-        version: Version,
-        source: Source,
-        ip: Option<IpAddr>,
-        zone: Zone,
+        judged: SessionFacts,
         client_w: Writer,
     ) -> Self {
+        let SessionFacts {
+            version,
+            source,
+            ip,
+            zone,
+            will,
+        } = judged;
         let counter = |direction| {
             gw.metrics
                 .bytes
@@ -159,6 +187,7 @@ impl Relay {
             source,
             ip,
             zone,
+            will,
             shared: Mutex::new(Shared::default()),
             client_w: tokio::sync::Mutex::new(client_w),
             up_bytes,
@@ -182,6 +211,64 @@ impl Relay {
             will: None,
         };
         self.gw.decide_at(&ask, self.ip, self.zone).allowed()
+    }
+
+    /// Resolves once a newer policy generation denies the session's CONNECT (with its Will)
+    /// or one of its granted subscriptions. The whole session ends then, rather than a
+    /// subscription being removed behind the client's back: the client reconnects and its
+    /// subscriptions are judged afresh, each granted or refused in its SUBACK.
+    pub async fn revoked(&self) -> Ended {
+        let mut watch = self.gw.policy_watch();
+        let decision = watch.denied(|| self.rejudge()).await;
+        let flow = format!("{}:{}", self.ctx.upstream_host, self.ctx.upstream_port);
+        revalidate::revoked(&self.gw, "mqtt", &flow, &decision);
+        Ended::Revoked
+    }
+
+    fn rejudge(&self) -> Decision {
+        let will = self.will.as_ref().map(|w| MqttFacts {
+            topic: &w.topic,
+            qos: w.qos,
+            retain: w.retain,
+        });
+        let ask = Ask {
+            protocol: Protocol::Mqtt,
+            operation: Operation::Connect,
+            source: &self.source,
+            host: &self.ctx.upstream_host,
+            port: self.ctx.upstream_port,
+            mqtt: None,
+            http: None,
+            will,
+        };
+        // The CONNECT as it was judged: an external broker name without an address.
+        let (ip, zone) = match self.ip {
+            Some(ip) => self.gw.located(&self.ctx.upstream_host, ip),
+            None => (None, self.zone),
+        };
+        let decision = self.gw.decide_at(&ask, ip, zone);
+        if !decision.allowed() {
+            return decision;
+        }
+        // Copied out so that no decision runs under the lock the data path takes.
+        let granted = self.shared().granted.clone();
+        for (filter, qos) in &granted {
+            let ask = Ask {
+                operation: Operation::Subscribe,
+                mqtt: Some(MqttFacts {
+                    topic: codec::judged_filter(filter),
+                    qos: *qos,
+                    retain: false,
+                }),
+                will: None,
+                ..ask
+            };
+            let d = self.gw.decide_at(&ask, self.ip, self.zone);
+            if !d.allowed() {
+                return d;
+            }
+        }
+        decision
     }
 
     async fn to_client(&self, bytes: &[u8]) -> Result<(), Ended> {
@@ -314,7 +401,11 @@ impl Relay {
             codec::PUBLISH => self.judge_publish(frame, aliases, local_qos2),
             codec::SUBSCRIBE => self.judge_subscribe(frame),
             codec::UNSUBSCRIBE => {
-                codec::inspect_unsubscribe(frame, v)?;
+                let unsub = codec::inspect_unsubscribe(frame, v)?;
+                let mut shared = self.shared();
+                for f in &unsub.filters {
+                    shared.granted.retain(|(g, _)| **g != *f.filter);
+                }
                 Ok(Action::Forward)
             }
             codec::PUBREL => {
@@ -537,12 +628,18 @@ impl Relay {
 
     /// Ends the session: tells an MQTT 5 client why (when it is the client's fault or ours),
     /// closes the client side; dropping the broker half closes the broker side.
-    pub async fn finish(&self, ended: Ended) -> Result<(), SessionError> {
+    pub async fn finish(&self, ended: Ended, up: &mut Upstream) -> Result<(), SessionError> {
         let v5 = self.version.is_v5();
+        if let Ended::Revoked = ended {
+            // A normal DISCONNECT, in both versions: the broker discards the Will, which the
+            // policy in force may no longer allow (a dropped connection would publish it).
+            let _ = up.bw.write_all(&[codec::DISCONNECT << 4, 0]).await;
+        }
         let (notice, result) = match ended {
             Ended::ClientClosed | Ended::BrokerClosed => (None, Ok(())),
             Ended::Shutdown => (Some(reason::SERVER_SHUTTING_DOWN), Ok(())),
             Ended::DeniedDisconnect => (None, Ok(())),
+            Ended::Revoked => (Some(reason::NOT_AUTHORIZED), Ok(())),
             Ended::ClientError(e) => (Some(e.reason_code()), Err(SessionError::from(e))),
             Ended::Failed(e) => (None, Err(e)),
         };

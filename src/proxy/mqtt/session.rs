@@ -20,7 +20,7 @@ use super::codec::{self, CodecError, Version, reason};
 use super::context::ListenerCtx;
 use super::encode;
 use super::error::SessionError;
-use super::relay::{Downstream, Ended, Relay, Upstream};
+use super::relay::{Downstream, Ended, Relay, SessionFacts, Upstream, Will};
 use super::wire::{Reader, Stream, Writer, subject_common_name};
 use crate::drain::Watch;
 use crate::policy::{MqttFacts, Operation, Protocol, Source};
@@ -77,9 +77,10 @@ fn relay_until_end(
         let ended = tokio::select! {
             e = relay.client_to_broker(&mut up) => e,
             e = relay.broker_to_client(&mut down) => e,
+            e = relay.revoked() => e,
             _ = drain.signaled() => Ended::Shutdown,
         };
-        relay.finish(ended).await
+        relay.finish(ended, &mut up).await
     }
 }
 
@@ -123,8 +124,13 @@ async fn establish(
         Some(cn) => cn,
         None => connect.username.unwrap_or_default().to_string(),
     };
-    let will = connect.will.map(|w| MqttFacts {
+    let will = connect.will.as_ref().map(|w| MqttFacts {
         topic: w.topic,
+        qos: w.qos,
+        retain: w.retain,
+    });
+    let kept_will = connect.will.as_ref().map(|w| Will {
+        topic: w.topic.into(),
         qos: w.qos,
         retain: w.retain,
     });
@@ -155,15 +161,14 @@ async fn establish(
     drop(frame);
     let buf = if buf.is_empty() { BytesMut::new() } else { buf };
 
-    let relay = Relay::new(
-        gw.clone(),
-        ctx.clone(),
+    let judged = SessionFacts {
         version,
         source,
-        Some(addr.ip()),
+        ip: Some(addr.ip()),
         zone,
-        client_w,
-    );
+        will: kept_will,
+    };
+    let relay = Relay::new(gw.clone(), ctx.clone(), judged, client_w);
     Ok(Some(Established {
         relay,
         client_r,

@@ -18,6 +18,7 @@ use super::{PROTOCOL, Transparent};
 use crate::policy::{Operation, Protocol, Zone};
 use crate::proxy::Ask;
 use crate::proxy::copy::{self, Counters, Ended};
+use crate::proxy::revalidate;
 use crate::proxy::socket::{self, ConnectError};
 use crate::site::HostKind;
 use crate::telemetry::metrics::BytesLabels;
@@ -81,11 +82,30 @@ pub async fn run(
         up: counter("upstream"),
         down: counter("downstream"),
     };
-    match copy::relay_tcp(client, upstream, &counters, t.http.idle_timeout()).await {
-        Ended::Closed => {}
-        Ended::Idle => m.error(PROTOCOL, "tunnel_idle_timeout"),
-        // A reset in the middle of a tunnel is normal life for TCP: counted, not logged.
-        Ended::Failed(_) => m.error(PROTOCOL, "tunnel_io"),
+    let relay = copy::relay_tcp(client, upstream, &counters, t.http.idle_timeout());
+    // Judged again as at the start (the original address, then a fronted server name) each
+    // time a newer policy generation is in force; a denied tunnel is closed.
+    let fronted = sni.filter(|n| *n != host && claims_external(t, n));
+    let mut watch = gw.policy_watch();
+    let rejudge = || {
+        let decision = gw.decide_at(&ask, ip, zone);
+        match fronted {
+            Some(name) if decision.allowed() => {
+                gw.decide_at(&Ask { host: name, ..ask }, ip, Zone::External)
+            }
+            _ => decision,
+        }
+    };
+    tokio::select! {
+        ended = relay => match ended {
+            Ended::Closed => {}
+            Ended::Idle => m.error(PROTOCOL, "tunnel_idle_timeout"),
+            // A reset in the middle of a tunnel is normal life for TCP: counted, not logged.
+            Ended::Failed(_) => m.error(PROTOCOL, "tunnel_io"),
+        },
+        decision = watch.denied(rejudge) => {
+            revalidate::revoked(gw, protocol.as_str(), &original.to_string(), &decision);
+        }
     }
 }
 

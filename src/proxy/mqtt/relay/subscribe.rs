@@ -41,6 +41,7 @@ impl Relay {
                 }
             })
             .collect();
+        self.grant(&sub, &slots);
         if slots.iter().all(Option::is_none) {
             return Ok(Action::Forward);
         }
@@ -57,6 +58,17 @@ impl Relay {
         let reduced = encode::encode_subscribe_subset(frame, &sub, &keep);
         self.shared().pending_subacks.insert(sub.packet_id, slots);
         Ok(Action::Replace(reduced))
+    }
+
+    /// Keeps the filters going to the broker for a newer policy generation to judge again.
+    fn grant(&self, sub: &codec::Subscribe<'_>, slots: &[Option<u8>]) {
+        let mut shared = self.shared();
+        for (f, slot) in sub.filters.iter().zip(slots) {
+            if slot.is_none() {
+                shared.granted.retain(|(g, _)| **g != *f.filter);
+                shared.granted.push((f.filter.into(), f.qos()));
+            }
+        }
     }
 
     /// The SUBACK the client expects for a SUBSCRIBE we reduced: the broker's codes for the
