@@ -62,14 +62,15 @@ pub async fn run(bridge: Arc<Bridge>, mut shutdown: Watch) {
                 bridge.counters.local_up.set(1);
                 tracing::info!(bridge = %bridge.name(), broker = %bridge.config.local.broker, session_present = ack.session_present, "local session up");
                 if !ack.session_present {
-                    let filters = bridge
+                    let filters: Vec<_> = bridge
                         .config
                         .topics
                         .iter()
-                        .map(|t| SubscribeFilter::new(t.clone(), qos));
-                    if client.subscribe_many(filters).await.is_err() {
-                        break;
-                    }
+                        .map(|t| SubscribeFilter::new(t.clone(), qos))
+                        .collect();
+                    // Not awaited here: only this loop's poll drains the request channel.
+                    let subscriber = client.clone();
+                    tokio::spawn(async move { subscriber.subscribe_many(filters).await });
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
