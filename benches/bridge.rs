@@ -273,7 +273,10 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let n = count("SLUICE_BENCH_MESSAGES", if quick { 20_000 } else { 100_000 });
+    let n = count(
+        "SLUICE_BENCH_MESSAGES",
+        if quick { 20_000 } else { 100_000 },
+    );
     let spooled = count(
         "SLUICE_BENCH_SPOOLED",
         if quick { 100_000 } else { 1_000_000 },
