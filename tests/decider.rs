@@ -536,3 +536,19 @@ fn two_deciders_on_one_thread_never_share_verdicts() {
     assert_eq!(yes.stats().cache_hits.load(Ordering::Relaxed), 2);
     assert_eq!(no.stats().cache_hits.load(Ordering::Relaxed), 2);
 }
+
+#[test]
+fn mqtt_connects_are_judged_every_time_and_never_cached() {
+    let src = source();
+    let d = decider("allow if input.target.zone == \"local\"");
+    let connect = Input {
+        operation: Operation::Connect,
+        mqtt: None,
+        ..publish(&src, "broker.plant.local", Zone::Local, "")
+    };
+    assert!(d.decide(&connect).allowed());
+    assert!(d.decide(&connect).allowed());
+    // One entry per client would live as long as its session for no gain.
+    assert_eq!(d.stats().cache_misses.load(Ordering::Relaxed), 2);
+    assert_eq!(d.stats().cache_hits.load(Ordering::Relaxed), 0);
+}

@@ -362,9 +362,15 @@ fn sigterm_turns_readyz_503_while_an_open_request_finishes_then_exits_zero() -> 
 #[test]
 fn connections_over_max_connections_wait_until_a_slot_frees() -> TestResult {
     let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
+    let slow = Upstream::start("127.0.0.1", Duration::from_secs(3))?;
     let gw = Sluice::start("{HTTP}  max_connections: 1\n");
-    let first = TcpStream::connect(gw.proxy())?;
-    // Make sure the first connection holds the only slot before the second arrives.
+    // The first connection holds the only slot with a request under way.
+    let mut first = TcpStream::connect(gw.proxy())?;
+    let req = format!(
+        "GET http://{}/first HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        slow.addr
+    );
+    first.write_all(req.as_bytes())?;
     assert!(gw.wait_metric(r#"sluice_connections_open{protocol="http"}"#, 1.0) >= 1.0);
     let mut second = TcpStream::connect(gw.proxy())?;
     let req = format!(
@@ -380,11 +386,46 @@ fn connections_over_max_connections_wait_until_a_slot_frees() -> TestResult {
         "second connection served while the first held the only slot"
     );
     assert!(gw.metric(r#"sluice_errors_total{protocol="http",kind="connection_limit"}"#) >= 1.0);
-    drop(first);
+    // The busy connection is not shed: its request completes, then the second is served.
+    let mut resp = Vec::new();
+    let _ = first.read_to_end(&mut resp);
+    assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 200"));
     second.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut resp = Vec::new();
     let _ = second.read_to_end(&mut resp);
     let resp = String::from_utf8_lossy(&resp);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    assert_eq!(
+        gw.metric(r#"sluice_errors_total{protocol="http",kind="shed"}"#),
+        0.0
+    );
+    Ok(())
+}
+
+#[test]
+fn a_full_listener_sheds_connections_that_only_wait_so_a_fresh_client_is_served() -> TestResult {
+    let up = Upstream::start("127.0.0.1", Duration::ZERO)?;
+    let gw = Sluice::start("{HTTP}  max_connections: 2\n");
+    // Two slow clients hold both slots with half a request head each.
+    let mut slow: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(gw.proxy()))
+        .collect::<Result<_, _>>()?;
+    for s in &mut slow {
+        s.write_all(b"GET http://127.0.0.1/ HTTP/1.1\r\nHost: a\r\n")?;
+    }
+    assert!(gw.wait_metric(r#"sluice_connections_open{protocol="http"}"#, 2.0) >= 2.0);
+    let mut fresh = TcpStream::connect(gw.proxy())?;
+    let req = format!(
+        "GET http://{}/fresh HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        up.addr
+    );
+    fresh.write_all(req.as_bytes())?;
+    // Served before the slow clients' 10 s header timeout would have freed a slot.
+    fresh.set_read_timeout(Some(Duration::from_secs(8)))?;
+    let mut resp = Vec::new();
+    let _ = fresh.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    assert!(gw.metric(r#"sluice_errors_total{protocol="http",kind="shed"}"#) >= 1.0);
     Ok(())
 }

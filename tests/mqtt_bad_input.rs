@@ -217,3 +217,23 @@ async fn a_client_that_never_sends_connect_is_closed_after_connect_timeout() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_listener_sheds_clients_still_short_of_their_connect() {
+    let broker = Broker::start();
+    let sluice = tokio::task::block_in_place(|| sluice_for(&broker, "max_connections: 1"));
+    // A slow client holds the only slot with half a CONNECT.
+    let mut slow = Raw::connect(sluice.addr());
+    slow.send(&[0x10, 0x20, 0, 4, b'M', b'Q']);
+    tokio::task::block_in_place(|| {
+        sluice.wait_metric(r#"sluice_connections_open{protocol="mqtt"}"#, 1.0)
+    });
+    let mut fresh = Raw::connect(sluice.addr());
+    fresh.send(&connect_packet(4, "fresh"));
+    // Answered before the slow client's 10 s connect_timeout would have freed the slot.
+    let _ = fresh.s.set_read_timeout(Some(Duration::from_secs(8)));
+    let ack = fresh.read_n(4);
+    assert_eq!(ack, vec![0x20, 2, 0, 0]);
+    assert!(slow.read_to_close().is_empty());
+    assert!(sluice.metric(r#"sluice_errors_total{protocol="mqtt",kind="shed"}"#) >= 1.0);
+}

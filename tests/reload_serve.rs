@@ -11,33 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::{
-    BundleHttp, Scrape, Sluice, TempDir, Upstream, WAIT, http_get, parse_response, raw_exchange,
-    tar_gz, wait_until,
+    BundleHttp, EGRESS, SMART, Scrape, Sluice, TempDir, Upstream, WAIT, http_get, parse_response,
+    raw_exchange, shipped_bundle, wait_until,
 };
-
-const SMART: &str = include_str!("../policies/manufacturing/smart.rego");
-const EGRESS: &str = include_str!("../policies/manufacturing/egress.rego");
-
-/// The shipped policies as a bundle; `allowlist` is `data.manufacturing.export_allowlist`.
-fn shipped_bundle(revision: &str, allowlist: serde_json::Value) -> Vec<u8> {
-    tar_gz(&[
-        (
-            ".manifest".into(),
-            format!(r#"{{"revision": "{revision}", "roots": ["manufacturing"]}}"#).into_bytes(),
-        ),
-        ("manufacturing/smart.rego".into(), SMART.as_bytes().to_vec()),
-        (
-            "manufacturing/egress.rego".into(),
-            EGRESS.as_bytes().to_vec(),
-        ),
-        (
-            "manufacturing/data.json".into(),
-            serde_json::json!({ "export_allowlist": allowlist })
-                .to_string()
-                .into_bytes(),
-        ),
-    ])
-}
 
 /// `eval_timeout: 5s` in every reload test: they test reloads, and on a loaded 2-core machine
 /// the first evaluation of a new generation can pass the 50 ms default and fail closed

@@ -167,6 +167,7 @@ pub async fn serve(
                 stream,
                 peer,
                 mut drain,
+                ..
             } = accepted;
             let limits = (handshake_timeout, request_timeout);
             connection(stream, peer, tls, webhook, &mut drain, limits).await;

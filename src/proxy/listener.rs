@@ -60,6 +60,42 @@ pub struct Accepted {
     pub peer: SocketAddr,
     /// Tells the connection to stop; held until it has (draining waits for it).
     pub drain: Watch,
+    /// Tells the connection its listener is at its connection limit.
+    pub pressure: Pressure,
+}
+
+/// How long a connection may only wait (no request under way, no CONNECT yet) before it
+/// gives its slot up to clients queued behind a full listener.
+const SHED_AFTER: Duration = Duration::from_secs(1);
+
+/// A listener at its connection limit tells its connections so, once a second while it
+/// stays there; a connection that is only waiting gives its slot up (Envoy's overload manager
+/// does the like by shortening idle timeouts). Otherwise 10,000 slow clients holding every
+/// slot until their header timeout would keep a fresh client waiting just as long.
+#[derive(Clone)]
+pub struct Pressure {
+    rx: tokio::sync::watch::Receiver<u64>,
+    since: tokio::time::Instant,
+}
+
+impl Pressure {
+    /// Resolves at the first word of pressure after the connection has waited `SHED_AFTER`
+    /// since `since` (see [`Pressure::reset`]). Never resolves while the listener has room.
+    pub async fn shed(&mut self) {
+        loop {
+            if self.rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            if self.since.elapsed() >= SHED_AFTER {
+                return;
+            }
+        }
+    }
+
+    /// Starts the wait again (a request just finished on a keep-alive connection).
+    pub fn reset(&mut self) {
+        self.since = tokio::time::Instant::now();
+    }
 }
 
 /// Keeps the open-connections gauge right however the connection ends.
@@ -89,6 +125,8 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let limit = Arc::new(Semaphore::new(listener.max_connections.max(1)));
+    reserve_descriptor();
+    let (pressure, _) = tokio::sync::watch::channel(0u64);
     let errors = RateLimiter::new(1);
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -96,12 +134,16 @@ where
             Ok(p) => p,
             Err(_) => {
                 (listener.accounting.error)("connection_limit");
-                tokio::select! {
-                    p = limit.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                    _ = drain.signaled() => return,
+                loop {
+                    pressure.send_modify(|n| *n += 1);
+                    tokio::select! {
+                        p = limit.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        _ = tokio::time::sleep(SHED_AFTER) => {}
+                        _ = drain.signaled() => return,
+                    }
                 }
             }
         };
@@ -111,6 +153,21 @@ where
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
+            Err(e) if out_of_descriptors(&e) => {
+                // The client waiting in the backlog would hang until the limit eases: refuse
+                // it now, on the descriptor held in reserve for this (nginx's and libev's
+                // trick), so it sees its connection closed at once and can go elsewhere.
+                let refused = refuse_one(&listener.tcp);
+                (listener.accounting.error)("out_of_descriptors");
+                if errors.allow() {
+                    tracing::warn!(listener = %listener.name, refused, "out of file descriptors: new connections are closed at once until some end ({e})");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(BACKOFF_MIN) => {}
+                    _ = drain.signaled() => return,
+                }
+                continue;
+            }
             Err(e) => {
                 // Out of file descriptors and the like: count, back off, keep serving.
                 (listener.accounting.error)("accept");
@@ -138,6 +195,10 @@ where
             stream,
             peer,
             drain: drain.clone(),
+            pressure: Pressure {
+                rx: pressure.subscribe(),
+                since: tokio::time::Instant::now(),
+            },
         });
         tokio::spawn(async move {
             work.await;
@@ -145,6 +206,36 @@ where
             drop(permit);
         });
     }
+}
+
+/// EMFILE (this process) or ENFILE (the whole system).
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// One descriptor kept open for [`refuse_one`]; shared by every listener of the process.
+static SPARE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+/// Opens the spare descriptor if it is not open (at start, and again after each use).
+pub fn reserve_descriptor() {
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.is_none() {
+        *spare = std::fs::File::open("/dev/null").ok();
+    }
+}
+
+/// With the process out of descriptors: frees the spare, accepts one waiting connection and
+/// closes it at once, then takes the spare back. True when a connection was refused so.
+fn refuse_one(tcp: &TcpListener) -> bool {
+    let freed = SPARE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .is_some();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let refused = freed && matches!(tcp.poll_accept(&mut cx), std::task::Poll::Ready(Ok(_)));
+    reserve_descriptor();
+    refused
 }
 
 #[cfg(test)]

@@ -16,6 +16,30 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 /// The test policy: allows the ports listed in `data.gate.ports`.
 pub const POLICY: &str = "package manufacturing.smart\n\ndefault allow := false\n\nallow if input.target.port in data.gate.ports\n";
 
+pub const SMART: &str = include_str!("../../policies/manufacturing/smart.rego");
+pub const EGRESS: &str = include_str!("../../policies/manufacturing/egress.rego");
+
+/// The shipped policies as a bundle; `allowlist` is `data.manufacturing.export_allowlist`.
+pub fn shipped_bundle(revision: &str, allowlist: serde_json::Value) -> Vec<u8> {
+    tar_gz(&[
+        (
+            ".manifest".into(),
+            format!(r#"{{"revision": "{revision}", "roots": ["manufacturing"]}}"#).into_bytes(),
+        ),
+        ("manufacturing/smart.rego".into(), SMART.as_bytes().to_vec()),
+        (
+            "manufacturing/egress.rego".into(),
+            EGRESS.as_bytes().to_vec(),
+        ),
+        (
+            "manufacturing/data.json".into(),
+            serde_json::json!({ "export_allowlist": allowlist })
+                .to_string()
+                .into_bytes(),
+        ),
+    ])
+}
+
 /// Files of a bundle allowing `ports`, with `revision`.
 pub fn bundle_files(revision: &str, ports: &[u16]) -> Vec<(String, Vec<u8>)> {
     vec![

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod netns;
 pub mod pod;
+pub mod tcp;
 pub mod tempdir;
 pub mod webhook;
 
@@ -33,6 +34,7 @@ pub use launcher::*;
 pub use metrics::*;
 pub use mqtt::*;
 pub use netns::*;
+pub use tcp::*;
 pub use tempdir::*;
 pub use webhook::*;
 

@@ -47,7 +47,11 @@ async fn one_way(
 ) -> io::Result<()> {
     // No pipe until the first bytes: idle tunnels hold none.
     from.readable().await?;
-    let mut pipe = Pipe::new()?;
+    let Ok(mut pipe) = Pipe::new() else {
+        // Out of descriptors (a pipe takes two): an open tunnel keeps moving, through user
+        // space.
+        return copy_through_buffer(from, to, count, activity).await;
+    };
     loop {
         // The pipe is empty here: fill it from the socket.
         let n = loop {
@@ -83,6 +87,41 @@ async fn one_way(
         if n >= pipe.size {
             pipe.grow();
         }
+    }
+}
+
+/// One direction copied through a buffer: what a tunnel does when it cannot get a pipe.
+async fn copy_through_buffer(
+    from: &TcpStream,
+    to: &TcpStream,
+    count: &Counter,
+    activity: &Activity,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        from.readable().await?;
+        let n = match from.try_read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            // SAFETY: shutdown(2) on a socket descriptor we borrow; it does not close it.
+            unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
+            return Ok(());
+        }
+        let mut done = 0;
+        while done < n {
+            to.writable().await?;
+            match to.try_write(&buf[done..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(m) => done += m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        count.inc_by(n as u64);
+        activity.touch();
     }
 }
 

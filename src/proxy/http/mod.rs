@@ -56,26 +56,63 @@ pub fn spawn(proxy: Arc<HttpProxy>, tcp: TcpListener, drain: Watch) -> JoinHandl
 
 async fn serve_connection(proxy: Arc<HttpProxy>, accepted: Accepted) {
     let Accepted {
-        stream, mut drain, ..
+        stream,
+        mut drain,
+        mut pressure,
+        ..
     } = accepted;
     let svc_proxy = proxy.clone();
+    // Requests under way on this connection: one that has none may give its slot up to
+    // clients queued behind a full listener.
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let svc_busy = busy.clone();
     let svc = service_fn(move |req| {
         let p = svc_proxy.clone();
-        async move { Ok::<_, Infallible>(forward::handle(p, req).await) }
+        let busy = Busy::start(&svc_busy);
+        async move {
+            let response = forward::handle(p, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let conn = client_connection(&proxy)
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = drain.signaled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let result = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = drain.signaled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
+            _ = pressure.shed() => {
+                if busy.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    proxy.error("shed");
+                    return;
+                }
+                pressure.reset();
+            }
         }
     };
     if let Err(e) = result {
         proxy.error(client_error_kind(&e));
+    }
+}
+
+/// Counts one request under way on a connection until dropped.
+struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Busy {
+    fn start(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

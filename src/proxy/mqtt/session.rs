@@ -24,7 +24,7 @@ use super::relay::{Downstream, Ended, Relay, SessionFacts, Upstream, Will};
 use super::wire::{Reader, Stream, Writer, subject_common_name};
 use crate::drain::Watch;
 use crate::policy::{MqttFacts, Operation, Protocol, Source};
-use crate::proxy::listener::Accepted;
+use crate::proxy::listener::{Accepted, Pressure};
 use crate::proxy::socket::{self, ConnectError};
 use crate::proxy::{Ask, Gateway, Judged};
 
@@ -34,9 +34,9 @@ pub async fn run(ctx: Arc<ListenerCtx>, gw: Arc<Gateway>, accepted: Accepted) {
         stream,
         peer,
         drain,
-        ..
+        pressure,
     } = accepted;
-    if let Err(e) = serve(&ctx, &gw, stream, drain).await {
+    if let Err(e) = serve(&ctx, &gw, stream, drain, pressure).await {
         gw.metrics.error("mqtt", e.kind);
         tracing::debug!(%peer, listener = %ctx.config.listen, kind = e.kind, "mqtt session ended: {}", e.message);
     }
@@ -47,13 +47,21 @@ async fn serve(
     gw: &Arc<Gateway>,
     tcp: TcpStream,
     drain: Watch,
+    mut pressure: Pressure,
 ) -> Result<(), SessionError> {
     // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
     // runs, and the relay's state is one exact-size allocation after it: the task itself stays
     // a few hundred bytes, and an idle session holds little more than its relay.
-    let Some(established) = Box::pin(establish(ctx, gw, tcp)).await? else {
+    let established = tokio::select! {
+        e = Box::pin(establish(ctx, gw, tcp)) => e?,
+        // A client still short of its CONNECT gives its slot up to clients queued behind a
+        // full listener.
+        _ = pressure.shed() => return Err(SessionError::new("shed", "no CONNECT yet while the listener is full")),
+    };
+    let Some(established) = established else {
         return Ok(());
     };
+    drop(pressure);
     let relaying = Box::pin(relay_until_end(established, drain));
     relaying.await
 }
