@@ -15,6 +15,7 @@ mod error;
 mod http;
 mod identity;
 pub mod intercept;
+mod listeners;
 mod log;
 mod mqtt;
 mod policy;
@@ -147,6 +148,7 @@ impl Config {
             m.validate(i)?;
         }
         bridge::validate(&self.bridges)?;
+        listeners::validate(self)?;
         self.log.validate()
     }
 }

@@ -52,16 +52,17 @@ async fn serve(
     // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
     // runs, and the relay's state is one exact-size allocation after it: the task itself stays
     // a few hundred bytes, and an idle session holds little more than its relay.
-    let established = tokio::select! {
-        e = Box::pin(establish(ctx, gw, tcp)) => e?,
-        // A client still short of its CONNECT gives its slot up to clients queued behind a
-        // full listener.
-        _ = pressure.shed() => return Err(SessionError::new("shed", "no CONNECT yet while the listener is full")),
-    };
-    let Some(established) = established else {
+    let handshake = Box::pin(async move {
+        tokio::select! {
+            e = establish(ctx, gw, tcp) => e,
+            // A client still short of its CONNECT gives its slot up to clients queued behind
+            // a full listener.
+            _ = pressure.shed() => Err(SessionError::new("shed", "no CONNECT yet while the listener is full")),
+        }
+    });
+    let Some(established) = handshake.await? else {
         return Ok(());
     };
-    drop(pressure);
     let relaying = Box::pin(relay_until_end(established, drain));
     relaying.await
 }
