@@ -256,7 +256,8 @@ async fn start_data_path(
         listening.push(format!("http={local}"));
     }
     tasks.extend(start_mqtt(config, gateway.clone(), data_watch.clone()).await?);
-    tasks.extend(crate::bridge::start(&config.bridges, gateway.clone(), data_watch.clone()).await);
+    let bridges = crate::bridge::start(&config.bridges, gateway.clone(), data_watch.clone());
+    tasks.extend(bridges.await.map_err(|e| e.to_string())?);
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }

@@ -8,6 +8,7 @@
 
 mod admin;
 mod bridge;
+mod bridge_auth;
 mod cache;
 mod decision_log;
 mod error;
@@ -28,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::AdminConfig;
 pub use bridge::{
-    BridgeBroker, BridgeConfig, FilterError, OnFull, Rate, ReplayConfig, ReplayOrder, SpoolConfig,
-    check_filter,
+    BridgeBroker, BridgeConfig, BridgeTls, FilterError, OnFull, Rate, ReplayConfig, ReplayOrder,
+    Secret, SpoolConfig, check_filter,
 };
 pub use cache::CacheConfig;
 pub use decision_log::{DEFAULT_DECISION_LOG, DecisionLogConfig};
