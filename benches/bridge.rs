@@ -3,8 +3,11 @@
 //! spool's write and replay rates (in process); the end-to-end replay of a backlog once the
 //! cloud is back; and sluice's resident memory with 1,000,000 messages spooled.
 //!
-//! `cargo bench --bench bridge [-- --quick]` (needs /usr/sbin/mosquitto). `--quick` uses
-//! 20,000 messages for throughput and 100,000 for the memory figure.
+//! `cargo bench --bench bridge [-- --quick]` (needs /usr/sbin/mosquitto). The full run uses
+//! 100,000 messages for throughput and 1,000,000 spooled for the memory figure; `--quick`
+//! 20,000 and 100,000; `SLUICE_BENCH_MESSAGES` and `SLUICE_BENCH_SPOOLED` set either (CI's
+//! short form: `SLUICE_BENCH_MESSAGES=2000 SLUICE_BENCH_SPOOLED=5000`). Every wait has a
+//! deadline and says what it was waiting for, so a stall is reported, not a hang.
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -130,8 +133,9 @@ async fn subscriber(cloud: SocketAddr, id: &str) -> Arc<Mutex<HashSet<Bytes>>> {
     seen
 }
 
-/// Publishes `n` QoS 1 messages with distinct payloads (`tag` + number) as fast as acked.
-async fn publish(plant: SocketAddr, tag: &str, n: usize) {
+/// Publishes `n` QoS 1 messages with distinct payloads (`tag` + number) as fast as acked;
+/// returns how many the broker acknowledged.
+async fn publish(plant: SocketAddr, tag: &str, n: usize) -> usize {
     let mut opts = MqttOptions::new(
         format!("bench-pub-{tag}"),
         plant.ip().to_string(),
@@ -159,10 +163,28 @@ async fn publish(plant: SocketAddr, tag: &str, n: usize) {
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
             Ok(Ok(_)) => {}
             other => {
-                eprintln!("bridge bench: publisher: {other:?}");
-                return;
+                eprintln!("bridge bench: publisher: {other:?} after {acked} of {n}");
+                return acked;
             }
         }
+    }
+    acked
+}
+
+/// Polls `sample` on sluice's admin endpoint until it reaches `target`; false (and a line
+/// saying where it stopped) after `limit`.
+fn wait_metric(admin: SocketAddr, sample: &str, target: f64, limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let v = metric(admin, sample);
+        if v >= target {
+            return true;
+        }
+        if start.elapsed() > limit {
+            eprintln!("bridge bench: {sample} stopped at {v} of {target}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -245,11 +267,20 @@ fn sluice_config(dir: &Path, plant: SocketAddr, cloud: SocketAddr, admin: Socket
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (n, spooled) = if quick {
-        (20_000, 100_000)
-    } else {
-        (100_000, 1_000_000)
+    let count = |var: &str, default: usize| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
+    let n = count(
+        "SLUICE_BENCH_MESSAGES",
+        if quick { 20_000 } else { 100_000 },
+    );
+    let spooled = count(
+        "SLUICE_BENCH_SPOOLED",
+        if quick { 100_000 } else { 1_000_000 },
+    );
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -266,7 +297,7 @@ fn main() {
         "export bridge, {n} QoS 1 messages of {PAYLOAD} bytes, plant 127.0.0.1 -> cloud 127.0.0.2"
     );
 
-    let (write, replay) = spool_rates(&dir, 200_000);
+    let (write, replay) = spool_rates(&dir, n.clamp(1000, 200_000));
     println!("spool write (batches of 1000, WAL):   {write:>10.0} msg/s");
     println!("spool replay (read, mark, delete):    {replay:>10.0} msg/s");
 
@@ -301,8 +332,8 @@ fn main() {
     let pid = sluice.0.id();
     wait_port(admin);
     let up = "sluice_bridge_uplink_up{bridge=\"cloud\"}";
-    while metric(admin, up) < 1.0 {
-        std::thread::sleep(Duration::from_millis(20));
+    if !wait_metric(admin, up, 1.0, Duration::from_secs(30)) {
+        std::process::exit(1);
     }
     let sluice_rate = rt.block_on(throughput(plant, cloud, "sluice", n));
     println!("mosquitto bridge (baseline):          {mosq_rate:>10.0} msg/s");
@@ -317,12 +348,12 @@ fn main() {
 
     // The backlog: cloud down while `spooled` messages come in, then back.
     drop(cloud_broker);
-    let spooled_metric = "sluice_bridge_spool_messages{bridge=\"cloud\"}";
+    let spooled_metric = "sluice_bridge_spooled_total{bridge=\"cloud\"}";
+    let before = metric(admin, spooled_metric);
     let start = Instant::now();
-    rt.block_on(publish(plant, "backlog", spooled));
-    while metric(admin, spooled_metric) < spooled as f64 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let acked = rt.block_on(publish(plant, "backlog", spooled));
+    let limit = Duration::from_secs(120 + spooled as u64 / 1000);
+    wait_metric(admin, spooled_metric, before + acked as f64, limit);
     let intake = spooled as f64 / start.elapsed().as_secs_f64();
     println!("intake into the spool, uplink down:   {intake:>10.0} msg/s");
     println!(
@@ -334,11 +365,7 @@ fn main() {
     let before = metric(admin, sent);
     let _cloud_broker = mosquitto(&dir, "cloud", cloud, "");
     let start = Instant::now();
-    while metric(admin, sent) < before + spooled as f64
-        && start.elapsed() < Duration::from_secs(600)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_metric(admin, sent, before + acked as f64, limit);
     println!(
         "replay of the backlog to the cloud:   {:>10.0} msg/s",
         spooled as f64 / start.elapsed().as_secs_f64()

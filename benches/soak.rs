@@ -399,7 +399,6 @@ async fn slow_clients(http: SocketAddr, mqtt: SocketAddr, pid: u32, n: usize) {
         return;
     }
     let upstream = http_upstream().await;
-    let rss_idle = rss_kib(pid);
     for (name, addr, half) in [
         (
             "HTTP headers",
@@ -408,6 +407,8 @@ async fn slow_clients(http: SocketAddr, mqtt: SocketAddr, pid: u32, n: usize) {
         ),
         ("MQTT CONNECT", mqtt, &[0x10, 0x20, 0, 4, b'M', b'Q'][..]),
     ] {
+        // Each phase from its own start: the allocator keeps what the last phase freed.
+        let rss_idle = rss_kib(pid);
         let mut held = Vec::with_capacity(n);
         for _ in 0..n {
             let Ok(mut s) = TcpStream::connect(addr).await else {

@@ -8,6 +8,8 @@ pub mod bridge;
 pub mod cmd;
 pub mod config;
 pub mod drain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod policy;
 pub mod proxy;
 pub mod site;

@@ -1,8 +1,9 @@
 //! The export bridge against bad input: a remote broker that refuses the CONNECT, one that
-//! accepts and never acknowledges, a spool file that is not SQLite, a spool from a newer
-//! sluice, a bridge looping to its own broker, and a full disk (a small tmpfs). Each is a clear
-//! log line and a metric, the gateway keeps serving, and nothing allowed is lost. Also
-//! `sluice spool stats|ls|purge` on a real spool.
+//! accepts and never acknowledges (until a real broker takes its address), a message over the
+//! remote's packet size, a spool file that is not SQLite, a spool from a newer sluice, a bridge
+//! looping to its own broker, and a full disk (a small tmpfs). Each is a clear log line and a
+//! metric, the gateway keeps serving, and nothing allowed is lost. Also
+//! `sluice spool stats|ls|purge` on a real spool, and `stats|ls` on the full disk.
 //!
 //! Needs /usr/sbin/mosquitto and mosquitto_passwd; the disk-full test needs root (mount).
 
@@ -11,6 +12,9 @@ mod bridge_support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bridge_support::*;
 
@@ -93,34 +97,80 @@ async fn a_remote_refusing_connect_is_logged_and_counted_and_the_spool_can_be_in
     assert!(err.contains("no such spool file"), "{err}");
 }
 
-/// A broker that accepts the CONNECT and then never answers a PUBLISH.
-fn silent_broker() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.2:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                if conn.read(&mut buf).is_ok_and(|n| n > 0) {
-                    let _ = conn.write_all(&[0x20, 0x02, 0x00, 0x00]);
-                }
-                while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
-            });
+/// A broker that accepts the CONNECT and then never answers a PUBLISH, until stopped (which
+/// closes its connections and frees its address).
+struct SilentBroker {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentBroker {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.2:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let _ = listener.set_nonblocking(true);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let accept = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let flag = Arc::clone(&flag);
+                std::thread::spawn(move || {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
+                    let mut buf = [0u8; 4096];
+                    let mut connacked = false;
+                    while !flag.load(Ordering::SeqCst) {
+                        match conn.read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(_) if !connacked => {
+                                connacked = conn.write_all(&[0x20, 0x02, 0x00, 0x00]).is_ok();
+                            }
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => return,
+                        }
+                    }
+                    let _ = conn.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Self {
+            addr,
+            stop,
+            accept: Some(accept),
         }
-    });
-    addr
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SilentBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_that_never_acknowledges_keeps_the_messages_and_they_are_sent_again() {
+async fn a_remote_that_never_acknowledges_keeps_the_messages_until_a_real_broker_takes_them() {
     let dir = Dir::new("silent");
     let plant = Broker::started("127.0.0.1", "");
-    let remote = silent_broker();
+    let mut silent = SilentBroker::start();
     write_policy(&dir, "127.0.0.2", &["plant/+/aggregates/#"]);
     let (cfg, admin) = bridge_config(
         &dir,
         &plant,
-        &remote.to_string(),
+        &silent.addr.to_string(),
         &format!("spool: {{path: {}}}", dir.path("cloud.db").display()),
         "",
     );
@@ -136,6 +186,57 @@ async fn a_remote_that_never_acknowledges_keeps_the_messages_and_they_are_sent_a
         "{}",
         sluice.logs()
     );
+
+    // A real broker on the same address: everything still in the spool reaches it.
+    silent.stop();
+    let mut cloud = Broker::on(silent.addr, "");
+    cloud.gate();
+    cloud.start();
+    let arrivals = cloud_subscriber(cloud.addr).await;
+    cloud.open_gate();
+    arrivals.wait_or("a-", 10, || sluice.logs());
+    sluice.wait_bridge("sent_total", 10.0);
+    sluice.wait_spool_empty();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_remotes_packet_size_is_refused_once_and_the_rest_flow() {
+    let dir = Dir::new("toolarge");
+    let plant = Broker::started("127.0.0.1", "");
+    let cloud = Broker::new("127.0.0.2", "");
+    cloud.gate();
+    let mut cloud = cloud;
+    cloud.start();
+    let arrivals = cloud_subscriber(cloud.addr).await;
+    cloud.open_gate();
+    write_policy(&dir, "127.0.0.2", &["plant/+/aggregates/#"]);
+    let bridge = format!(
+        "name: cloud\nlocal: {{broker: {}}}\nremote: {{broker: {}, max_packet_size: 1KiB}}\ntopics: [\"plant/#\"]\nspool: {{path: {}}}\n",
+        plant.addr,
+        cloud.addr,
+        dir.path("cloud.db").display()
+    );
+    let (cfg, admin) = bridges_config(&dir, &[bridge], "");
+    let sluice = Sluice::start(&dir, &cfg, admin);
+    sluice.wait_bridge("uplink_up", 1.0);
+    let mut msgs = messages(ALLOWED, "a-", 10);
+    msgs.push((ALLOWED.to_string(), format!("big-{}", "x".repeat(2000))));
+    msgs.extend(messages(ALLOWED, "b-", 10));
+    publish_all(plant.addr, msgs).await;
+    arrivals.wait_or("b-", 10, || sluice.logs());
+    assert_eq!(arrivals.count("a-"), 10);
+    assert_eq!(arrivals.count("big-"), 0, "an oversized message was sent");
+    sluice.wait_spool_empty();
+    assert_eq!(sluice.bridge("dropped_total{reason=\"too_large\"}"), 1.0);
+    assert_eq!(sluice.bridge("sent_total"), 20.0);
+    let lines: Vec<String> = sluice
+        .logs()
+        .lines()
+        .filter(|l| l.contains("max_packet_size"))
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("WARN"), "{lines:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,6 +376,16 @@ async fn a_full_disk_is_counted_not_a_crash_and_nothing_is_lost() {
     sluice.wait_bridge("errors_total{kind=\"disk_full\"}", 1.0);
     assert!(sluice.exited().is_none(), "{}", sluice.logs());
     assert!(sluice.logs().contains("disk full"), "{}", sluice.logs());
+
+    // Read-only inspection works on the full disk, beside the running bridge.
+    let path = disk.0.join("cloud.db").display().to_string();
+    let (code, out, err) = sluice_cmd(&["spool", "stats", &path, "--format", "json"]);
+    assert_eq!(code, 0, "spool stats on a full disk: {err}");
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(stats["messages"].as_u64().unwrap_or(0) > 0, "{out}");
+    let (code, out, err) = sluice_cmd(&["spool", "ls", &path, "--limit", "3"]);
+    assert_eq!(code, 0, "spool ls on a full disk: {err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
 
     cloud_back(&mut cloud, &arrivals);
     arrivals.wait_or("m-", 5000, || {

@@ -50,7 +50,7 @@ fn a_duration_with_a_space_is_refused() {
     refused(
         "serve",
         "cache: {ttl: 5 m}\n",
-        "cache.ttl: invalid duration \"5 m\": unknown unit \" m\" (use ms, s, m, h)",
+        "cache.ttl: invalid duration \"5 m\": no space between the number and the unit, like 5m",
     );
 }
 
@@ -85,7 +85,7 @@ fn localhost_port_is_a_loopback_listener() {
 fn a_missing_bundle_file_with_nothing_persisted_stops_serve() {
     refused_without_file(
         "serve",
-        "policy:\n  bundle: {file: /nonexistent/plant.tar.gz}\n",
+        "admin: {listen: 127.0.0.1:0}\nhttp: null\npolicy:\n  bundle: {file: /nonexistent/plant.tar.gz}\n",
         "policy.bundle.file: /nonexistent/plant.tar.gz: No such file or directory (os error 2); \
          name a readable bundle (.tar.gz), or set policy.bundle.persist_dir holding a persisted \
          bundle to serve meanwhile",

@@ -15,15 +15,28 @@ use rustls::sign::CertifiedKey;
 use super::error::AdmissionError;
 use crate::proxy::tls;
 
-/// Loads a certificate chain and key into a rustls `CertifiedKey`; the error names the file.
+/// Loads a certificate chain and key into a rustls `CertifiedKey`; the error names the key
+/// (`webhook.tls.cert` or `.key`), the file and what would do.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, AdmissionError> {
-    let chain = tls::load_certs(cert).map_err(|e| AdmissionError::Certificate(e.to_string()))?;
-    let key_der = tls::load_key(key).map_err(|e| AdmissionError::Certificate(e.to_string()))?;
-    CertifiedKey::from_der(chain, key_der, &tls::provider()).map_err(|e| {
+    let chain = tls::load_certs(cert).map_err(|e| {
         AdmissionError::Certificate(format!(
-            "{}: certificate and key {} do not match or are unusable: {e}",
-            cert.display(),
-            key.display()
+            "webhook.tls.cert: {e}; name the PEM certificate the webhook serves (sluice cert writes one)"
+        ))
+    })?;
+    let key_der = tls::load_key(key).map_err(|e| {
+        AdmissionError::Certificate(format!(
+            "webhook.tls.key: {e}; name the PEM private key of webhook.tls.cert"
+        ))
+    })?;
+    CertifiedKey::from_der(chain, key_der, &tls::provider()).map_err(|e| {
+        let reason = match e {
+            rustls::Error::InconsistentKeys(_) => "it is not the key of".to_string(),
+            other => format!("{other}: unusable with"),
+        };
+        AdmissionError::Certificate(format!(
+            "webhook.tls.key: {}: {reason} webhook.tls.cert {}; name the key the certificate was issued for",
+            key.display(),
+            cert.display()
         ))
     })
 }

@@ -106,8 +106,7 @@ async fn connect(
         detail,
         was_up: false,
     };
-    let mut opts = super::mqtt_options(remote, remote_client_id(bridge))
-        .map_err(|e| fail("tls", e.to_string()))?;
+    let mut opts = bridge.remote_side.options(remote, remote_client_id(bridge));
     let window = bridge.config.replay.inflight;
     opts.set_clean_session(true).set_inflight(window);
     let (client, mut events) = AsyncClient::new(opts, usize::from(window) + 16);
@@ -129,6 +128,11 @@ async fn connect(
             "connect_refused",
             format!("the remote broker refused the CONNECT ({code:?})"),
         )),
+        Some(Ok(Err(ConnectionError::Tls(e)))) => {
+            let text = e.to_string();
+            let text = text.trim_start_matches("I/O: ");
+            Err(fail("tls", format!("TLS handshake failed: {text}")))
+        }
         Some(Ok(Err(e))) => Err(fail(classify(&e), e.to_string())),
         Some(Err(_)) => Err(fail(
             "remote_timeout",
@@ -191,7 +195,7 @@ async fn session(bridge: &Arc<Bridge>, shutdown: &mut Watch) -> Option<Ended> {
                         ),
                     );
                 }
-                sender.flush().await;
+                sender.flush_behind();
             }
             Step::Stored => sender.idle = false,
             Step::Shutdown => {
@@ -202,7 +206,7 @@ async fn session(bridge: &Arc<Bridge>, shutdown: &mut Watch) -> Option<Ended> {
             }
         }
         if sender.acked_ids.len() >= DELETE_BATCH {
-            sender.flush().await;
+            sender.flush_behind();
         }
     };
     sender.flush().await;
@@ -211,6 +215,19 @@ async fn session(bridge: &Arc<Bridge>, shutdown: &mut Watch) -> Option<Ended> {
         detail: ended.1,
         was_up: true,
     })
+}
+
+/// Removes acknowledged messages from the spool.
+async fn remove_sent(bridge: &Bridge, ids: Vec<i64>) {
+    match bridge.with_spool(move |s| s.delete(&ids)).await {
+        Some(Ok(_)) => bridge.room.notify_one(),
+        Some(Err(e)) => {
+            // Left in the spool: sent again later (a duplicate, never a loss).
+            bridge.counters.error(e.kind());
+            tracing::warn!(bridge = %bridge.name(), "cannot remove sent messages: {e}");
+        }
+        None => {}
+    }
 }
 
 /// One session's sending state.
@@ -223,6 +240,8 @@ struct Sender<'a> {
     /// Packet id → (spool id, when it was written).
     inflight: HashMap<u16, (i64, Instant)>,
     acked_ids: Vec<i64>,
+    /// Removals of acknowledged messages still running.
+    removing: Vec<tokio::task::JoinHandle<()>>,
     /// Ids up to `boundary` were stored before the session came up: the backlog.
     boundary: i64,
     backlog_cursor: i64,
@@ -248,6 +267,7 @@ impl<'a> Sender<'a> {
             requested: VecDeque::new(),
             inflight: HashMap::new(),
             acked_ids: Vec::new(),
+            removing: Vec::new(),
             boundary,
             backlog_cursor: 0,
             live_cursor: boundary,
@@ -283,20 +303,29 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// Removes acknowledged messages from the spool.
-    async fn flush(&mut self) {
+    /// Removes acknowledged messages from the spool while the session goes on: waiting for it
+    /// here would stop reading acknowledgements and writing publishes (rumqttc does both only
+    /// while polled), which halved throughput.
+    fn flush_behind(&mut self) {
+        self.removing.retain(|t| !t.is_finished());
         if self.acked_ids.is_empty() {
             return;
         }
         let ids = std::mem::take(&mut self.acked_ids);
-        match self.bridge.with_spool(move |s| s.delete(&ids)).await {
-            Some(Ok(_)) => self.bridge.room.notify_one(),
-            Some(Err(e)) => {
-                // Left in the spool: sent again later (a duplicate, never a loss).
-                self.bridge.counters.error(e.kind());
-                tracing::warn!(bridge = %self.bridge.name(), "cannot remove sent messages: {e}");
-            }
-            None => {}
+        let bridge = Arc::clone(self.bridge);
+        self.removing
+            .push(tokio::spawn(async move { remove_sent(&bridge, ids).await }));
+    }
+
+    /// Removes acknowledged messages and waits for every removal still running, so that the
+    /// next session does not send them again.
+    async fn flush(&mut self) {
+        let ids = std::mem::take(&mut self.acked_ids);
+        for t in self.removing.drain(..) {
+            let _ = t.await;
+        }
+        if !ids.is_empty() {
+            remove_sent(self.bridge, ids).await;
         }
     }
 
@@ -371,12 +400,20 @@ impl<'a> Sender<'a> {
         let c = &self.bridge.counters;
         let ttl = i64::try_from(self.bridge.config.spool.ttl.get().as_millis()).unwrap_or(i64::MAX);
         let cutoff = crate::telemetry::decision_log::now_ms().saturating_sub(ttl);
+        let max_packet = self.bridge.config.remote.max_packet_size.get();
         let (first, last) = (rows[0].id, rows[rows.len() - 1].id);
         let mut removed = Vec::new();
         let mut expired = 0;
         for m in rows {
             if m.stored_ms < cutoff {
                 expired += 1;
+                removed.push(m.id);
+                continue;
+            }
+            // Stored under a larger remote.max_packet_size: sending it would end every session.
+            if !m.fits(max_packet) {
+                c.dropped("too_large", 1);
+                tracing::warn!(bridge = %self.bridge.name(), topic = %m.topic, size = m.payload.len(), "spooled message over remote.max_packet_size removed, never sent");
                 removed.push(m.id);
                 continue;
             }

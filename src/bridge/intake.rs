@@ -21,28 +21,27 @@ use super::{Backoff, Bridge, pause};
 /// Messages committed per transaction at most, and bytes (so a transaction fits the WAL).
 const BATCH: usize = 1000;
 const BATCH_BYTES: usize = 512 * 1024;
-/// Received messages waiting for the writer (the local broker's in-flight window bounds QoS 1/2).
+/// Capacity of the request channel to rumqttc (acknowledgements, the subscription).
 const QUEUE: usize = 10_000;
 /// How long a refused batch waits before it is tried again (sooner when room is made).
 const RETRY: Duration = Duration::from_millis(500);
 
 pub async fn run(bridge: Arc<Bridge>, mut shutdown: Watch) {
-    let mut opts =
-        match super::mqtt_options(&bridge.config.local, super::local_client_id(&bridge.config)) {
-            Ok(o) => o,
-            Err(e) => {
-                bridge.counters.error("tls");
-                tracing::error!(bridge = %bridge.name(), "local broker: {e}; intake not started");
-                return;
-            }
-        };
+    let mut opts = bridge
+        .local_side
+        .options(&bridge.config.local, super::local_client_id(&bridge.config));
     // Persistent session: the local broker queues for the bridge while sluice is down.
     opts.set_clean_session(false).set_manual_acks(true);
     let (client, mut events) = AsyncClient::new(opts, QUEUE + BATCH);
     events
         .network_options
         .set_connection_timeout(bridge.config.local.connect_timeout.get().as_secs().max(1));
-    let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
+    // Unbounded on purpose: rumqttc sends our acknowledgements from the same event loop that
+    // reads publishes, so an event loop waiting for room here while the writer waits for the
+    // event loop to take its acknowledgements deadlocks (seen with 700,000 queued on the plant
+    // broker). What waits here is bounded by the local broker's in-flight window instead:
+    // everything in it is unacknowledged.
+    let (tx, rx) = mpsc::unbounded_channel::<Publish>();
     let writer = tokio::spawn(write_loop(Arc::clone(&bridge), client.clone(), rx));
     let qos = if bridge.config.qos == 2 {
         QoS::ExactlyOnce
@@ -63,18 +62,19 @@ pub async fn run(bridge: Arc<Bridge>, mut shutdown: Watch) {
                 bridge.counters.local_up.set(1);
                 tracing::info!(bridge = %bridge.name(), broker = %bridge.config.local.broker, session_present = ack.session_present, "local session up");
                 if !ack.session_present {
-                    let filters = bridge
+                    let filters: Vec<_> = bridge
                         .config
                         .topics
                         .iter()
-                        .map(|t| SubscribeFilter::new(t.clone(), qos));
-                    if client.subscribe_many(filters).await.is_err() {
-                        break;
-                    }
+                        .map(|t| SubscribeFilter::new(t.clone(), qos))
+                        .collect();
+                    // Not awaited here: only this loop's poll drains the request channel.
+                    let subscriber = client.clone();
+                    tokio::spawn(async move { subscriber.subscribe_many(filters).await });
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send(p).await.is_err() {
+                if tx.send(p).is_err() {
                     break;
                 }
             }
@@ -110,7 +110,7 @@ async fn close(
     bridge: &Bridge,
     client: AsyncClient,
     mut events: rumqttc::EventLoop,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::UnboundedSender<Publish>,
     writer: tokio::task::JoinHandle<()>,
 ) {
     drop(tx);
@@ -127,7 +127,11 @@ async fn close(
     bridge.counters.local_up.set(0);
 }
 
-async fn write_loop(bridge: Arc<Bridge>, client: AsyncClient, mut rx: mpsc::Receiver<Publish>) {
+async fn write_loop(
+    bridge: Arc<Bridge>,
+    client: AsyncClient,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
         let mut bytes = first.payload.len();
@@ -169,10 +173,12 @@ async fn store(bridge: &Arc<Bridge>, batch: &[Publish]) -> bool {
             qos,
             retain: p.retain,
         };
-        // The PUBLISH to the remote carries a header beside topic and payload.
-        if m.size() + 16 > max_packet {
+        // MQTT 3.1.1 has no way for the remote to announce its limit (MQTT 5's CONNACK does),
+        // so the configured one is what we have. Refused here, not stored: it would stop the
+        // backlog behind it forever (the remote ends the session, the spool sends it again).
+        if m.size() + super::message::PUBLISH_OVERHEAD > max_packet {
             c.dropped("too_large", 1);
-            tracing::warn!(bridge = %bridge.name(), topic = %p.topic, size = m.size(), "message over remote.max_packet_size dropped");
+            tracing::warn!(bridge = %bridge.name(), topic = %p.topic, size = m.size(), "message over remote.max_packet_size dropped; acknowledged to the local broker, never sent");
             continue;
         }
         if !bridge.allows(&p.topic, qos, p.retain) {

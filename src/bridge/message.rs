@@ -31,6 +31,16 @@ pub struct Message {
     pub attempts: i64,
 }
 
+/// Bytes a PUBLISH adds to topic and payload at most (fixed header, topic length, packet id).
+pub const PUBLISH_OVERHEAD: u64 = 16;
+
+impl Message {
+    /// Whether its PUBLISH fits a broker's maximum packet size.
+    pub fn fits(&self, max_packet: u64) -> bool {
+        (self.topic.len() + self.payload.len()) as u64 + PUBLISH_OVERHEAD <= max_packet
+    }
+}
+
 /// What `insert` did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Inserted {

@@ -11,6 +11,7 @@ mod delivery;
 mod intake;
 pub mod message;
 pub mod metrics;
+pub mod session;
 pub mod spool;
 pub mod topic;
 
@@ -18,21 +19,24 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::{BridgeBroker, BridgeConfig, split_host_port};
+use crate::config::{BridgeConfig, split_host_port};
 use crate::drain::Watch;
 use crate::policy::{MqttFacts, Operation, Protocol, Source, Zone};
 use crate::proxy::{Ask, Gateway};
 use crate::site::HostKind;
 use metrics::BridgeCounters;
+use session::{SetupError, Side};
 use spool::{Spool, SpoolError};
 
 /// A bridge's shared state: its config, the policy, the spool and its metrics.
 pub struct Bridge {
     pub config: BridgeConfig,
+    /// TLS material and credentials of the two brokers, loaded at start.
+    local_side: Side,
+    remote_side: Side,
     gw: Arc<Gateway>,
     /// The bridge as the policy sees it (`input.source`).
     source: Source,
@@ -100,16 +104,26 @@ impl Bridge {
     }
 }
 
-/// Opens every bridge's spool and starts its tasks. The handles end after `shutdown`.
+/// Loads every bridge's TLS material and credentials (an unusable one stops the start: the
+/// error names its key), then opens each spool and starts the bridge's tasks; a bridge whose
+/// spool cannot be used is logged and counted and the others start. The handles end after
+/// `shutdown`.
 pub async fn start(
     configs: &[BridgeConfig],
     gw: Arc<Gateway>,
     shutdown: Watch,
-) -> Vec<JoinHandle<()>> {
+) -> Result<Vec<JoinHandle<()>>, SetupError> {
+    let mut sides = Vec::with_capacity(configs.len());
+    for (i, config) in configs.iter().enumerate() {
+        sides.push((
+            Side::load(i, "local", &config.local)?,
+            Side::load(i, "remote", &config.remote)?,
+        ));
+    }
     let mut tasks = Vec::new();
-    for config in configs {
+    for (config, sides) in configs.iter().zip(sides) {
         let counters = gw.metrics.bridges.of(&config.name);
-        match open(config, &gw, counters.clone()).await {
+        match open(config, sides, &gw, counters.clone()).await {
             Ok(bridge) => {
                 let bridge = Arc::new(bridge);
                 tracing::info!(
@@ -136,11 +150,12 @@ pub async fn start(
             }
         }
     }
-    tasks
+    Ok(tasks)
 }
 
 async fn open(
     config: &BridgeConfig,
+    (local_side, remote_side): (Side, Side),
     gw: &Arc<Gateway>,
     counters: BridgeCounters,
 ) -> Result<Bridge, SpoolError> {
@@ -172,6 +187,8 @@ async fn open(
         .set(i64::try_from(config.spool.max_bytes.get()).unwrap_or(i64::MAX));
     Ok(Bridge {
         config: config.clone(),
+        local_side,
+        remote_side,
         gw: Arc::clone(gw),
         source,
         remote_host: host,
@@ -207,31 +224,6 @@ fn local_client_id(config: &BridgeConfig) -> String {
         .client_id
         .clone()
         .unwrap_or_else(|| format!("sluice-bridge-{}", config.name))
-}
-
-/// Why a bridge cannot set up a session with one side.
-#[derive(Debug, thiserror::Error)]
-enum SideError {
-    #[error(transparent)]
-    Address(#[from] crate::config::UnitError),
-    #[error(transparent)]
-    Tls(#[from] crate::proxy::tls::TlsError),
-}
-
-/// rumqttc options of one side; TLS through our rustls config (the ring provider).
-fn mqtt_options(side: &BridgeBroker, client_id: String) -> Result<MqttOptions, SideError> {
-    let (host, port) = split_host_port(&side.broker)?;
-    let mut opts = MqttOptions::new(client_id, host, port);
-    opts.set_keep_alive(side.keep_alive.get().max(Duration::from_secs(5)));
-    let max = side.max_packet_size.as_usize();
-    opts.set_max_packet_size(max, max);
-    if let Some(tls) = &side.tls {
-        let cfg = crate::proxy::tls::client_config(&tls.ca)?;
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(cfg),
-        )));
-    }
-    Ok(opts)
 }
 
 /// How often expired messages are removed and the spool gauges updated.

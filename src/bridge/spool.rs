@@ -12,6 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod read_only;
+
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 pub use super::message::{Inserted, Message, NewMessage, Stats};

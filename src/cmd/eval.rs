@@ -96,9 +96,14 @@ pub fn run(args: EvalArgs) -> i32 {
             }
         }
     };
-    if let Err(e) = written {
-        eprintln!("writing the result: {e}");
-        return EXIT_ERROR;
+    match written {
+        // A reader that went away (`sluice eval ... | head -1`) ends the command quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("writing the result: {e}");
+            return EXIT_ERROR;
+        }
+        Ok(()) => {}
     }
     if (args.fail && !defined) || (args.fail_defined && defined) {
         return EXIT_ERROR;

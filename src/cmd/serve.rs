@@ -188,10 +188,17 @@ async fn open_policy(config: &Config) -> Result<OpenPolicy, String> {
             cache_ttl: config.cache.ttl.get(),
         })
         .map_err(|e| e.to_string())?;
-    if let Some(problem) = &startup.problem {
-        tracing::warn!("policy source not usable at start: {problem}");
+    match (&startup.problem, startup.origin) {
+        // The documented offline fallback: one WARN saying what is wrong and what serves.
+        (Some(problem), Origin::Persisted) => tracing::warn!(
+            revision = %startup.revision,
+            "policy source not usable at start: {problem}; serving the persisted bundle from policy.bundle.persist_dir"
+        ),
+        (Some(problem), _) => tracing::warn!("policy source not usable at start: {problem}"),
+        (None, _) => {}
     }
     match startup.origin {
+        Origin::Persisted if startup.problem.is_some() => {}
         Origin::Persisted => tracing::info!(
             revision = %startup.revision,
             "bundle server not reached yet: serving the persisted bundle"
@@ -249,7 +256,8 @@ async fn start_data_path(
         listening.push(format!("http={local}"));
     }
     tasks.extend(start_mqtt(config, gateway.clone(), data_watch.clone()).await?);
-    tasks.extend(crate::bridge::start(&config.bridges, gateway.clone(), data_watch.clone()).await);
+    let bridges = crate::bridge::start(&config.bridges, gateway.clone(), data_watch.clone());
+    tasks.extend(bridges.await.map_err(|e| e.to_string())?);
     for m in &config.mqtt {
         listening.push(format!("mqtt={}->{}", m.listen, m.upstream));
     }

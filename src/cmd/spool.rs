@@ -1,6 +1,7 @@
 //! `sluice spool`: inspects an export bridge's spool file — counts (`stats`), the waiting
 //! messages (`ls`), and removing messages by topic filter (`purge --topic`). Safe beside a
-//! running gateway (SQLite WAL; the gateway re-reads its counts within seconds).
+//! running gateway (SQLite WAL; the gateway re-reads its counts within seconds). `stats` and
+//! `ls` open the file read-only, so they also work on a full disk.
 //!
 //! Not here: the spool itself (bridge/spool.rs). Payloads are never printed.
 
@@ -104,7 +105,7 @@ fn execute(action: &Action) -> Result<String, SpoolCmdError> {
             if let Some(t) = topic {
                 check_filter(t)?;
             }
-            let spool = Spool::open_existing(&common.path)?;
+            let spool = Spool::open_read_only(&common.path)?;
             let rows = spool.list(topic.as_deref(), *limit)?;
             Ok(list(&rows, common.format))
         }
@@ -127,7 +128,7 @@ fn time(ms: i64) -> String {
 }
 
 fn stats(c: &Common) -> Result<String, SpoolCmdError> {
-    let spool = Spool::open_existing(&c.path)?;
+    let spool = Spool::open_read_only(&c.path)?;
     let s = spool.stats()?;
     let now = crate::telemetry::decision_log::now_ms();
     let age = s.oldest_ms.map(|t| (now - t).max(0) / 1000);

@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+pub use super::bridge_auth::{BridgeTls, Secret};
 use super::error::invalid;
-use super::{ConfigError, Dur, Size, UpstreamTls, split_host_port};
+use super::{ConfigError, Dur, Size, split_host_port};
 
 /// One export bridge: local broker → judged → SQLite spool → judged again → remote broker.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -39,7 +40,16 @@ pub struct BridgeBroker {
     /// `host:port`.
     pub broker: String,
     #[serde(default)]
-    pub tls: Option<UpstreamTls>,
+    pub tls: Option<BridgeTls>,
+    /// MQTT user name sent in the CONNECT.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Its password, inline (never logged or printed).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Or a file holding the password (a mounted secret; one trailing newline is ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// MQTT client id; defaults to `sluice-bridge-<name>` (local) and the site name (remote).
     #[serde(default)]
     pub client_id: Option<String>,
@@ -261,13 +271,8 @@ fn validate_limits(
             ));
         }
     }
-    for (key, side) in [("local.tls", &b.local), ("remote.tls", &b.remote)] {
-        if side.tls.as_ref().is_some_and(|t| t.server_name.is_some()) {
-            return Err(at(
-                &format!("{key}.server_name"),
-                "not supported for bridges: the broker's host name is verified".into(),
-            ));
-        }
+    for (key, side) in [("local", &b.local), ("remote", &b.remote)] {
+        super::bridge_auth::validate(side, &|k: &str, e: String| at(&format!("{key}.{k}"), e))?;
     }
     Ok(())
 }

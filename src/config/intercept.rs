@@ -20,6 +20,7 @@ pub struct InterceptConfig {
     /// sluice's own UID: its traffic is never redirected (and leaves directly when allowed).
     pub uid: u32,
     /// The transparent TCP listener; also `[::1]` on the same port when IPv6 is up.
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
     /// Time to wait for the client's first bytes; then the address alone decides.
     pub sniff_timeout: Dur,
@@ -53,8 +54,10 @@ impl Default for InterceptConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct InterceptDnsConfig {
     /// UDP and TCP; also `[::1]` on the same port when IPv6 is up.
+    #[serde(deserialize_with = "super::units::listen_addr")]
     pub listen: SocketAddr,
     /// Resolvers (`ip:port`) for allowed names; empty means the nameservers of /etc/resolv.conf.
+    #[serde(deserialize_with = "resolver_addrs")]
     pub upstream: Vec<SocketAddr>,
     /// The answer to a denied lookup.
     pub refused: DnsRefusal,
@@ -70,6 +73,27 @@ impl Default for InterceptDnsConfig {
             refused: DnsRefusal::Refused,
             timeout: Dur(Duration::from_secs(2)),
         }
+    }
+}
+
+/// Resolver addresses: `IP:PORT` each; the error quotes the entry and shows the form (a bare
+/// IP is the usual slip, as resolv.conf writes them without a port).
+fn resolver_addrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    // Through a Vec of the wrapper, so the error keeps the entry's index in its path.
+    let entries = Vec::<Resolver>::deserialize(d)?;
+    Ok(entries.into_iter().map(|r| r.0).collect())
+}
+
+struct Resolver(SocketAddr);
+
+impl<'de> Deserialize<'de> for Resolver {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.trim().parse().map(Resolver).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a resolver address; write IP:PORT, like 10.0.0.53:53"
+            ))
+        })
     }
 }
 

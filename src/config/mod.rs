@@ -8,12 +8,14 @@
 
 mod admin;
 mod bridge;
+mod bridge_auth;
 mod cache;
 mod decision_log;
 mod error;
 mod http;
 mod identity;
 pub mod intercept;
+mod listeners;
 mod log;
 mod mqtt;
 mod policy;
@@ -27,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::AdminConfig;
 pub use bridge::{
-    BridgeBroker, BridgeConfig, FilterError, OnFull, Rate, ReplayConfig, ReplayOrder, SpoolConfig,
-    check_filter,
+    BridgeBroker, BridgeConfig, BridgeTls, FilterError, OnFull, Rate, ReplayConfig, ReplayOrder,
+    Secret, SpoolConfig, check_filter,
 };
 pub use cache::CacheConfig;
 pub use decision_log::{DEFAULT_DECISION_LOG, DecisionLogConfig};
@@ -146,6 +148,7 @@ impl Config {
             m.validate(i)?;
         }
         bridge::validate(&self.bridges)?;
+        listeners::validate(self)?;
         self.log.validate()
     }
 }

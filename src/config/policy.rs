@@ -74,12 +74,20 @@ pub struct BundleConfig {
     /// PEM public key (RSA or P-256); when set, only bundles signed by it are activated.
     #[serde(default)]
     pub public_key: Option<PathBuf>,
+    /// Refuse every bundle without a valid signature by `public_key` (which it then
+    /// requires): at start, on reload, and the persisted copy.
+    #[serde(default)]
+    pub require_signature: bool,
     /// Expected `kid`/`keyid` of the signature, when the signer sets one.
     #[serde(default)]
     pub key_id: Option<String>,
     /// Expected `scope` claim of the signature.
     #[serde(default)]
     pub scope: Option<String>,
+    /// A file holding the bearer token sent to the bundle server (`Authorization: Bearer`,
+    /// OPA's `credentials.bearer`); read at start, never logged.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     /// PEM CA bundle trusted for an `https://` bundle server.
     #[serde(default)]
     pub ca: Option<PathBuf>,

@@ -58,6 +58,13 @@ impl SiteConfig {
                     format!("{d:?} must be a name or *.suffix"),
                 ));
             }
+            // `plant..local` passes IDNA but never matches a name: an empty label is a typo.
+            if d.trim_end_matches('.').split('.').any(str::is_empty) {
+                return Err(invalid(
+                    format!("site.local_domains[{i}]"),
+                    format!("{d:?} has an empty label; write names like plant.local or *.local"),
+                ));
+            }
             wire_domain(d).map_err(|_| {
                 invalid(
                     format!("site.local_domains[{i}]"),

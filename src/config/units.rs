@@ -73,10 +73,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
         "m" => n * 60.0,
         "h" => n * 3600.0,
         "" => return Err(bad_duration(s, "missing unit (ms, s, m, h)")),
+        u if matches!(u.trim(), "ns" | "us" | "µs" | "ms" | "s" | "m" | "h") => {
+            let hint = format!("{num}{}", u.trim());
+            return Err(bad_duration(
+                s,
+                format!("no space between the number and the unit, like {hint}"),
+            ));
+        }
         u => {
             return Err(bad_duration(
                 s,
-                format!("unknown unit {u:?} (use ms, s, m, h)"),
+                format!("unknown unit {:?} (use ms, s, m, h)", u.trim()),
             ));
         }
     };
@@ -254,7 +261,7 @@ mod tests {
         );
         assert_eq!(
             e(parse_duration("5 m")).as_deref(),
-            Some("invalid duration \"5 m\": unknown unit \" m\" (use ms, s, m, h)")
+            Some("invalid duration \"5 m\": no space between the number and the unit, like 5m")
         );
         assert_eq!(
             parse_size("1XB").err().map(|e| e.to_string()).as_deref(),

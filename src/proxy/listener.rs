@@ -200,11 +200,34 @@ where
                 since: tokio::time::Instant::now(),
             },
         });
-        tokio::spawn(async move {
-            work.await;
-            drop(open);
-            drop(permit);
+        tokio::spawn(Connection {
+            work,
+            _open: open,
+            _permit: permit,
         });
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's task: its work, and the slot and gauge it holds until the work is done
+    /// (tokio drops a task's future when it completes). A struct rather than an async block,
+    /// which would keep the work twice (as captured and as awaited) in every idle task.
+    struct Connection<F> {
+        #[pin]
+        work: F,
+        _open: OpenConnection,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Connection<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.project().work.poll(cx)
     }
 }
 

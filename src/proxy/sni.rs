@@ -153,6 +153,14 @@ fn host_name(raw: &[u8]) -> Result<String, &'static str> {
     {
         return Err("server_name is not a DNS host name");
     }
+    // Every label 1 to 63 bytes: no empty label (`a..b`, `.a`, a trailing dot), which would
+    // not name the host the judge is asked about.
+    if raw
+        .split(|b| *b == b'.')
+        .any(|l| l.is_empty() || l.len() > 63)
+    {
+        return Err("server_name has an empty or overlong label");
+    }
     // The check above admits only ASCII, so this conversion cannot fail.
     Ok(String::from_utf8_lossy(raw).to_ascii_lowercase())
 }

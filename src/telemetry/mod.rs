@@ -74,7 +74,7 @@ impl RateLimiter {
 
 /// Log lines the writer can hold before it drops (and counts) new ones: a stalled stderr (a
 /// full pipe, a stopped log shipper) must never stall a connection that logs a deny.
-const LOG_QUEUE_LINES: usize = 16 * 1024;
+const LOG_QUEUE_LINES: usize = 4 * 1024;
 
 static LOG_DROPS: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
     std::sync::OnceLock::new();

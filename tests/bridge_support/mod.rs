@@ -6,6 +6,8 @@
 //! Needs /usr/sbin/mosquitto (Debian: mosquitto).
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -129,6 +131,31 @@ impl Broker {
         );
     }
 
+    /// Adds a user to a gated broker's password file (before it starts, or SIGHUP it).
+    pub fn add_user(&self, user: &str, password: &str) {
+        let ok = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(self.dir.path("passwd"))
+            .args([user, password])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mosquitto_passwd failed (apt-get install mosquitto)");
+    }
+
+    /// Configured (not started) on `addr` exactly, e.g. where a fake broker listened.
+    pub fn on(addr: SocketAddr, extra: &str) -> Self {
+        let dir = Dir::new("mosquitto");
+        let b = Self {
+            addr,
+            child: None,
+            conf: dir.path("mosquitto.conf"),
+            extra: extra.to_string(),
+            dir,
+        };
+        b.write_conf(true);
+        b
+    }
+
     /// Refuses every CONNECT but the watcher's (until [`Broker::open_gate`]).
     pub fn gate(&self) {
         self.write_conf(false);
@@ -219,6 +246,27 @@ pub fn bridge_config(
     (s, admin)
 }
 
+/// A sluice config with the given bridges (each a YAML mapping, indented as a list item by
+/// this function) and `top` at the top level.
+pub fn bridges_config(dir: &Dir, bridges: &[String], top: &str) -> (String, SocketAddr) {
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = format!(
+        "http: null\nadmin: {{listen: {admin}}}\nsite: {{name: plant-042, local_networks: [127.0.0.1/32], local_domains: [localhost]}}\npolicy:\n  paths: [{}, {}, {}]\n  decision: data.manufacturing.egress\n{top}\nbridges:\n",
+        repo("policies/manufacturing/smart.rego").display(),
+        repo("policies/manufacturing/egress.rego").display(),
+        dir.path("policy-data").display(),
+    );
+    for b in bridges {
+        for (i, line) in b.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            let lead = if i == 0 { "  - " } else { "    " };
+            s.push_str(&format!("{lead}{line}\n"));
+        }
+    }
+    (s, admin)
+}
+
 /// A running `sluice serve`; killed on drop.
 pub struct Sluice {
     child: Child,
@@ -296,11 +344,16 @@ impl Sluice {
 
     /// One sample of bridge `cloud`, e.g. `sent_total` or `dropped_total{reason="full"}`.
     pub fn bridge(&self, metric: &str) -> f64 {
+        self.bridge_of("cloud", metric)
+    }
+
+    /// One sample of bridge `name`.
+    pub fn bridge_of(&self, bridge: &str, metric: &str) -> f64 {
         let (name, extra) = match metric.split_once('{') {
             Some((n, rest)) => (n, format!(",{}", rest.trim_end_matches('}'))),
             None => (metric, String::new()),
         };
-        let sample = format!("sluice_bridge_{name}{{bridge=\"cloud\"{extra}}}");
+        let sample = format!("sluice_bridge_{name}{{bridge=\"{bridge}\"{extra}}}");
         self.metrics()
             .lines()
             .find_map(|l| l.strip_prefix(&sample).and_then(|v| v.trim().parse().ok()))
@@ -316,8 +369,12 @@ impl Sluice {
     }
 
     pub fn wait_bridge(&self, metric: &str, at_least: f64) {
+        self.wait_bridge_of("cloud", metric, at_least)
+    }
+
+    pub fn wait_bridge_of(&self, bridge: &str, metric: &str, at_least: f64) {
         wait_until(
-            || self.bridge(metric) >= at_least,
+            || self.bridge_of(bridge, metric) >= at_least,
             || {
                 format!(
                     "{metric} < {at_least}:\n{}\n{}",
@@ -350,12 +407,24 @@ impl Drop for Sluice {
 
 /// Publishes every (topic, payload) with QoS 1 and returns once the broker acknowledged all.
 pub async fn publish_all(broker: SocketAddr, messages: Vec<(String, String)>) {
+    publish_all_as(broker, None, messages).await
+}
+
+/// As [`publish_all`], logged in as `user` (name, password).
+pub async fn publish_all_as(
+    broker: SocketAddr,
+    user: Option<(&str, &str)>,
+    messages: Vec<(String, String)>,
+) {
     let mut opts = MqttOptions::new(
         format!("pub-{}", free_port("127.0.0.1")),
         broker.ip().to_string(),
         broker.port(),
     );
     opts.set_inflight(100);
+    if let Some((name, password)) = user {
+        opts.set_credentials(name, password);
+    }
     let (client, mut events) = AsyncClient::new(opts, 200);
     let total = messages.len();
     let sender = tokio::spawn(async move {
@@ -433,7 +502,11 @@ impl Arrivals {
 /// A subscriber on the cloud broker with a persistent session (`#`, QoS 1): created while the
 /// broker is up, it receives what arrives while it reconnects after a broker restart.
 pub async fn cloud_subscriber(cloud: SocketAddr) -> Arrivals {
-    let mut opts = MqttOptions::new("cloud-watcher", cloud.ip().to_string(), cloud.port());
+    let mut opts = MqttOptions::new(
+        format!("cloud-watcher-{}", cloud.port()),
+        cloud.ip().to_string(),
+        cloud.port(),
+    );
     opts.set_clean_session(false)
         .set_credentials(WATCHER.0, WATCHER.1);
     let (client, mut events) = AsyncClient::new(opts, 10);

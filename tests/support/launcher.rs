@@ -214,7 +214,9 @@ pub const TEST_SITE: &str = "site:\n  name: test-plant\n  local_networks: [127.0
 pub fn gateway_config(extra: &str) -> String {
     let proxy = format!("http:\n  listen: 127.0.0.1:{}\n", free_port());
     let extra = extra.replace("{HTTP}", &proxy);
-    let http = if extra.contains("http:") { "" } else { &proxy };
+    // A section head, not `http://` in a bundle URL: that left the default port 3128 in use.
+    let has_http = extra.lines().any(|l| l.starts_with("http:"));
+    let http = if has_http { "" } else { &proxy };
     format!(
         "{TEST_SITE}admin:\n  listen: 127.0.0.1:{}\n{http}{extra}",
         free_port()

@@ -16,6 +16,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod decide;
+pub mod doc;
 pub mod http;
 pub mod launcher;
 pub mod metrics;

@@ -162,7 +162,7 @@ fn unpack(bytes: &[u8], max_size: u64) -> Result<BTreeMap<String, Vec<u8>>, Bund
     Ok(files)
 }
 
-fn read_manifest(bytes: &[u8]) -> Result<(String, Vec<String>), BundleError> {
+pub(crate) fn read_manifest(bytes: &[u8]) -> Result<(String, Vec<String>), BundleError> {
     let doc: Json = serde_json::from_slice(bytes)
         .map_err(|e| err(format!(".manifest: {}", one_line(&e.to_string()))))?;
     let revision = match doc.get("revision") {

@@ -1,6 +1,11 @@
 //! Downloading a bundle over HTTP(S): one conditional `GET` (`If-None-Match`) per poll on a fresh
 //! connection, bounded in time and size, and the jittered delay between polls.
 //!
+//! Credentials never reach a log line or the status document: the bearer token
+//! (`policy.bundle.token_file`) is only ever a request header, the URL is shown without its
+//! query (where presigned URLs carry their signature), and a URL with `user:password@` is
+//! refused.
+//!
 //! Not here: what is done with the bytes (`source.rs`), or reading them (`bundle.rs`).
 
 use std::sync::Arc;
@@ -19,6 +24,10 @@ use super::error::BundleError;
 #[derive(Clone)]
 pub struct BundleServer {
     uri: Uri,
+    /// The URL as logs and the status show it: no query.
+    shown: String,
+    /// Sent as `Authorization: Bearer`.
+    token: Option<String>,
     host: String,
     port: u16,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -39,21 +48,33 @@ pub enum Fetched {
 
 impl std::fmt::Debug for BundleServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BundleServer({})", self.uri)
+        write!(f, "BundleServer({})", self.shown)
     }
 }
 
 impl BundleServer {
-    /// `ca` is required for `https://` (the CAs trusted for the bundle server).
+    /// `ca` is required for `https://` (the CAs trusted for the bundle server); `token`, when
+    /// given, is sent as a bearer token.
     pub fn new(
         url: &str,
         ca: Option<&std::path::Path>,
         timeout: Duration,
         max_size: u64,
+        token: Option<String>,
     ) -> Result<Self, BundleError> {
+        // The URL may carry a token in its query: errors name it without that.
+        let url_shown = url.split('?').next().unwrap_or_default();
         let uri: Uri = url
             .parse()
-            .map_err(|e| BundleError::Setting(format!("policy.bundle.url: {url:?}: {e}")))?;
+            .map_err(|e| BundleError::Setting(format!("policy.bundle.url: {url_shown:?}: {e}")))?;
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(BundleError::Setting(
+                "policy.bundle.url: credentials in the URL (user:password@) are refused; put a \
+                 bearer token in the file policy.bundle.token_file"
+                    .into(),
+            ));
+        }
+        let url = url_shown;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
@@ -82,8 +103,14 @@ impl BundleServer {
         } else {
             None
         };
+        let shown = match uri.query() {
+            Some(_) => format!("{url}?…"),
+            None => url.to_string(),
+        };
         Ok(Self {
             uri,
+            shown,
+            token,
             host,
             port,
             tls,
@@ -92,8 +119,9 @@ impl BundleServer {
         })
     }
 
+    /// The URL as logs show it (without its query).
     pub fn url(&self) -> String {
-        self.uri.to_string()
+        self.shown.clone()
     }
 
     /// One conditional download, within `timeout` as a whole.
@@ -102,7 +130,7 @@ impl BundleServer {
             Ok(r) => r,
             Err(_) => Err(BundleError::Server(format!(
                 "bundle server {}: no complete answer within {:?} (policy.bundle.timeout)",
-                self.uri, self.timeout
+                self.shown, self.timeout
             ))),
         }
     }
@@ -111,19 +139,21 @@ impl BundleServer {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| {
-                BundleError::Server(format!("bundle server {}: cannot connect: {e}", self.uri))
+                BundleError::Server(format!("bundle server {}: cannot connect: {e}", self.shown))
             })?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => self.exchange(tcp, etag).await,
             Some(cfg) => {
-                let name = rustls_pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| BundleError::Server(format!("bundle server {}: {e}", self.uri)))?;
+                let name =
+                    rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(|e| {
+                        BundleError::Server(format!("bundle server {}: {e}", self.shown))
+                    })?;
                 let tls = tokio_rustls::TlsConnector::from(cfg.clone())
                     .connect(name, tcp)
                     .await
                     .map_err(|e| {
-                        BundleError::Server(format!("bundle server {}: TLS: {e}", self.uri))
+                        BundleError::Server(format!("bundle server {}: TLS: {e}", self.shown))
                     })?;
                 self.exchange(tls, etag).await
             }
@@ -135,7 +165,7 @@ impl BundleServer {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let fail = |e: &dyn std::fmt::Display| {
-            BundleError::Server(format!("bundle server {}: {e}", self.uri))
+            BundleError::Server(format!("bundle server {}: {e}", self.shown))
         };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -152,6 +182,9 @@ impl BundleServer {
             .header(header::ACCEPT, "application/gzip, application/octet-stream");
         if let Some(tag) = etag {
             req = req.header(header::IF_NONE_MATCH, tag);
+        }
+        if let Some(token) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let req = req.body(Empty::<Bytes>::new()).map_err(|e| fail(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| fail(&e))?;
@@ -185,7 +218,7 @@ impl BundleServer {
         } else {
             Err(BundleError::Server(format!(
                 "bundle server {}: answered {} (expected 200 or 304)",
-                self.uri, status
+                self.shown, status
             )))
         };
         conn.abort();
@@ -247,7 +280,32 @@ mod tests {
             None,
             Duration::from_secs(1),
             1024,
+            None,
         );
         assert!(e.is_err_and(|e| e.to_string().starts_with("policy.bundle.ca: required")));
+    }
+
+    #[test]
+    fn the_url_is_shown_without_its_query_and_credentials_in_it_are_refused() {
+        let server = BundleServer::new(
+            "http://b.plant.local:8080/b.tar.gz?X-Amz-Signature=secret-sig",
+            None,
+            Duration::from_secs(1),
+            1024,
+            Some("secret-token".into()),
+        );
+        let server = server.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(server.url(), "http://b.plant.local:8080/b.tar.gz?…");
+        assert!(!format!("{server:?}").contains("secret"));
+        let refused = BundleServer::new(
+            "http://sluice:secret-password@b.plant.local/b.tar.gz",
+            None,
+            Duration::from_secs(1),
+            1024,
+            None,
+        );
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("token_file"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
     }
 }

@@ -148,7 +148,7 @@ fn parse_spki(spki: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((alg_id, &bits[1..]))
 }
 
-pub(super) fn verify_signatures(
+pub(crate) fn verify_signatures(
     sigs: &[u8],
     files: &BTreeMap<String, Vec<u8>>,
     key: &VerificationKey,

@@ -84,6 +84,13 @@ impl PolicySources {
             act.max_size = b.max_size.get();
             act.persist_dir = b.persist_dir.clone();
             (poll_min, poll_max) = (b.poll_min.get(), b.poll_max.get());
+            if b.require_signature && b.public_key.is_none() {
+                return Err(BundleError::Setting(
+                    "policy.bundle.require_signature: true needs policy.bundle.public_key, the \
+                     PEM key the bundles are signed with"
+                        .into(),
+                ));
+            }
             if let Some(p) = &b.public_key {
                 let pem = std::fs::read(p).map_err(|e| {
                     BundleError::Setting(format!("policy.bundle.public_key: {}: {e}", p.display()))
@@ -105,6 +112,7 @@ impl PolicySources {
                     b.ca.as_deref(),
                     b.timeout.get(),
                     b.max_size.get(),
+                    b.token_file.as_deref().map(read_token).transpose()?,
                 )?),
                 (None, Some(file)) => Kind::File(file.clone()),
                 (None, None) => {
@@ -338,6 +346,27 @@ impl PolicySources {
         }
         Ok(handle)
     }
+}
+
+/// The bearer token in `policy.bundle.token_file` (a mounted Secret): its first line.
+fn read_token(path: &Path) -> Result<String, BundleError> {
+    let setting = |why: String| {
+        BundleError::Setting(format!(
+            "policy.bundle.token_file: {}: {why}",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| setting(e.to_string()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(setting("the file is empty".into()));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(setting(
+            "the token must be printable ASCII without spaces".into(),
+        ));
+    }
+    Ok(token.to_string())
 }
 
 /// Stops the watcher thread or poller task when dropped.

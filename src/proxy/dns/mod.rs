@@ -7,7 +7,7 @@
 //! Not here: judging (query.rs), resolvers (upstream.rs), names given out (names.rs).
 
 pub mod names;
-mod query;
+pub(crate) mod query;
 pub mod upstream;
 
 use std::io;

@@ -23,35 +23,73 @@ use crate::proxy::Ask;
 /// The port every lookup input carries (`target.port`).
 const DNS_PORT: u16 = 53;
 
-/// The answer to `query` (a whole DNS message), or `None` when it is too short to answer.
-pub async fn answer(d: &Dns, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
-    let m = &d.gateway.metrics;
+/// A query that can be judged: the message, its one question, and the name as judged
+/// (lowercase, no trailing dot; the root is ".").
+pub(crate) struct Question {
+    pub request: Message,
+    pub query: Query,
+    pub name: String,
+}
+
+/// A query that cannot: the `errors{kind}` label and the answer to send (none when too short
+/// to carry an id).
+pub(crate) struct Unanswerable {
+    pub kind: &'static str,
+    pub answer: Option<Vec<u8>>,
+}
+
+/// Reads the question out of a query message: pure parsing, no I/O.
+pub(crate) fn read_question(query: &[u8]) -> Result<Question, Unanswerable> {
+    let refuse = |kind, answer| Err(Unanswerable { kind, answer });
     if query.len() < 12 {
-        m.error(PROTOCOL, "malformed");
-        return None;
+        return refuse("malformed", None);
     }
     let id = u16::from_be_bytes([query[0], query[1]]);
     let request = match Message::from_vec(query) {
         Ok(r) => r,
         Err(e) => {
-            m.error(PROTOCOL, "malformed");
             tracing::debug!("dns query refused: {e}");
-            return error_answer(id, OpCode::Query, ResponseCode::FormErr, None);
+            let answer = error_answer(id, OpCode::Query, ResponseCode::FormErr, None);
+            return refuse("malformed", answer);
         }
     };
     if request.message_type() != MessageType::Query || request.op_code() != OpCode::Query {
-        m.error(PROTOCOL, "not_a_query");
-        return error_answer(id, request.op_code(), ResponseCode::NotImp, None);
+        let answer = error_answer(id, request.op_code(), ResponseCode::NotImp, None);
+        return refuse("not_a_query", answer);
     }
     let [question] = request.queries() else {
-        m.error(PROTOCOL, "malformed");
-        return error_answer(id, OpCode::Query, ResponseCode::FormErr, None);
+        let answer = error_answer(id, OpCode::Query, ResponseCode::FormErr, None);
+        return refuse("malformed", answer);
     };
-    let name = question.name().to_ascii().to_ascii_lowercase();
+    let query = question.clone();
+    let name = query.name().to_ascii().to_ascii_lowercase();
     let name = match name.trim_end_matches('.') {
-        "" => ".",
-        n => n,
+        "" => ".".to_string(),
+        n => n.to_string(),
     };
+    Ok(Question {
+        request,
+        query,
+        name,
+    })
+}
+
+/// The answer to `query` (a whole DNS message), or `None` when it is too short to answer.
+pub async fn answer(d: &Dns, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+    let m = &d.gateway.metrics;
+    let Question {
+        request,
+        query: question,
+        name,
+    } = match read_question(query) {
+        Ok(q) => q,
+        Err(bad) => {
+            m.error(PROTOCOL, bad.kind);
+            return bad.answer;
+        }
+    };
+    let (question, name) = (&question, name.as_str());
+    let id = request.id();
     let local = d.gateway.site.is_local_name(name);
     if !local && !judge(d, name, None) {
         return refusal(d, &request, question);
@@ -101,7 +139,7 @@ fn judge(d: &Dns, name: &str, ip: Option<IpAddr>) -> bool {
 }
 
 /// The A and AAAA addresses of an answer, with their TTLs.
-fn addresses(m: &Message) -> impl Iterator<Item = (IpAddr, Duration)> + '_ {
+pub(crate) fn addresses(m: &Message) -> impl Iterator<Item = (IpAddr, Duration)> + '_ {
     m.answers().iter().filter_map(|r| {
         let ip = match r.data() {
             RData::A(a) => IpAddr::V4(a.0),
@@ -126,7 +164,7 @@ fn refusal(d: &Dns, request: &Message, question: &Query) -> Option<Vec<u8>> {
     reply.to_vec().ok()
 }
 
-fn error_answer(
+pub(crate) fn error_answer(
     id: u16,
     op: OpCode,
     code: ResponseCode,

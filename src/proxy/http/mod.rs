@@ -15,10 +15,10 @@ mod forward;
 mod headers;
 mod proxy;
 mod reply;
-mod target;
+pub(crate) mod target;
 mod transparent;
 mod tunnel;
-mod upstream;
+pub(crate) mod upstream;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -24,46 +24,49 @@ use super::relay::{Downstream, Ended, Relay, SessionFacts, Upstream, Will};
 use super::wire::{Reader, Stream, Writer, subject_common_name};
 use crate::drain::Watch;
 use crate::policy::{MqttFacts, Operation, Protocol, Source};
-use crate::proxy::listener::{Accepted, Pressure};
+use crate::proxy::listener::Accepted;
 use crate::proxy::socket::{self, ConnectError};
 use crate::proxy::{Ask, Gateway, Judged};
 
 /// Serves one accepted client connection to its end; an abnormal end is counted.
-pub async fn run(ctx: Arc<ListenerCtx>, gw: Arc<Gateway>, accepted: Accepted) {
+///
+/// A plain fn building the session's futures, so that none is held twice: an async fn keeps
+/// its arguments for its whole life, and an idle session must cost as little as possible (the
+/// task stays at tokio's smallest cell, 256 bytes; the session is one box of the relay's size).
+pub fn run(
+    ctx: Arc<ListenerCtx>,
+    gw: Arc<Gateway>,
+    accepted: Accepted,
+) -> impl Future<Output = ()> + Send + 'static {
     let Accepted {
         stream,
         peer,
         drain,
-        pressure,
+        mut pressure,
     } = accepted;
-    if let Err(e) = serve(&ctx, &gw, stream, drain, pressure).await {
-        gw.metrics.error("mqtt", e.kind);
-        tracing::debug!(%peer, listener = %ctx.config.listen, kind = e.kind, "mqtt session ended: {}", e.message);
+    let (hctx, hgw) = (ctx.clone(), gw.clone());
+    // The handshake's state (TLS, lookups, the CONNECT buffer, the shed wait) lives in a box
+    // of its own only while it runs.
+    let handshake = Box::pin(async move {
+        tokio::select! {
+            e = establish(&hctx, &hgw, stream) => e,
+            // A client still short of its CONNECT gives its slot up to clients queued behind
+            // a full listener.
+            _ = pressure.shed() => Err(SessionError::new("shed", "no CONNECT yet while the listener is full")),
+        }
+    });
+    let session = Box::pin(async move {
+        let Some(established) = handshake.await? else {
+            return Ok(());
+        };
+        relay_until_end(established, drain).await
+    });
+    async move {
+        if let Err(e) = session.await {
+            gw.metrics.error("mqtt", e.kind);
+            tracing::debug!(%peer, listener = %ctx.config.listen, kind = e.kind, "mqtt session ended: {}", e.message);
+        }
     }
-}
-
-async fn serve(
-    ctx: &Arc<ListenerCtx>,
-    gw: &Arc<Gateway>,
-    tcp: TcpStream,
-    drain: Watch,
-    mut pressure: Pressure,
-) -> Result<(), SessionError> {
-    // The handshake's state (TLS, lookups, the CONNECT buffer) lives on the heap only while it
-    // runs, and the relay's state is one exact-size allocation after it: the task itself stays
-    // a few hundred bytes, and an idle session holds little more than its relay.
-    let established = tokio::select! {
-        e = Box::pin(establish(ctx, gw, tcp)) => e?,
-        // A client still short of its CONNECT gives its slot up to clients queued behind a
-        // full listener.
-        _ = pressure.shed() => return Err(SessionError::new("shed", "no CONNECT yet while the listener is full")),
-    };
-    let Some(established) = established else {
-        return Ok(());
-    };
-    drop(pressure);
-    let relaying = Box::pin(relay_until_end(established, drain));
-    relaying.await
 }
 
 /// Both directions until either ends (or shutdown), then the session's close. A plain fn

@@ -78,12 +78,14 @@ pub enum Reader {
 }
 
 impl Reader {
-    /// Waits until a read would make progress (plain TCP), without a buffer.
-    pub async fn readable(&mut self) -> io::Result<()> {
-        match self {
-            Reader::Tcp(r) => r.readable().await,
-            Reader::Other(_) => Ok(()),
-        }
+    /// Waits until a read would make progress (plain TCP), without a buffer. Polled through
+    /// the socket's own reader slot rather than `readable()`, whose waiter node would sit in
+    /// the future of every idle direction (about 100 bytes each).
+    pub fn readable(&mut self) -> impl Future<Output = io::Result<()>> + '_ {
+        std::future::poll_fn(move |cx| match self {
+            Reader::Tcp(r) => r.as_ref().poll_read_ready(cx),
+            Reader::Other(_) => Poll::Ready(Ok(())),
+        })
     }
 }
 

@@ -1,0 +1,5 @@
+package plant.bad
+
+import rego.v1
+
+allow if {
