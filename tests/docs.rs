@@ -27,6 +27,7 @@ const RUN: &[&str] = &[
     "docs/development.md",
     "docs/interception.md",
     "docs/hardening.md",
+    "docs/reliability.md",
 ];
 
 #[test]
@@ -93,6 +94,7 @@ fn the_other_pages_show_what_the_binary_prints() {
         "docs/development.md",
         "docs/interception.md",
         "docs/hardening.md",
+        "docs/reliability.md",
     ] {
         check_page(page);
     }
