@@ -178,13 +178,16 @@ impl Spool {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WAL_PAGES}; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; PRAGMA application_id={APPLICATION_ID};"
         ))
         .map_err(err)?;
-        let (messages, bytes): (i64, i64) = conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(size), 0) FROM spool",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(err)?;
+        Self::from_connection(conn, path).map_err(err)
+    }
+
+    /// The spool over an open, checked connection, with its totals read from the file.
+    fn from_connection(conn: Connection, path: &Path) -> rusqlite::Result<Self> {
+        let (messages, bytes): (i64, i64) = conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM spool",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let mut reserve = path.as_os_str().to_owned();
         reserve.push(".reserve");
         Ok(Self {

@@ -36,23 +36,7 @@ impl Spool {
         if app != APPLICATION_ID || version < 1 {
             return Err(SpoolError::Foreign(shown));
         }
-        let (messages, bytes): (i64, i64) = conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(size), 0) FROM spool",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(err)?;
-        let mut reserve = path.as_os_str().to_owned();
-        reserve.push(".reserve");
-        Ok(Self {
-            conn,
-            path: path.to_path_buf(),
-            reserve: PathBuf::from(reserve),
-            paused: false,
-            messages: u64::try_from(messages).unwrap_or(0),
-            bytes: u64::try_from(bytes).unwrap_or(0),
-        })
+        Spool::from_connection(conn, path).map_err(err)
     }
 }
 
