@@ -143,7 +143,7 @@ topic_matches(filter, topic) if {
 
 # MQTT 4.7.2: a filter starting with a wildcard never matches a topic starting with `$`
 # (`$SYS/...`, `$share/...`); such topics must be named literally.
-dollar_rule(f, t) if not startswith(t[0], "$")
+dollar_rule(_, t) if not startswith(t[0], "$")
 
 dollar_rule(f, t) if {
 	startswith(t[0], "$")
