@@ -250,3 +250,36 @@ async fn a_broker_killed_mid_stream_lets_nothing_denied_through_and_publishers_c
         ) > 0.0
     );
 }
+
+/// One CONNECT through `proxy`: the status line's code.
+fn connect_status(proxy: SocketAddr, target: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(proxy) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(WAIT));
+    let req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    let _ = s.write_all(req.as_bytes());
+    let mut head = [0u8; 12];
+    match s.read_exact(&mut head) {
+        Ok(()) => String::from_utf8_lossy(&head[9..12]).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+#[test]
+fn open_tunnels_are_bounded_by_max_connections_though_their_http_connection_has_ended() {
+    let echo = echo_server();
+    let sluice = Sluice::start("{HTTP}  max_connections: 1\npolicy:\n  eval_timeout: 5s\n");
+    let mut open = tunnel(sluice.proxy(), echo);
+    assert!(echoes(&mut open, b"one tunnel"));
+    // The tunnel's HTTP connection handed its socket over and freed its slot; the tunnel still
+    // counts, so a second one is refused rather than opened past the limit.
+    assert_eq!(connect_status(sluice.proxy(), echo), "503");
+    assert!(sluice.metric("sluice_errors_total{protocol=\"http\",kind=\"tunnel_limit\"}") >= 1.0);
+    assert!(echoes(&mut open, b"still moving"));
+    drop(open);
+    wait_until(WAIT, "a new tunnel once the first closed", || {
+        connect_status(sluice.proxy(), echo) == "200"
+    });
+}

@@ -33,6 +33,9 @@ pub struct HttpProxy {
     /// Held while the proxy lives (every connection and tunnel holds the proxy): draining
     /// waits for the last of them.
     pub(super) drain: Watch,
+    /// Open CONNECT tunnels, bounded by `http.max_connections` too: a tunnel outlives the HTTP
+    /// connection it came on, whose slot is freed when hyper hands the socket over.
+    pub(super) tunnels: Arc<tokio::sync::Semaphore>,
 }
 
 impl HttpProxy {
@@ -60,6 +63,7 @@ impl HttpProxy {
             up: up.bytes.clone(),
             down: down.bytes.clone(),
         };
+        let tunnels = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
         Arc::new(Self {
             gateway,
             cfg,
@@ -67,6 +71,7 @@ impl HttpProxy {
             client,
             up,
             down,
+            tunnels,
             counters,
             drain,
         })

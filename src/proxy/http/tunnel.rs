@@ -53,6 +53,13 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
         Ok(addr) => addr,
         Err(refusal) => return refusal,
     };
+    let Ok(slot) = p.tunnels.clone().try_acquire_owned() else {
+        p.error("tunnel_limit");
+        return reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many open tunnels (http.max_connections)",
+        );
+    };
     let upstream = match connect(addr, p.cfg.connect_timeout.get()).await {
         Ok(s) => s,
         Err(ConnectError::Timeout(_)) => {
@@ -77,6 +84,7 @@ pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<Proxy
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let _guard = guard;
+        let _slot = slot;
         match upgrade.await {
             // The client's raw socket when hyper hands it back (it does for plain TCP): the
             // splice then copies socket to socket without hyper's I/O layer in between.
