@@ -87,6 +87,17 @@ impl Site {
         })
     }
 
+    /// True when traffic to `name` would leave the site by the site's rule: not a local
+    /// domain, or a literal external address. What a TLS server name is judged on when it
+    /// names another host than the one connected to (domain fronting).
+    pub fn leaves(&self, name: &str) -> bool {
+        match self.classify(name) {
+            HostKind::LocalName => false,
+            HostKind::Address(_, zone) => zone == Zone::External,
+            HostKind::ExternalName => true,
+        }
+    }
+
     /// Classifies a host as written in a request (`10.0.0.5`, `[::1]`, `broker.plant.local`).
     pub fn classify(&self, host: &str) -> HostKind {
         let bare = host

@@ -213,6 +213,24 @@ impl Gateway {
         })
     }
 
+    /// A tunnel judged on its target, then — when its TLS server name is another external
+    /// host (domain fronting) — on that name as an export of its own, judged without a lookup.
+    pub fn decide_tunnel(
+        &self,
+        ask: &Ask<'_>,
+        ip: Option<IpAddr>,
+        zone: Zone,
+        fronted: Option<(&str, Option<IpAddr>)>,
+    ) -> Decision {
+        let decision = self.decide_at(ask, ip, zone);
+        match fronted {
+            Some((name, ip)) if decision.allowed() => {
+                self.decide_at(&Ask { host: name, ..*ask }, ip, Zone::External)
+            }
+            _ => decision,
+        }
+    }
+
     /// Queues a decision-log entry when the log wants this outcome; never blocks.
     fn record(&self, input: &Input<'_>, verdict: &Verdict, decision_id: Option<&str>) {
         if let Some(log) = &self.decision_log {

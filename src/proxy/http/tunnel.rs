@@ -34,7 +34,6 @@ use crate::proxy::copy::{self, Ended};
 use crate::proxy::revalidate;
 use crate::proxy::sni::{self, ClientHello};
 use crate::proxy::socket::{ConnectError, connect};
-use crate::site::HostKind;
 use crate::telemetry::RateLimiter;
 
 pub async fn handle(p: Arc<HttpProxy>, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -154,15 +153,13 @@ async fn follow_policy(
     let gw = &p.gateway;
     let mut watch = gw.policy_watch();
     let rejudge = || {
-        let ask = tunnel_ask(p, host, port);
         let (ip, zone) = gw.located(host, addr);
-        let decision = gw.decide_at(&ask, ip, zone);
-        match fronted {
-            Some(name) if decision.allowed() => {
-                gw.decide_at(&Ask { host: name, ..ask }, None, Zone::External)
-            }
-            _ => decision,
-        }
+        gw.decide_tunnel(
+            &tunnel_ask(p, host, port),
+            ip,
+            zone,
+            fronted.map(|n| (n, None)),
+        )
     };
     tokio::select! {
         ended = relay => count_end(p, ended),
@@ -282,12 +279,7 @@ fn sni_permitted(p: &HttpProxy, host: &str, port: u16, sni_name: &str) -> Fronti
     if sni_name.eq_ignore_ascii_case(host) {
         return Fronting::None;
     }
-    let external = match p.gateway.site.classify(sni_name) {
-        HostKind::LocalName => false,
-        HostKind::Address(_, zone) => zone == Zone::External,
-        HostKind::ExternalName => true,
-    };
-    if !external {
+    if !p.gateway.site.leaves(sni_name) {
         return Fronting::None;
     }
     let ask = tunnel_ask(p, sni_name, port);

@@ -20,7 +20,6 @@ use crate::proxy::Ask;
 use crate::proxy::copy::{self, Counters, Ended};
 use crate::proxy::revalidate;
 use crate::proxy::socket::{self, ConnectError};
-use crate::site::HostKind;
 use crate::telemetry::metrics::BytesLabels;
 
 pub async fn run(
@@ -51,7 +50,8 @@ pub async fn run(
     if !gw.decide_at(&ask, ip, zone).allowed() {
         return;
     }
-    if let Some(name) = sni.filter(|n| *n != host && claims_external(t, n)) {
+    let fronted = sni.filter(|n| *n != host && gw.site.leaves(n));
+    if let Some(name) = fronted {
         let fronted = Ask { host: name, ..ask };
         if !gw.decide_at(&fronted, ip, Zone::External).allowed() {
             gw.metrics.error(PROTOCOL, "sni_refused");
@@ -85,17 +85,8 @@ pub async fn run(
     let relay = copy::relay_tcp(client, upstream, &counters, t.http.idle_timeout());
     // Judged again as at the start (the original address, then a fronted server name) each
     // time a newer policy generation is in force; a denied tunnel is closed.
-    let fronted = sni.filter(|n| *n != host && claims_external(t, n));
     let mut watch = gw.policy_watch();
-    let rejudge = || {
-        let decision = gw.decide_at(&ask, ip, zone);
-        match fronted {
-            Some(name) if decision.allowed() => {
-                gw.decide_at(&Ask { host: name, ..ask }, ip, Zone::External)
-            }
-            _ => decision,
-        }
-    };
+    let rejudge = || gw.decide_tunnel(&ask, ip, zone, fronted.map(|n| (n, ip)));
     tokio::select! {
         ended = relay => match ended {
             Ended::Closed => {}
@@ -106,15 +97,5 @@ pub async fn run(
         decision = watch.denied(rejudge) => {
             revalidate::revoked(gw, protocol.as_str(), &original.to_string(), &decision);
         }
-    }
-}
-
-/// True when `name` would leave the site by the site's rule (not a local domain, or a literal
-/// external address).
-fn claims_external(t: &Transparent, name: &str) -> bool {
-    match t.gateway.site.classify(name) {
-        HostKind::LocalName => false,
-        HostKind::Address(_, zone) => zone == Zone::External,
-        HostKind::ExternalName => true,
     }
 }
