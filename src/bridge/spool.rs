@@ -152,12 +152,7 @@ impl Spool {
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        let app: i64 = conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(err)?;
+        let (version, app) = schema_ids(&conn).map_err(err)?;
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(err)?;
@@ -540,6 +535,14 @@ fn move_aside(path: &Path) -> Result<PathBuf, SpoolError> {
         }
     }
     Ok(aside)
+}
+
+/// The file's `user_version` (our schema version) and `application_id` (ours or another
+/// program's), read before anything else is trusted.
+fn schema_ids(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let app = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    Ok((version, app))
 }
 
 #[cfg(test)]

@@ -23,12 +23,7 @@ impl Spool {
             Err(e) => return Err(e),
         };
         let err = |e| SpoolError::sqlite(path, e);
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        let app: i64 = conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(err)?;
+        let (version, app) = super::schema_ids(&conn).map_err(err)?;
         let shown = path.display().to_string();
         if version > SCHEMA_VERSION {
             return Err(SpoolError::FutureVersion(shown, version));
