@@ -9,10 +9,12 @@
 //! short form: `SLUICE_BENCH_MESSAGES=2000 SLUICE_BENCH_SPOOLED=5000`). Every wait has a
 //! deadline and says what it was waiting for, so a stall is reported, not a hang.
 
+mod common;
+
 use std::collections::HashSet;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,22 +25,6 @@ use sluice::config::OnFull;
 
 const TOPIC: &str = "plant/line1/aggregates/hourly";
 const PAYLOAD: usize = 64;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
 
 fn wait_port(addr: SocketAddr) {
     let start = Instant::now();
@@ -51,7 +37,7 @@ fn wait_port(addr: SocketAddr) {
     }
 }
 
-fn mosquitto(dir: &Path, name: &str, addr: SocketAddr, extra: &str) -> Proc {
+fn mosquitto(dir: &Path, name: &str, addr: SocketAddr, extra: &str) -> common::Proc {
     let conf = dir.join(format!("{name}.conf"));
     let _ = std::fs::write(
         &conf,
@@ -72,18 +58,7 @@ fn mosquitto(dir: &Path, name: &str, addr: SocketAddr, extra: &str) -> Proc {
         std::process::exit(1);
     };
     wait_port(addr);
-    Proc(child)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    common::Proc(child)
 }
 
 fn metric(admin: SocketAddr, sample: &str) -> f64 {
@@ -290,9 +265,9 @@ fn main() {
     };
     let dir = std::env::temp_dir().join(format!("sluice-bridge-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let plant: SocketAddr = SocketAddr::from(([127, 0, 0, 1], free_port("127.0.0.1")));
-    let cloud: SocketAddr = SocketAddr::from(([127, 0, 0, 2], free_port("127.0.0.2")));
-    let admin: SocketAddr = SocketAddr::from(([127, 0, 0, 1], free_port("127.0.0.1")));
+    let plant: SocketAddr = SocketAddr::from(([127, 0, 0, 1], common::free_port_on("127.0.0.1")));
+    let cloud: SocketAddr = SocketAddr::from(([127, 0, 0, 2], common::free_port_on("127.0.0.2")));
+    let admin: SocketAddr = SocketAddr::from(([127, 0, 0, 1], common::free_port_on("127.0.0.1")));
     println!(
         "export bridge, {n} QoS 1 messages of {PAYLOAD} bytes, plant 127.0.0.1 -> cloud 127.0.0.2"
     );
@@ -328,7 +303,7 @@ fn main() {
         eprintln!("bridge bench: cannot start sluice");
         std::process::exit(1);
     };
-    let sluice = Proc(child);
+    let sluice = common::Proc(child);
     let pid = sluice.0.id();
     wait_port(admin);
     let up = "sluice_bridge_uplink_up{bridge=\"cloud\"}";
@@ -343,7 +318,7 @@ fn main() {
     );
     println!(
         "sluice RSS, uplink up, spool empty:   {:>10} KiB",
-        rss_kib(pid)
+        common::rss_kib(pid)
     );
 
     // The backlog: cloud down while `spooled` messages come in, then back.
@@ -358,7 +333,7 @@ fn main() {
     println!("intake into the spool, uplink down:   {intake:>10.0} msg/s");
     println!(
         "sluice RSS with {spooled} spooled:     {:>10} KiB",
-        rss_kib(pid)
+        common::rss_kib(pid)
     );
     // Replay is timed by the remote's acknowledgements (sluice's sent counter).
     let sent = "sluice_bridge_sent_total{bridge=\"cloud\"}";

@@ -11,7 +11,9 @@
 //! closed loop. The subscriber asks for QoS 0, so the QoS measured is the publishing leg's —
 //! the leg sluice sits on.
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +24,8 @@ use sluice::proxy::mqtt::codec::{self, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+
+use common::{Proc, free_port, rss_kib, wait_port};
 
 const RUN: Duration = Duration::from_secs(2);
 const PAYLOAD: usize = 64;
@@ -408,34 +412,6 @@ fn frame(first: u8, body: &[u8]) -> Vec<u8> {
     sluice::proxy::mqtt::encode::encode_frame(first, body)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-fn wait_port(addr: SocketAddr) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        if start.elapsed() > Duration::from_secs(30) {
-            panic!("nothing listens on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Starts a shell command with a raised open-file limit (sluice and mosquitto hold 10k+ sockets).
 fn spawn_limited(cmd: &str) -> Child {
     Command::new("sh")
@@ -490,14 +466,5 @@ fn raise_fd_limit() {
     match status {
         Ok(s) => std::process::exit(s.code().unwrap_or(1)),
         Err(e) => eprintln!("mqtt_load: cannot raise the open-file limit ({e}); continuing"),
-    }
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

@@ -13,6 +13,8 @@
 //! `cargo bench --bench soak`; CI runs it short (`SOAK_MESSAGES=20000 SLOW_CLIENTS=500`).
 //! Needs /usr/sbin/mosquitto; raises its own open-file limit (run as root for 10,000).
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -23,20 +25,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use common::{Proc, free_port, rss_kib, wait_port};
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn main() {
@@ -505,34 +500,6 @@ async fn decisions(admin: SocketAddr) -> f64 {
         .filter(|l| l.starts_with("sluice_decisions_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-fn wait_port(addr: SocketAddr) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        if start.elapsed() > Duration::from_secs(30) {
-            panic!("nothing listens on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn spawn(cmd: &str) -> Child {
