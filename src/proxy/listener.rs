@@ -240,7 +240,7 @@ fn out_of_descriptors(e: &std::io::Error) -> bool {
 static SPARE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
 
 /// Opens the spare descriptor if it is not open (at start, and again after each use).
-pub fn reserve_descriptor() {
+fn reserve_descriptor() {
     let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
     if spare.is_none() {
         *spare = std::fs::File::open("/dev/null").ok();
