@@ -1,0 +1,53 @@
+//! What the load benches share: a child process killed on drop, free loopback ports, waiting
+//! for a listener, and a process's resident memory. Not a harness: each bench is its own
+//! `main` and prints its own figures.
+#![allow(dead_code)] // each bench uses a part
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// A child (mosquitto, sluice) killed and reaped when the bench ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free port on `ip` (any 127.0.0.0/8 address works on Linux); 0 if none could be bound.
+pub fn free_port_on(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+pub fn free_port() -> u16 {
+    free_port_on("127.0.0.1")
+}
+
+/// Waits until something accepts on `addr`; fails the bench after 30 s.
+pub fn wait_port(addr: SocketAddr) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        if start.elapsed() > Duration::from_secs(30) {
+            panic!("nothing listens on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Resident memory of `pid` in KiB (0 when it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
