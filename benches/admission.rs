@@ -9,6 +9,8 @@
 //!
 //! Run: cargo bench --bench admission
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -239,6 +241,14 @@ fn main() -> Result<(), String> {
     line("baseline: raw regorus, 50 evaluations", &raw);
     line("in-process review (Webhook::admit)", &in_process);
     line("sluice webhook over TLS (real binary)", &over_tls);
+    common::budget_row(
+        &format!("admission review, {TEMPLATES} templates, over TLS, P99"),
+        &format!("{:.2} ms", over_tls.p99.as_secs_f64() * 1e3),
+        &format!("raw regorus P99 {:.2} ms", raw.p99.as_secs_f64() * 1e3),
+        &format!("{:.2}x", over_tls.p99.as_secs_f64() / raw.p99.as_secs_f64()),
+        "≤ 2 ms",
+        over_tls.p99 <= Duration::from_millis(2),
+    );
     println!(
         "  budget P99 <= 2 ms over TLS: {}",
         if over_tls.p99 <= Duration::from_millis(2) {

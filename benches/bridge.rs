@@ -316,6 +316,14 @@ fn main() {
         "sluice bridge (judged, spooled):      {sluice_rate:>10.0} msg/s  ({:.2}x mosquitto)",
         sluice_rate / mosq_rate
     );
+    common::budget_row(
+        "export bridge throughput (QoS 1, judged, spooled)",
+        &format!("{sluice_rate:.0} msg/s"),
+        &format!("mosquitto's bridge {mosq_rate:.0} msg/s"),
+        &format!("{:.2}x", sluice_rate / mosq_rate),
+        "≥ 1.0x",
+        sluice_rate >= mosq_rate,
+    );
     println!(
         "sluice RSS, uplink up, spool empty:   {:>10} KiB",
         common::rss_kib(pid)

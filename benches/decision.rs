@@ -9,6 +9,8 @@
 //! Run: `cargo build --release --example regorus_load && cargo bench --bench decision`
 //! (the bench builds the example itself when it is missing).
 
+mod common;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,6 +112,16 @@ fn main() {
         }
     };
     assert!(decider.decide(&inp).allowed());
+    // `DECISION_PROFILE=miss cargo bench --bench decision` only evaluates 20,000 misses: a
+    // clean loop to run under perf or callgrind (instructions per miss = total / 20,000).
+    if std::env::var("DECISION_PROFILE").is_ok_and(|v| v == "miss") {
+        let t = Instant::now();
+        for _ in 0..20_000 {
+            black_box(decider.decide_uncached(black_box(&inp)));
+        }
+        println!("20000 misses in {:?}", t.elapsed());
+        return;
+    }
     let hit = ns_per_op(15, 200_000, || {
         black_box(decider.decide(black_box(&inp)));
     });
@@ -149,6 +161,35 @@ fn main() {
         black_box(moka.get(black_box(&key)));
     });
 
+    // Misses on 1 and 2 threads: each thread evaluates on its own clone of the compiled
+    // engine, so throughput should grow with cores (budget: 2 threads >= 1.8x one).
+    let scaling = |threads: usize| -> f64 {
+        const PER_THREAD: u32 = 20_000;
+        let mut best = 0.0f64;
+        for _ in 0..5 {
+            let barrier = std::sync::Barrier::new(threads);
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        let src = source();
+                        let inp = input(&src);
+                        black_box(decider.decide_uncached(&inp));
+                        barrier.wait();
+                        for _ in 0..PER_THREAD {
+                            black_box(decider.decide_uncached(black_box(&inp)));
+                        }
+                    });
+                }
+            });
+            let per_s = (threads as f64 * f64::from(PER_THREAD)) / t.elapsed().as_secs_f64();
+            best = best.max(per_s);
+        }
+        best
+    };
+    let one = scaling(1);
+    let two = scaling(2);
+
     println!("decision (shipped policy, MQTT publish input)");
     println!(
         "  cache hit      {hit:>9.1} ns/op   budget 150 ns   (input fingerprint alone {hash:.1} ns)"
@@ -158,6 +199,34 @@ fn main() {
     println!("  raw regorus    {raw:>9.1} ns/op   (set_input + eval_rule allow + deny)");
     println!("  miss / raw     {:>9.2}x", miss / raw);
     println!("  raw / hit      {:>9.1}x", raw / hit);
+    println!(
+        "  misses/s       1 thread {one:>9.0}   2 threads {two:>9.0}   scaling {:.2}x   budget 1.8x",
+        two / one
+    );
+    common::budget_row(
+        "decision, cache hit",
+        &format!("{hit:.0} ns"),
+        &format!("moka get alone {moka_get:.0} ns"),
+        &format!("{:.2}x", hit / moka_get),
+        "≤ 150 ns",
+        hit <= 150.0,
+    );
+    common::budget_row(
+        "decision, cache miss (shipped policy)",
+        &format!("{:.2} µs", miss / 1e3),
+        &format!("raw regorus allow + deny {:.2} µs", raw / 1e3),
+        &format!("{:.2}x", miss / raw),
+        "≤ 5 µs",
+        miss <= 5_000.0,
+    );
+    common::budget_row(
+        "decisions (misses) on 2 threads",
+        &format!("{two:.0}/s"),
+        &format!("1 thread {one:.0}/s"),
+        &format!("{:.2}x", two / one),
+        "≥ 1.8x",
+        two / one >= 1.8,
+    );
 
     // Cold start of the CLI against a program that only loads the same policies.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -206,10 +275,27 @@ fn main() {
     );
     println!("  regorus_load policies/ (baseline)      {:>10}", ms(base));
     if let (Some(c), Some(e), Some(b)) = (check, eval, base) {
+        let (c, e, b) = (c.as_secs_f64(), e.as_secs_f64(), b.as_secs_f64());
         println!(
             "  check / baseline {:.2}x   eval / baseline {:.2}x",
-            c.as_secs_f64() / b.as_secs_f64(),
-            e.as_secs_f64() / b.as_secs_f64()
+            c / b,
+            e / b
+        );
+        common::budget_row(
+            "cold start, `sluice eval` (exec to exit)",
+            &format!("{:.2} ms", e * 1e3),
+            &format!("bare regorus loader {:.2} ms", b * 1e3),
+            &format!("{:.2}x", e / b),
+            "≤ 1.2x",
+            e / b <= 1.2,
+        );
+        common::budget_row(
+            "cold start, `sluice check policies/`",
+            &format!("{:.2} ms", c * 1e3),
+            &format!("bare regorus loader {:.2} ms", b * 1e3),
+            &format!("{:.2}x", c / b),
+            "≤ 5 ms",
+            c <= 0.005,
         );
     }
 }

@@ -6,6 +6,8 @@
 //! Run: `cargo bench --bench http_load` (squid from Debian: `apt-get install -y squid`; without
 //! it the squid row is skipped). `SLUICE_BENCH_SECS` sets each closed-loop phase's length (5).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -131,13 +133,73 @@ fn run() -> Result<(), Error> {
     if let Some(s) = &squid {
         let r = through.rps() / s.rps();
         println!(
-            "  small requests vs squid: {:.2}x ({:.0} vs {:.0} req/s)  budget >= 2x  {}",
+            "  small requests vs squid: {:.2}x ({:.0} vs {:.0} req/s)  budget >= 3x  {}",
             r,
             through.rps(),
             s.rps(),
-            verdict(r >= 2.0)
+            verdict(r >= 3.0)
+        );
+        common::budget_row(
+            "HTTP small requests/s, forward proxy vs squid (same allow rule)",
+            &format!("{:.0}/s", through.rps()),
+            &format!("squid {:.0}/s", s.rps()),
+            &format!("{r:.2}x"),
+            "≥ 3x",
+            r >= 3.0,
         );
     }
+    let r_direct = through.rps() / direct.rps();
+    println!(
+        "  small requests vs direct: {:.2}x ({:.0} vs {:.0} req/s)  budget >= 0.6x  {}",
+        r_direct,
+        through.rps(),
+        direct.rps(),
+        verdict(r_direct >= 0.6)
+    );
+    common::budget_row(
+        "HTTP small requests/s, forward proxy vs direct",
+        &format!("{:.0}/s", through.rps()),
+        &format!("direct {:.0}/s", direct.rps()),
+        &format!("{r_direct:.2}x"),
+        "≥ 0.6x",
+        r_direct >= 0.6,
+    );
+    common::budget_row(
+        "HTTP added latency, P99 at 1k req/s",
+        &format!(
+            "+{:.3} ms (P99 {:.3} ms)",
+            ms(added_p99),
+            ms(rate_sluice.pct(0.99))
+        ),
+        &format!("direct P99 {:.3} ms", ms(rate_direct.pct(0.99))),
+        "—",
+        "≤ +0.3 ms",
+        added_p99 <= Duration::from_micros(300),
+    );
+    common::budget_row(
+        "CONNECT tunnel bulk throughput",
+        &format!("{bulk_sluice:.0} MB/s"),
+        &format!("direct {bulk_direct:.0} MB/s"),
+        &format!("{ratio:.2}x"),
+        "≥ 0.8x",
+        ratio >= 0.8,
+    );
+    common::budget_row(
+        "resident memory, idle (after the load)",
+        &format!("{:.1} MiB", rss_after as f64 / 1024.0),
+        "—",
+        "—",
+        "≤ 16 MiB",
+        rss_after <= 16 * 1024,
+    );
+    common::budget_row(
+        "cold start, `serve` exec to `/readyz` 200",
+        &format!("{:.2} ms", ms(start_median)),
+        "—",
+        "—",
+        "≤ 5 ms",
+        start_median <= Duration::from_millis(5),
+    );
     println!(
         "  idle RSS: {:.1} MiB fresh, {:.1} MiB idle after load  budget <= 16 MiB  {}",
         rss_fresh as f64 / 1024.0,

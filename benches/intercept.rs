@@ -6,6 +6,7 @@
 //! internet). "Direct" is the same client, same namespaces, on a port listed in
 //! `intercept.exclude_ports`, so only sluice differs. Run: `cargo bench --bench intercept`.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../tests/support/pod.rs"]
 mod pod;
@@ -88,10 +89,39 @@ fn main() -> TestResult {
     println!("intercept bench (pod → plant over veth; direct = an excluded port, same client)");
     let (direct, through) = (bulk(&ns, 7001)?, bulk(&ns, 7000)?);
     report("TCP bulk MB/s", direct, through, "≥ 0.90x");
+    common::budget_row(
+        "transparent TCP bulk throughput",
+        &format!("{through:.0} MB/s"),
+        &format!("direct {direct:.0} MB/s"),
+        &format!("{:.2}x", through / direct),
+        "≥ 0.9x",
+        through / direct >= 0.9,
+    );
     let (direct, through) = (http(&ns, 8081)?, http(&ns, 8080)?);
-    report("HTTP req/s (4 keep-alive conns)", direct, through, "—");
+    report(
+        "HTTP req/s (4 keep-alive conns)",
+        direct,
+        through,
+        "≥ 0.60x",
+    );
+    common::budget_row(
+        "transparent HTTP small requests/s",
+        &format!("{through:.0}/s"),
+        &format!("direct {direct:.0}/s"),
+        &format!("{:.2}x", through / direct),
+        "≥ 0.6x (as explicit)",
+        through / direct >= 0.6,
+    );
     let (direct, through) = (mqtt(&ns, 1884)?, mqtt(&ns, 1883)?);
     report("MQTT QoS0 pub/s", direct, through, "≥ 0.90x");
+    common::budget_row(
+        "transparent MQTT QoS 0 publishes/s",
+        &format!("{through:.0}/s"),
+        &format!("direct {direct:.0}/s"),
+        &format!("{:.2}x", through / direct),
+        "≥ 0.9x",
+        through / direct >= 0.9,
+    );
     for (name, what) in [
         ("historian.plant.local", "local name"),
         ("ingest.cloud.example", "allowed export"),
@@ -103,6 +133,14 @@ fn main() -> TestResult {
             direct,
             through,
             through / direct
+        );
+        common::budget_row(
+            &format!("DNS lookup through sluice, {what}"),
+            &format!("{through:.1} µs"),
+            &format!("resolver directly {direct:.1} µs"),
+            &format!("{:.2}x", through / direct),
+            "≤ 1.5x",
+            through / direct <= 1.5,
         );
     }
     Ok(())

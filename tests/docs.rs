@@ -28,6 +28,7 @@ const RUN: &[&str] = &[
     "docs/interception.md",
     "docs/hardening.md",
     "docs/reliability.md",
+    "docs/benchmarks.md",
 ];
 
 #[test]
@@ -95,6 +96,7 @@ fn the_other_pages_show_what_the_binary_prints() {
         "docs/interception.md",
         "docs/hardening.md",
         "docs/reliability.md",
+        "docs/benchmarks.md",
     ] {
         check_page(page);
     }

@@ -222,3 +222,54 @@ fn patch_4_sprintf_and_json_patch_fail_as_opa_does_and_never_panic() {
         "undefined by default"
     );
 }
+
+#[test]
+fn patch_5_rules_and_functions_resolve_in_their_own_module_however_they_alternate() {
+    // The module's path is now computed once per module and cached; calls that go back and
+    // forth between two packages must still resolve relative names in the right one.
+    let dir = TempDir::new("opa-semantics");
+    policy(
+        &dir,
+        "a",
+        b"package a\n\nimport data.b\n\ng(x) := x * 10\n\nr := b.f(1) + g(2) + b.f(3)\n",
+    );
+    policy(
+        &dir,
+        "b",
+        b"package b\n\nimport data.a\n\ng(x) := x + 1000\n\nf(x) := a.g(x) + g(0)\n",
+    );
+    let dir_arg = dir.path().display().to_string();
+    let out = sluice(&["eval", "--format", "raw", "-d", &dir_arg, "data.a.r"]);
+    // b.f(1) = 10 + 1000, g(2) = 20, b.f(3) = 30 + 1000.
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "2060\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn patch_6_an_object_from_sorted_entries_equals_one_built_key_by_key() {
+    use regorus::Value;
+    use regorus::value::Object;
+    let entries = vec![
+        (Value::from("a"), Value::from(1u64)),
+        (Value::from("b"), Value::from("x")),
+        (Value::from("c"), Value::from(true)),
+    ];
+    let map: std::collections::BTreeMap<Value, Value> = entries.iter().cloned().collect();
+    let fast = Object::from_sorted_entries(entries.clone()).map(Object::into_value);
+    assert_eq!(fast.ok(), Some(Value::from(map)));
+    // Out of order or a key twice: refused, the entries given back.
+    let mut swapped = entries.clone();
+    swapped.swap(0, 1);
+    assert_eq!(
+        Object::from_sorted_entries(swapped.clone()).err(),
+        Some(swapped)
+    );
+    let mut twice = entries;
+    twice[1].0 = Value::from("a");
+    assert!(Object::from_sorted_entries(twice).is_err());
+    assert!(Object::from_sorted_entries(Vec::new()).is_ok());
+}

@@ -51,3 +51,14 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// One line of the figures table in docs/benchmarks.md, printed as
+/// `budget-row | what | sluice | baseline | ratio | budget | met` for `scripts/bench` to collect
+/// (and readable as it stands). `baseline` is what was measured in the same run ("—" when the
+/// budget is absolute); `ratio` is sluice over the baseline, or "—".
+pub fn budget_row(what: &str, sluice: &str, baseline: &str, ratio: &str, budget: &str, met: bool) {
+    println!(
+        "budget-row | {what} | {sluice} | {baseline} | {ratio} | {budget} | {} |",
+        if met { "met" } else { "missed" }
+    );
+}

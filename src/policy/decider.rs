@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::hash::BuildHasherDefault;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -82,14 +82,49 @@ impl Verdict {
     }
 }
 
-/// Counters the telemetry layer exports; updated with relaxed atomics on the hot path.
+/// Counters the telemetry layer exports; updated with relaxed atomics on the hot path, each
+/// thread on its own cache line (see [`Counter`]).
 #[derive(Debug, Default)]
 pub struct DeciderStats {
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub eval_errors: AtomicU64,
-    pub eval_timeouts: AtomicU64,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub eval_errors: Counter,
+    pub eval_timeouts: Counter,
     pub eval_latency: LatencyHistogram,
+}
+
+const STRIPES: usize = 8;
+
+/// Which stripe this thread adds to: threads take stripes in turn, so up to `STRIPES` threads
+/// never share a cache line.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
+/// One cache line (two on CPUs that fetch lines in pairs) per stripe.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A counter split in stripes: an addition touches only the adding thread's cache line, so
+/// decisions on several cores do not bounce one line between them; a read sums the stripes.
+#[derive(Debug, Default)]
+pub struct Counter {
+    stripes: [Padded<AtomicU64>; STRIPES],
+}
+
+impl Counter {
+    pub fn fetch_add(&self, n: u64, order: Ordering) {
+        self.stripes[stripe()].0.fetch_add(n, order);
+    }
+
+    pub fn load(&self, order: Ordering) -> u64 {
+        self.stripes.iter().map(|s| s.0.load(order)).sum()
+    }
 }
 
 /// Upper bounds (seconds) of the evaluation latency histogram buckets.
@@ -97,9 +132,14 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 2.5e-2, 1e-1,
 ];
 
-/// A fixed-bucket histogram of evaluation latency, lock-free.
+/// A fixed-bucket histogram of evaluation latency, lock-free, striped as [`Counter`] is.
 #[derive(Debug, Default)]
 pub struct LatencyHistogram {
+    stripes: [Padded<HistogramStripe>; STRIPES],
+}
+
+#[derive(Debug, Default)]
+struct HistogramStripe {
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_ns: AtomicU64,
 }
@@ -111,8 +151,9 @@ impl LatencyHistogram {
             .iter()
             .position(|b| secs <= *b)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[idx].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(
+        let stripe = &self.stripes[stripe()].0;
+        stripe.buckets[idx].fetch_add(1, Ordering::Relaxed);
+        stripe.sum_ns.fetch_add(
             d.as_nanos().min(u128::from(u64::MAX)) as u64,
             Ordering::Relaxed,
         );
@@ -120,17 +161,16 @@ impl LatencyHistogram {
 
     /// (sum in seconds, count, per-bucket counts — not cumulative).
     pub fn snapshot(&self) -> (f64, u64, Vec<u64>) {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        let mut counts = vec![0u64; LATENCY_BUCKETS.len() + 1];
+        let mut sum_ns = 0u64;
+        for stripe in &self.stripes {
+            for (c, b) in counts.iter_mut().zip(&stripe.0.buckets) {
+                *c += b.load(Ordering::Relaxed);
+            }
+            sum_ns = sum_ns.saturating_add(stripe.0.sum_ns.load(Ordering::Relaxed));
+        }
         let count = counts.iter().sum();
-        (
-            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            count,
-            counts,
-        )
+        (sum_ns as f64 / 1e9, count, counts)
     }
 }
 
@@ -180,6 +220,10 @@ struct LocalEngine {
     decider: u64,
     generation: u64,
     engine: Engine,
+    /// The generation's rule paths, kept with its engine so that a miss on a thread whose
+    /// engine is current takes no lock and touches no shared reference count.
+    allow_rule: String,
+    deny_rule: Option<String>,
 }
 
 thread_local! {
@@ -310,8 +354,7 @@ impl Decider {
             .stats
             .cache_misses
             .fetch_add(1, Ordering::Relaxed);
-        let current = self.current();
-        let verdict = self.evaluate(&current, input);
+        let verdict = self.evaluate(input);
         if let Some(cache) = &self.inner.cache {
             // Only verdicts of the generation still current are worth keeping; errors are not
             // cached so that a transient failure (a timeout under load) is retried next time.
@@ -319,10 +362,10 @@ impl Decider {
             // session and an entry would only hold memory for as long as the session lives
             // (about 600 bytes each; 10,000 reconnecting clients cost 0.15 s of evaluation).
             if verdict.error().is_none()
-                && current.number == self.generation()
+                && verdict.generation() == self.generation()
                 && input.operation != super::Operation::Connect
             {
-                let key = input.fingerprint(current.number);
+                let key = input.fingerprint(verdict.generation());
                 let entry = Arc::new(CacheEntry {
                     input: input.to_owned_input(),
                     verdict: verdict.clone(),
@@ -407,13 +450,15 @@ impl Decider {
 
     /// Evaluates without the cache (used by benchmarks and by the cache's own tests).
     pub fn decide_uncached(&self, input: &Input<'_>) -> Verdict {
-        let current = self.current();
-        self.evaluate(&current, input)
+        self.evaluate(input)
     }
 
-    fn evaluate(&self, generation: &Arc<Generation>, input: &Input<'_>) -> Verdict {
+    /// Evaluates on this thread's clone of the current generation's engine, cloning it first
+    /// when the thread has none or an older one.
+    fn evaluate(&self, input: &Input<'_>) -> Verdict {
         let started = Instant::now();
-        let outcome = ENGINES.with(|cell| {
+        let wanted = self.generation();
+        let (outcome, number) = ENGINES.with(|cell| {
             let mut engines = cell.borrow_mut();
             let slot = match engines.iter().position(|e| e.decider == self.inner.id) {
                 Some(i) => i,
@@ -423,20 +468,36 @@ impl Decider {
                         decider: self.inner.id,
                         generation: 0,
                         engine: super::engine::EngineSetup::new(false).engine(),
+                        allow_rule: String::new(),
+                        deny_rule: None,
                     });
                     engines.len() - 1
                 }
             };
             let local = &mut engines[slot];
-            if local.generation != generation.number {
+            if local.generation != wanted {
+                // A reload may have gone further since `wanted` was read: take what is current.
+                let generation = self.current();
                 local.engine = generation
                     .template
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 local.generation = generation.number;
+                local.allow_rule.clone_from(&generation.allow_rule);
+                local.deny_rule.clone_from(&generation.deny_rule);
             }
-            run(&mut local.engine, generation, input)
+            let LocalEngine {
+                engine,
+                allow_rule,
+                deny_rule,
+                generation,
+                ..
+            } = local;
+            (
+                run(engine, allow_rule, deny_rule.as_deref(), input),
+                *generation,
+            )
         });
         self.inner.stats.eval_latency.observe(started.elapsed());
         let (allowed, reasons, error) = match outcome {
@@ -461,7 +522,7 @@ impl Decider {
             allowed,
             reasons,
             error,
-            generation: generation.number,
+            generation: number,
         }))
     }
 }
@@ -470,19 +531,20 @@ impl Decider {
 /// allowed only when `allow` is `true` and `deny` is neither `true` nor a non-empty set.
 fn run(
     engine: &mut Engine,
-    generation: &Generation,
+    allow_rule: &str,
+    deny_rule: Option<&str>,
     input: &Input<'_>,
 ) -> Result<(bool, Vec<String>), String> {
     use regorus::Value;
     engine.set_input(input.to_value());
     let allow = engine
-        .eval_rule(generation.allow_rule.clone())
+        .eval_rule(allow_rule.to_string())
         .map_err(|e| super::loader::one_line(&e.to_string()))?;
     let mut reasons = Vec::new();
-    let denied = match &generation.deny_rule {
+    let denied = match deny_rule {
         None => false,
         Some(rule) => match engine
-            .eval_rule(rule.clone())
+            .eval_rule(rule.to_string())
             .map_err(|e| super::loader::one_line(&e.to_string()))?
         {
             Value::Bool(b) => {
@@ -514,14 +576,13 @@ fn run(
         Value::Undefined => false,
         other => {
             return Err(format!(
-                "{} must be a boolean, got {}",
-                generation.allow_rule,
+                "{allow_rule} must be a boolean, got {}",
                 reason_text(&other)
             ));
         }
     };
     if !allowed && !denied {
-        reasons.push(format!("{} is not true", generation.allow_rule));
+        reasons.push(format!("{allow_rule} is not true"));
     }
     Ok((allowed && !denied, reasons))
 }

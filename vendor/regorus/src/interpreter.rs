@@ -101,7 +101,9 @@ pub struct Interpreter {
 
     extensions: Map<String, (u8, Rc<Box<dyn Extension>>)>,
     module: Option<Ref<Module>>,
-    current_module_path: String,
+    current_module_path: Rc<str>,
+    // sluice patch 5: the data path of each module entered, computed once (see set_current_module).
+    module_paths: Vec<(Ref<Module>, Rc<str>)>,
     current_module_index: u32,
     query_schedule: Option<Schedule>,
     query_loop_hoisting: HoistedLoopsLookup,
@@ -164,7 +166,8 @@ impl Clone for Interpreter {
             builtins_cache: BTreeMap::default(),
             active_rules: Vec::default(),
             contexts: Vec::default(),
-            current_module_path: String::default(),
+            current_module_path: Rc::from(""),
+            module_paths: Vec::new(),
             current_module_index: 0,
             query_schedule: None,
             query_loop_hoisting: HoistedLoopsLookup::new(),
@@ -223,7 +226,8 @@ impl Interpreter {
             data: Value::new_object(),
             module: None,
 
-            current_module_path: String::default(),
+            current_module_path: Rc::from(""),
+            module_paths: Vec::new(),
             current_module_index: 0,
             query_schedule: None,
             query_loop_hoisting: HoistedLoopsLookup::new(),
@@ -263,7 +267,8 @@ impl Interpreter {
             data: Value::new_object(),
             module: None,
 
-            current_module_path: String::default(),
+            current_module_path: Rc::from(""),
+            module_paths: Vec::new(),
             current_module_index: 0,
             query_module: None,
             query_schedule: None,
@@ -347,6 +352,8 @@ impl Interpreter {
         modules: Rc<Vec<Ref<Module>>>,
         parser_contexts: Rc<Vec<ParserContext>>,
     ) {
+        // sluice patch 5: the old modules' paths go with them.
+        self.module_paths.clear();
         let compiled_policy = self.compiled_policy_mut();
         compiled_policy.modules = modules;
         compiled_policy.parser_contexts = parser_contexts;
@@ -1189,7 +1196,7 @@ impl Interpreter {
                         params,
                         get_extra_arg(
                             expr,
-                            Some(self.current_module_path.as_str()),
+                            Some(&*self.current_module_path),
                             &self.compiled_policy.functions,
                         ),
                         true,
@@ -1237,7 +1244,7 @@ impl Interpreter {
                         params,
                         get_extra_arg(
                             expr,
-                            Some(self.current_module_path.as_str()),
+                            Some(&*self.current_module_path),
                             &self.compiled_policy.functions,
                         ),
                         false,
@@ -1478,7 +1485,7 @@ impl Interpreter {
                                 // Function replaced by another function.
                                 // Lookup by with current module path prefixed.
                                 let mut function_path =
-                                    get_path_string(&wm.r#as, Some(&self.current_module_path))?;
+                                    get_path_string(&wm.r#as, Some(&*self.current_module_path))?;
                                 if self.lookup_function_by_name(&function_path).is_none() {
                                     // Lookup without current module path prefixed.
                                     function_path = get_path_string(&wm.r#as, None)?;
@@ -1638,7 +1645,7 @@ impl Interpreter {
                 // Handle walk(obj, output_param)
                 let extra_arg = get_extra_arg(
                     &collection_expr,
-                    Some(self.current_module_path.as_str()),
+                    Some(&*self.current_module_path),
                     &self.compiled_policy.functions,
                 );
                 // If there is an extra arg, ignore it while computing the loop value.
@@ -2577,7 +2584,7 @@ impl Interpreter {
         if self.compiled_policy.imports.is_empty() {
             return None;
         }
-        let import_key = append_path_component(&self.current_module_path, alias).ok()?;
+        let import_key = append_path_component(&*self.current_module_path, alias).ok()?;
         self.compiled_policy.imports.get(&import_key)
     }
 
@@ -2841,7 +2848,7 @@ impl Interpreter {
                     || self
                         .compiled_policy
                         .default_rules
-                        .contains_key(&get_path_string(fcn, Some(&self.current_module_path))?)
+                        .contains_key(&get_path_string(fcn, Some(&*self.current_module_path))?)
                 {
                     // process default functions later.
                     (&empty, self.module.clone())
@@ -3051,7 +3058,7 @@ impl Interpreter {
                 {
                     Some(rules) => Some(rules),
                     None => {
-                        let alt_fcn_path = get_path_string(fcn, Some(&self.current_module_path))?;
+                        let alt_fcn_path = get_path_string(fcn, Some(&*self.current_module_path))?;
                         self.compiled_policy
                             .default_rules
                             .get(&alt_fcn_path)
@@ -3969,7 +3976,28 @@ impl Interpreter {
     ) -> Result<Option<Ref<Module>>> {
         let previous_module = self.module.clone();
         if let Some(new_module) = &module {
-            self.current_module_path = get_path_string(&new_module.package.refr, Some("data"))?;
+            // sluice patch 5: rules and functions enter their module on every evaluation; the
+            // module's path was rebuilt each time (a Vec and a String per call, ~9% of a small
+            // policy's evaluation). It is now computed once per module and shared. The cache
+            // holds the module itself, so an address can never be reused by another module
+            // while its entry lives; it is bounded, and cleared when it is full.
+            let cached = self
+                .module_paths
+                .iter()
+                .find(|(m, _)| core::ptr::eq(m.as_ref(), new_module.as_ref()))
+                .map(|(_, p)| p.clone());
+            self.current_module_path = match cached {
+                Some(path) => path,
+                None => {
+                    let path: Rc<str> =
+                        get_path_string(&new_module.package.refr, Some("data"))?.into();
+                    if self.module_paths.len() >= 64 {
+                        self.module_paths.clear();
+                    }
+                    self.module_paths.push((new_module.clone(), path.clone()));
+                    path
+                }
+            };
             self.current_module_index = self.find_module_index(new_module);
         }
         self.module = module;

@@ -17,6 +17,23 @@ impl Object {
         self
     }
 
+    /// sluice patch 6: an object straight from entries already sorted by key with no key twice,
+    /// in the compact storage, without building a `BTreeMap` first (a program that makes the
+    /// same small input document for every evaluation spent a fifth of it doing so). Gives the
+    /// entries back when they are not strictly sorted, so the invariant of `Frozen` holds.
+    pub fn from_sorted_entries(entries: Vec<(Value, Value)>) -> Result<Self, Vec<(Value, Value)>> {
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(entries);
+        }
+        Ok(if entries.is_empty() {
+            Self { repr: Repr::Empty }
+        } else {
+            Self {
+                repr: Repr::Frozen(entries.into_boxed_slice()),
+            }
+        })
+    }
+
     /// Wrap into a `Value::Object`.
     #[inline]
     pub fn into_value(self) -> Value {
