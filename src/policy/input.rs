@@ -155,7 +155,10 @@ impl<'a> Input<'a> {
     /// operations) are shared values made once, and each object is built from entries already in
     /// key order: on a cache miss this is a fifth of the evaluation otherwise.
     pub fn to_value(&self) -> Value {
-        let w = &*WORDS;
+        WORDS.with(|w| self.value_with(w))
+    }
+
+    fn value_with(&self, w: &Words) -> Value {
         let str = |s: &str| Value::from(s);
         let s = self.source;
         // Every list below is in key order (byte order of the key), which
@@ -309,8 +312,9 @@ fn unsorted(entries: Vec<(Value, Value)>) -> Value {
     Value::from(entries.into_iter().collect::<BTreeMap<_, _>>())
 }
 
-/// The keys of the input document and its fixed words, made once and shared by every
-/// evaluation (cloning one is a reference count).
+/// The keys of the input document and its fixed words, made once per thread and shared by
+/// every evaluation on it (cloning one is a reference count). Per thread, because one shared
+/// count that every core increments would bounce its cache line between them.
 struct Words {
     action: Value,
     client_id: Value,
@@ -345,56 +349,62 @@ struct Words {
     protocols: [Value; 5],
 }
 
-static WORDS: std::sync::LazyLock<Words> = std::sync::LazyLock::new(|| {
-    let v = Value::from;
-    let zone = |z: Zone| v(z.as_str());
-    let op = |o: Operation| v(o.as_str());
-    let proto = |p: Protocol| v(p.as_str());
-    Words {
-        action: v("action"),
-        client_id: v("client_id"),
-        data_stays_local: v("data_stays_local"),
-        destination: v("destination"),
-        host: v("host"),
-        http: v("http"),
-        ip: v("ip"),
-        method: v("method"),
-        mqtt: v("mqtt"),
-        namespace: v("namespace"),
-        node: v("node"),
-        operation: v("operation"),
-        path: v("path"),
-        port: v("port"),
-        protocol: v("protocol"),
-        qos: v("qos"),
-        retain: v("retain"),
-        scheme: v("scheme"),
-        site: v("site"),
-        source: v("source"),
-        target: v("target"),
-        topic: v("topic"),
-        username: v("username"),
-        workload: v("workload"),
-        zone: v("zone"),
-        zones: [zone(Zone::Local), zone(Zone::External)],
-        actions: [v("process_data"), v("export")],
-        operations: [
-            op(Operation::Connect),
-            op(Operation::Publish),
-            op(Operation::Subscribe),
-            op(Operation::Request),
-            op(Operation::Tunnel),
-            op(Operation::Lookup),
-        ],
-        protocols: [
-            proto(Protocol::Mqtt),
-            proto(Protocol::Http),
-            proto(Protocol::Https),
-            proto(Protocol::Tcp),
-            proto(Protocol::Dns),
-        ],
+thread_local! {
+    static WORDS: Words = Words::new();
+}
+
+impl Words {
+    fn new() -> Self {
+        let v = Value::from;
+        let zone = |z: Zone| v(z.as_str());
+        let op = |o: Operation| v(o.as_str());
+        let proto = |p: Protocol| v(p.as_str());
+        Words {
+            action: v("action"),
+            client_id: v("client_id"),
+            data_stays_local: v("data_stays_local"),
+            destination: v("destination"),
+            host: v("host"),
+            http: v("http"),
+            ip: v("ip"),
+            method: v("method"),
+            mqtt: v("mqtt"),
+            namespace: v("namespace"),
+            node: v("node"),
+            operation: v("operation"),
+            path: v("path"),
+            port: v("port"),
+            protocol: v("protocol"),
+            qos: v("qos"),
+            retain: v("retain"),
+            scheme: v("scheme"),
+            site: v("site"),
+            source: v("source"),
+            target: v("target"),
+            topic: v("topic"),
+            username: v("username"),
+            workload: v("workload"),
+            zone: v("zone"),
+            zones: [zone(Zone::Local), zone(Zone::External)],
+            actions: [v("process_data"), v("export")],
+            operations: [
+                op(Operation::Connect),
+                op(Operation::Publish),
+                op(Operation::Subscribe),
+                op(Operation::Request),
+                op(Operation::Tunnel),
+                op(Operation::Lookup),
+            ],
+            protocols: [
+                proto(Protocol::Mqtt),
+                proto(Protocol::Http),
+                proto(Protocol::Https),
+                proto(Protocol::Tcp),
+                proto(Protocol::Dns),
+            ],
+        }
     }
-});
+}
 
 /// An owned copy of an [`Input`], kept in cache entries to verify a hit field by field.
 #[derive(Clone, Debug, PartialEq, Eq)]
