@@ -273,3 +273,41 @@ fn patch_6_an_object_from_sorted_entries_equals_one_built_key_by_key() {
     assert!(Object::from_sorted_entries(twice).is_err());
     assert!(Object::from_sorted_entries(Vec::new()).is_ok());
 }
+
+#[test]
+fn patch_7_rules_evaluated_together_give_what_each_gives_alone() {
+    use regorus::{Engine, Value};
+    let mut engine = Engine::new();
+    engine
+        .add_policy(
+            "t.rego".into(),
+            "package t\n\nhelper if input.x == 1\n\ndefault allow := false\n\nallow if helper\n\n\
+             deny contains \"not one\" if not helper\n\n\
+             deny contains m if { input.x == 3; m := sprintf(\"%d\", [input.x]) }\n\n\
+             broken := 1 / input.zero\n"
+                .into(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    for x in [1, 2, 3] {
+        engine.set_input(Value::from_json_str(&format!("{{\"x\": {x}}}")).unwrap_or(Value::Null));
+        let alone = [
+            engine.eval_rule("data.t.allow".into()).ok(),
+            engine.eval_rule("data.t.deny".into()).ok(),
+        ];
+        let together = engine
+            .eval_rules(&["data.t.allow", "data.t.deny"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            together.into_iter().map(Some).collect::<Vec<_>>(),
+            alone.to_vec(),
+            "x = {x}"
+        );
+    }
+    // An error in one rule is the error of the whole evaluation, as with a single rule.
+    engine.set_input(Value::from_json_str("{\"x\": 1, \"zero\": 0}").unwrap_or(Value::Null));
+    let single = engine.eval_rule("data.t.broken".into()).is_err();
+    let together = engine
+        .eval_rules(&["data.t.allow", "data.t.broken"])
+        .is_err();
+    assert_eq!(together, single);
+}

@@ -1231,6 +1231,20 @@ impl Engine {
         self.interpreter.eval_rule_in_path(rule)
     }
 
+    /// sluice patch 7: evaluates several rules (`data.pkg.allow`, `data.pkg.deny`) in one
+    /// evaluation state, as one query naming them all would: the state is prepared and
+    /// cleaned once, a rule both depend on is evaluated once, and the execution timer covers
+    /// them together. The values come in the order of `rules`.
+    pub fn eval_rules(&mut self, rules: &[&str]) -> Result<Vec<Value>> {
+        self.prepare_for_eval(false, false)?;
+        self.apply_effective_execution_timer_config();
+        self.interpreter.clean_internal_evaluation_state();
+        rules
+            .iter()
+            .map(|rule| self.interpreter.eval_rule_in_path((*rule).to_string()))
+            .collect()
+    }
+
     /// Evaluate a Rego query.
     ///
     /// ```
