@@ -62,6 +62,16 @@ fn overlapping_roots_are_refused() {
     );
 }
 
+/// Found by the `bundle_signature` fuzz target: `"roots": []` is a manifest OPA accepts, for a
+/// bundle that owns no part of data, so anything it carries is outside its roots.
+#[test]
+fn an_empty_roots_list_owns_nothing() {
+    let mut files = bundle_files("r1", &[1883]);
+    files[0].1 = br#"{"revision": "r1", "roots": []}"#.to_vec();
+    let e = reject(&tar_gz(&files), None);
+    assert!(e.ends_with("is outside the manifest roots []"), "{e}");
+}
+
 #[test]
 fn policy_and_data_outside_the_roots_are_refused() {
     let mut files = bundle_files("r1", &[1883]);
