@@ -552,3 +552,44 @@ fn mqtt_connects_are_judged_every_time_and_never_cached() {
     assert_eq!(d.stats().cache_misses.load(Ordering::Relaxed), 2);
     assert_eq!(d.stats().cache_hits.load(Ordering::Relaxed), 0);
 }
+
+/// Counters are kept per thread (striped); what is exported must still be every thread's sum,
+/// and each thread's own engine must follow a reload.
+#[test]
+fn decisions_on_many_threads_are_all_counted_and_follow_a_reload() {
+    let d = decider("allow if input.target.zone == \"local\"");
+    const THREADS: u64 = 6;
+    const EACH: u64 = 50;
+    let run = |expect: bool| {
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    let src = source();
+                    for _ in 0..EACH {
+                        assert_eq!(d.decide(&local(&src)).allowed(), expect);
+                    }
+                });
+            }
+        });
+    };
+    run(true);
+    let stats = d.stats();
+    let misses = stats.cache_misses.load(Ordering::Relaxed);
+    let hits = stats.cache_hits.load(Ordering::Relaxed);
+    assert_eq!(hits + misses, THREADS * EACH, "every decision counted");
+    assert_eq!(
+        stats.eval_latency.snapshot().1,
+        misses,
+        "every evaluation timed"
+    );
+    // This thread's engine, made before the reload, must be replaced by it.
+    let src = source();
+    assert!(d.decide_uncached(&local(&src)).allowed());
+    d.reload(&policy("default allow := false"), "r2")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !d.decide_uncached(&local(&src)).allowed(),
+        "the old engine judged"
+    );
+    run(false);
+}
