@@ -10,6 +10,7 @@ pub mod config;
 pub mod drain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod heap;
 pub mod policy;
 pub mod proxy;
 pub mod site;

@@ -160,6 +160,7 @@ pub async fn serve(
             open: None,
         },
     };
+    crate::heap::spawn_trimmer();
     let task = listener::spawn(listener, watch, move |accepted| {
         let (tls, webhook) = (tls.clone(), webhook.clone());
         async move {

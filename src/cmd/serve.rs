@@ -118,6 +118,8 @@ async fn serve(config: Config, started: Instant) -> Result<(), String> {
     let tasks =
         start_data_path(&config, &gateway, http_listener, data_watch, &mut listening).await?;
     admin.set_ready(true);
+    // Start-up's garbage (the compile, the config) goes back before the first request.
+    crate::heap::spawn_trimmer();
     tracing::info!(
         listening = %listening.join(" "),
         policy = %policy.name,
