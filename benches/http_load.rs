@@ -255,7 +255,13 @@ impl Sluice {
         let cfg = dir.join("sluice.yaml");
         std::fs::write(
             &cfg,
-            format!("http:\n  listen: {proxy}\nadmin:\n  listen: {admin}\nlog:\n  level: warn\n"),
+            format!(
+                "http:\n  listen: {proxy}\nadmin:\n  listen: {admin}\nlog:\n  level: warn\n{}",
+                // `SLUICE_BENCH_WORKERS=N`: compare worker counts (the default is half the cores).
+                std::env::var("SLUICE_BENCH_WORKERS")
+                    .map(|n| format!("runtime:\n  workers: {n}\n"))
+                    .unwrap_or_default()
+            ),
         )?;
         let t = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))

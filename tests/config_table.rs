@@ -56,6 +56,7 @@ const WRONG: &[(&str, &str)] = &[
     ("decision_log.sample_allowed", "2"),
     ("bridges[].qos", "3"),
     ("log.level", "warning"),
+    ("runtime.workers", "0"),
 ];
 
 /// Keys that exclude a key the sample sets: the sibling is left out of that key's row.

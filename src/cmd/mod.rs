@@ -37,12 +37,16 @@ pub(crate) fn start_process(
     command: &str,
     format: crate::config::LogFormat,
     level: &str,
+    workers: usize,
 ) -> Result<(crate::telemetry::LogGuard, tokio::runtime::Runtime), i32> {
     let log = crate::telemetry::init_logging(format, level).map_err(|e| {
         eprintln!("sluice {command}: {e}");
         EXIT_ERROR
     })?;
+    // Fewer workers than cores: on a small node every extra worker is another thread to wake
+    // across cores per hop (docs/benchmarks.md measures both), and the processors need the rest.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| {

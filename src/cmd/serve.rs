@@ -76,7 +76,12 @@ pub fn run(args: ServeArgs) -> i32 {
         },
     };
     let format = args.log_format.unwrap_or(config.log.format);
-    let (_log, runtime) = match super::start_process("serve", format, &config.log.level) {
+    let (_log, runtime) = match super::start_process(
+        "serve",
+        format,
+        &config.log.level,
+        config.runtime.worker_threads(),
+    ) {
         Ok(started) => started,
         Err(code) => return code,
     };

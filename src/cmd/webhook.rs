@@ -43,7 +43,12 @@ pub fn run(args: WebhookArgs) -> i32 {
         },
         None => Config::default(),
     };
-    let (_log, runtime) = match super::start_process("webhook", cfg.log.format, &cfg.log.level) {
+    let (_log, runtime) = match super::start_process(
+        "webhook",
+        cfg.log.format,
+        &cfg.log.level,
+        cfg.runtime.worker_threads(),
+    ) {
         Ok(started) => started,
         Err(code) => return code,
     };

@@ -19,6 +19,7 @@ mod listeners;
 mod log;
 mod mqtt;
 mod policy;
+mod runtime;
 pub mod site;
 pub mod units;
 mod webhook;
@@ -40,6 +41,7 @@ pub use identity::IdentityConfig;
 pub use log::{LogConfig, LogFormat};
 pub use mqtt::{MqttListenerConfig, ServerTls, UpstreamTls, V3Deny};
 pub use policy::{BundleConfig, OnError, OnMissingPolicy, PolicyConfig};
+pub use runtime::RuntimeConfig;
 pub use site::SiteConfig;
 pub use units::{Dur, Size, UnitError, parse_duration, parse_size, split_host_port};
 pub use webhook::{OnTemplateError, WebhookConfig, WebhookTls};
@@ -58,6 +60,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub webhook: WebhookConfig,
     pub log: LogConfig,
+    /// The data path's worker threads.
+    pub runtime: RuntimeConfig,
     /// The local SQLite decision log; absent or `null` turns it off.
     pub decision_log: Option<DecisionLogConfig>,
     /// Transparent interception; absent or `null` turns it off.
@@ -79,6 +83,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             webhook: WebhookConfig::default(),
             log: LogConfig::default(),
+            runtime: RuntimeConfig::default(),
             decision_log: None,
             intercept: None,
             bridges: Vec::new(),
@@ -149,7 +154,8 @@ impl Config {
         }
         bridge::validate(&self.bridges)?;
         listeners::validate(self)?;
-        self.log.validate()
+        self.log.validate()?;
+        self.runtime.validate()
     }
 }
 

@@ -1,0 +1,60 @@
+//! `runtime`: how many threads serve the data path.
+//!
+//! Not here: building the runtime (`cmd/mod.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ConfigError, invalid};
+
+/// More workers than this is a typo, not a plan: an edge node has a handful of cores.
+const MAX_WORKERS: usize = 64;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads; `null`: half the cores the process may use, at least one (the rest
+    /// stay with the plant's processors, as a sidecar's concurrency of 2 on a 4-core node).
+    pub workers: Option<usize>,
+}
+
+impl RuntimeConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.workers {
+            Some(0) => Err(invalid(
+                "runtime.workers",
+                "0 must be at least 1 (or null: half the cores)",
+            )),
+            Some(n) if n > MAX_WORKERS => Err(invalid(
+                "runtime.workers",
+                format!("{n} is more than {MAX_WORKERS}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The worker count to start with.
+    pub fn worker_threads(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            (cores / 2).max(1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::refusal;
+
+    #[test]
+    fn workers_are_checked() {
+        assert_eq!(refusal("runtime: {workers: 2}"), "");
+        assert_eq!(
+            refusal("runtime: {workers: 0}"),
+            "runtime.workers: 0 must be at least 1 (or null: half the cores)"
+        );
+        assert_eq!(
+            refusal("runtime: {workers: 65}"),
+            "runtime.workers: 65 is more than 64"
+        );
+    }
+}
