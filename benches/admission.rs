@@ -221,6 +221,13 @@ fn main() -> Result<(), String> {
     let in_process = measure(|| {
         let _ = webhook.admit(&body);
     });
+    // The same with the binary's evaluation time limit (webhook.eval_timeout, 1s by default).
+    let mut limited = Policies::load(&[&policy_dir], Inventory::new());
+    limited.set_eval_timeout(Duration::from_secs(1));
+    let limited = Webhook::new(limited, vec!["kube-system".into()], 3 << 20);
+    let in_process_limited = measure(|| {
+        let _ = limited.admit(&body);
+    });
 
     // Over TLS: the real binary, one keep-alive connection.
     let over_tls = over_tls(&dir, &policy_dir, &body)?;
@@ -240,6 +247,7 @@ fn main() -> Result<(), String> {
     };
     line("baseline: raw regorus, 50 evaluations", &raw);
     line("in-process review (Webhook::admit)", &in_process);
+    line("the same, with eval_timeout 1s", &in_process_limited);
     line("sluice webhook over TLS (real binary)", &over_tls);
     common::budget_row(
         &format!("admission review, {TEMPLATES} templates, over TLS, P99"),
