@@ -257,7 +257,7 @@ impl Sluice {
             &cfg,
             format!(
                 "http:\n  listen: {proxy}\nadmin:\n  listen: {admin}\nlog:\n  level: warn\n{}",
-                // `SLUICE_BENCH_WORKERS=N`: compare worker counts (the default is half the cores).
+                // `SLUICE_BENCH_WORKERS=N`: compare worker counts (the default is one per core).
                 std::env::var("SLUICE_BENCH_WORKERS")
                     .map(|n| format!("runtime:\n  workers: {n}\n"))
                     .unwrap_or_default()

@@ -43,8 +43,7 @@ pub(crate) fn start_process(
         eprintln!("sluice {command}: {e}");
         EXIT_ERROR
     })?;
-    // Fewer workers than cores: on a small node every extra worker is another thread to wake
-    // across cores per hop (docs/benchmarks.md measures both), and the processors need the rest.
+    // `runtime.workers` (default one per core): the trade-off is in docs/benchmarks.md.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
