@@ -2,11 +2,11 @@
 //! policy compile at start, a load peak, 10k sessions that ended) inside its arenas, so a
 //! gateway that was busy once stays at its peak RSS for good: on an 8 GB edge node the
 //! processors need it more. `malloc_trim(0)` returns every free page of every arena; it runs
-//! right after start, and then when a burst has ended: the free space inside the heap has
-//! moved by at least [`MOVED`] since the last trim but stood still for the last second. Never
-//! during load: a trim walks the whole heap under the arenas' locks (a stall for every
-//! allocating thread, long with 10k connections open), and pages it gives back mid-burst are
-//! faulted right back in.
+//! right after start, and then when a burst is over: the heap in use has fallen by at least
+//! [`FALLEN`] from its peak since the last trim and stood still for the last second. Never
+//! during load, nor while many connections are held open: a trim walks the whole heap under
+//! the arenas' locks (a stall for every allocating thread, long on a big heap), and pages it
+//! gives back mid-burst are faulted right back in.
 //!
 //! Not here: the budgets this serves (docs/benchmarks.md, idle RSS).
 
@@ -14,70 +14,68 @@ use std::time::Duration;
 
 /// How often the heap is looked at.
 const EVERY: Duration = Duration::from_secs(1);
-/// Free bytes inside the heap must move by this much before another trim...
+/// The heap in use must have fallen this far below its peak...
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MOVED: usize = 256 * 1024;
-/// ...and by less than this over the last tick (the heap is quiet).
+const FALLEN: usize = 256 * 1024;
+/// ...and moved less than this over the last tick (the heap is quiet).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const QUIET: usize = 32 * 1024;
 
 /// Trims now and then watches the heap until the runtime ends.
 pub fn spawn_trimmer() {
-    let mut last = trim();
-    let mut prev = last;
+    trim();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prev = in_use();
+        let mut peak = prev;
         loop {
             tick.tick().await;
-            let now = free_bytes();
-            if burst_ended(last, prev, now) {
-                // Not on a worker thread: the trim may take a while on a big heap.
-                last = tokio::task::spawn_blocking(trim).await.unwrap_or(last);
-                prev = last;
-            } else {
-                prev = now;
+            let now = in_use();
+            peak = peak.max(now);
+            if burst_over(peak, prev, now) {
+                // Not on a worker thread: the trim may take a while.
+                let _ = tokio::task::spawn_blocking(trim).await;
+                peak = now;
             }
+            prev = now;
         }
     });
 }
 
-/// Returns free pages to the kernel; the free space inside the heap after it.
+/// Returns free pages to the kernel.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() -> usize {
-    // SAFETY: both are thread-safe glibc calls without arguments that point anywhere.
+fn trim() {
+    // SAFETY: a thread-safe glibc call that takes no pointer.
     unsafe {
         libc::malloc_trim(0);
-        libc::mallinfo2().fordblks
     }
 }
 
-/// Free space inside the heap now.
+/// Bytes of heap in use now.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn free_bytes() -> usize {
-    // SAFETY: as in `trim`.
-    unsafe { libc::mallinfo2().fordblks }
+fn in_use() -> usize {
+    // SAFETY: a thread-safe glibc call that takes no pointer.
+    unsafe { libc::mallinfo2().uordblks }
 }
 
-/// Moved since the last trim, still since the previous tick.
+/// Fallen from the peak since the last trim, still since the previous tick.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn burst_ended(last_trim: usize, prev: usize, now: usize) -> bool {
-    now.abs_diff(last_trim) >= MOVED && now.abs_diff(prev) < QUIET
+fn burst_over(peak: usize, prev: usize, now: usize) -> bool {
+    peak.saturating_sub(now) >= FALLEN && now.abs_diff(prev) < QUIET
 }
 
 // Other allocators (musl, macOS) return memory on their own terms: nothing to do.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() -> usize {
+fn trim() {}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn in_use() -> usize {
     0
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn free_bytes() -> usize {
-    0
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn burst_ended(_last_trim: usize, _prev: usize, _now: usize) -> bool {
+fn burst_over(_peak: usize, _prev: usize, _now: usize) -> bool {
     false
 }
 
@@ -86,13 +84,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trims_only_once_a_moved_heap_is_quiet() {
+    fn trims_only_once_a_fallen_heap_is_quiet() {
         let mib = 1024 * 1024;
-        // Moved and still: the burst is over.
-        assert!(burst_ended(0, 4 * mib, 4 * mib));
-        // Moved but still moving: load goes on.
-        assert!(!burst_ended(0, 3 * mib, 4 * mib));
-        // Quiet but hardly moved since the last trim: nothing to give back.
-        assert!(!burst_ended(4 * mib, 4 * mib + 1024, 4 * mib + 1024));
+        // Fallen from 8 MiB to 4 and still: the burst is over.
+        assert!(burst_over(8 * mib, 4 * mib, 4 * mib));
+        // Still falling: the burst goes on.
+        assert!(!burst_over(8 * mib, 5 * mib, 4 * mib));
+        // Held at its peak (10k open connections): nothing to give back, and a trim would
+        // stall them all.
+        assert!(!burst_over(200 * mib, 200 * mib, 200 * mib));
     }
 }
