@@ -239,7 +239,7 @@ fn status_kib(pid: u32, key: &str) -> Result<u64, Error> {
         .lines()
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS".into())
+        .ok_or_else(|| format!("no {key} in /proc/{pid}/status").into())
 }
 
 struct Sluice {

@@ -10,9 +10,11 @@
 //!
 //! Not here: the budgets this serves (docs/benchmarks.md, idle RSS).
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 use std::time::Duration;
 
 /// How often the heap is looked at.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const EVERY: Duration = Duration::from_secs(1);
 /// The heap in use must have fallen this far below its peak...
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -22,6 +24,7 @@ const FALLEN: usize = 256 * 1024;
 const QUIET: usize = 32 * 1024;
 
 /// Trims now and then watches the heap until the runtime ends.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn spawn_trimmer() {
     trim();
     tokio::spawn(async move {
@@ -43,6 +46,10 @@ pub fn spawn_trimmer() {
     });
 }
 
+/// Other allocators (musl, macOS) return memory on their own terms: nothing to do.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn spawn_trimmer() {}
+
 /// Returns free pages to the kernel.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim() {
@@ -63,20 +70,6 @@ fn in_use() -> usize {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn burst_over(peak: usize, prev: usize, now: usize) -> bool {
     peak.saturating_sub(now) >= FALLEN && now.abs_diff(prev) < QUIET
-}
-
-// Other allocators (musl, macOS) return memory on their own terms: nothing to do.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn in_use() -> usize {
-    0
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn burst_over(_peak: usize, _prev: usize, _now: usize) -> bool {
-    false
 }
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]

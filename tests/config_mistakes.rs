@@ -98,3 +98,23 @@ fn refused_without_file(command: &str, yaml: &str, line: &str) {
     let (out, _) = run_with(command, yaml);
     assert_one_line_error(&out, &format!("sluice {command}: {line}"));
 }
+
+/// The async worker threads of process `pid` (tokio names them `tokio-rt-worker`).
+fn worker_threads(pid: u32) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/task: {e}"));
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[test]
+fn runtime_workers_sets_the_worker_threads_and_null_means_one_per_core() {
+    let sluice = Sluice::start("runtime: {workers: 3}\n");
+    assert_eq!(worker_threads(sluice.pid()), 3);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let sluice = Sluice::start("runtime: {workers: null}\n");
+    assert_eq!(worker_threads(sluice.pid()), cores);
+}

@@ -114,6 +114,8 @@ pub async fn run(cfg: WebhookConfig) -> Result<(), AdmissionError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "webhook listening (HTTPS: /v1/admit, /metrics, /healthz, /readyz)"
     );
+    // The process's, not serve()'s: an embedded server must not start a second one.
+    crate::heap::spawn_trimmer();
     serve(listener, tls, webhook, &cfg, shutdown_signal()).await;
     Ok(())
 }
@@ -160,7 +162,6 @@ pub async fn serve(
             open: None,
         },
     };
-    crate::heap::spawn_trimmer();
     let task = listener::spawn(listener, watch, move |accepted| {
         let (tls, webhook) = (tls.clone(), webhook.clone());
         async move {

@@ -37,20 +37,20 @@ pub(crate) fn start_process(
     command: &str,
     format: crate::config::LogFormat,
     level: &str,
-    workers: usize,
+    workers: Option<usize>,
 ) -> Result<(crate::telemetry::LogGuard, tokio::runtime::Runtime), i32> {
     let log = crate::telemetry::init_logging(format, level).map_err(|e| {
         eprintln!("sluice {command}: {e}");
         EXIT_ERROR
     })?;
-    // `runtime.workers` (default one per core): the trade-off is in docs/benchmarks.md.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("sluice {command}: cannot start the runtime: {e}");
-            EXIT_ERROR
-        })?;
+    // `runtime.workers`, else tokio's one per core: the trade-off is in docs/benchmarks.md.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    let runtime = builder.enable_all().build().map_err(|e| {
+        eprintln!("sluice {command}: cannot start the runtime: {e}");
+        EXIT_ERROR
+    })?;
     Ok((log, runtime))
 }

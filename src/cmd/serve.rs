@@ -76,15 +76,11 @@ pub fn run(args: ServeArgs) -> i32 {
         },
     };
     let format = args.log_format.unwrap_or(config.log.format);
-    let (_log, runtime) = match super::start_process(
-        "serve",
-        format,
-        &config.log.level,
-        config.runtime.worker_threads(),
-    ) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    let (_log, runtime) =
+        match super::start_process("serve", format, &config.log.level, config.runtime.workers) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
     match runtime.block_on(serve(config, started)) {
         Ok(()) => 0,
         Err(e) => {

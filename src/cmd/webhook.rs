@@ -47,7 +47,7 @@ pub fn run(args: WebhookArgs) -> i32 {
         "webhook",
         cfg.log.format,
         &cfg.log.level,
-        cfg.runtime.worker_threads(),
+        cfg.runtime.workers,
     ) {
         Ok(started) => started,
         Err(code) => return code,

@@ -33,12 +33,6 @@ impl RuntimeConfig {
             _ => Ok(()),
         }
     }
-
-    /// The worker count to start with.
-    pub fn worker_threads(&self) -> usize {
-        self.workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-    }
 }
 
 #[cfg(test)]

@@ -295,6 +295,10 @@ impl Sluice {
     }
 
     /// The HTTP forward proxy's address.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     pub fn proxy(&self) -> SocketAddr {
         self.http
             .unwrap_or_else(|| panic!("this sluice has no HTTP proxy (http: null)"))
