@@ -311,3 +311,66 @@ fn patch_7_rules_evaluated_together_give_what_each_gives_alone() {
         .is_err();
     assert_eq!(together, single);
 }
+
+#[test]
+fn deprecated_builtins_run_in_rego_v0_only_as_in_opa() {
+    let dir = TempDir::new("opa-semantics");
+    let v0 = policy(
+        &dir,
+        "v0",
+        b"package t\n\nr = re_match(\"^reg\", input.image)\n\ns = cast_set(x) { x := input.n }\n",
+    );
+    std::fs::write(
+        dir.join("input.json"),
+        br#"{"image": "registry.plant.local/a", "n": 5}"#,
+    )
+    .unwrap_or_else(|e| panic!("input: {e}"));
+    let run = |query: &str, strict: bool| {
+        let mut args = vec![
+            "eval".to_string(),
+            "--format".into(),
+            "raw".into(),
+            "--v0-compatible".into(),
+            "-d".into(),
+            v0.display().to_string(),
+            "--input".into(),
+            dir.join("input.json").display().to_string(),
+        ];
+        if strict {
+            args.push("--strict-builtin-errors".into());
+        }
+        args.push(query.into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sluice(&args)
+    };
+    let out = run("data.t.r", false);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "true\n"),
+        "{}",
+        out.stderr
+    );
+    // A number reaching cast_set through a variable: undefined by default, OPA's error if strict.
+    let out = run("data.t.s", false);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    assert_one_error(
+        &run("data.t.s", true),
+        "cast_set: operand 1 must be one of {set, array} but got number",
+    );
+    // In a v1 module, and in a v0 module that imports rego.v1, OPA refuses the call at load.
+    let v1 = policy(&dir, "v1", b"package t\n\nr := any([true])\n");
+    assert_one_error(
+        &eval(&v1, &[], "data.t.r"),
+        "v1.rego:3:6: rego_type_error: deprecated built-in function calls in expression: any",
+    );
+    let imported = policy(
+        &dir,
+        "imported",
+        b"package t\n\nimport rego.v1\n\nr := cast_string(\"s\")\n",
+    );
+    let file = imported.display().to_string();
+    assert_one_error(
+        &sluice(&["eval", "--v0-compatible", "-d", &file, "data.t.r"]),
+        "deprecated built-in function calls in expression: cast_string",
+    );
+}

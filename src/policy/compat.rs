@@ -125,6 +125,12 @@ fn classify(b: &OpaBuiltin) -> (String, String) {
     if b.name.starts_with("internal.") || b.name == "print" {
         return ("supported".into(), "language".into());
     }
+    if builtins::is_deprecated(&b.name) {
+        return (
+            "by extension".into(),
+            "Rego v0 only, as in OPA: deprecated, refused in a v1 module".into(),
+        );
+    }
     if builtins::all().iter().any(|x| x.name == b.name) {
         let note = REPLACED
             .iter()

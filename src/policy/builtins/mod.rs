@@ -7,6 +7,7 @@
 
 mod aws;
 mod crypto;
+mod deprecated;
 mod digest;
 mod globs;
 mod jwt;
@@ -18,6 +19,7 @@ mod strings;
 mod uri;
 mod yaml;
 
+pub use deprecated::is_deprecated;
 use regorus::{Engine, Value};
 
 /// A builtin's failure, worded as OPA words it (`name: message`).
@@ -72,6 +74,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(yaml::BUILTINS);
     out.extend(uri::BUILTINS);
     out.extend(aws::BUILTINS);
+    out.extend(deprecated::BUILTINS);
     out
 }
 

@@ -108,11 +108,7 @@ fn builtin_arity(name: &str) -> Option<Option<usize>> {
 pub fn check(modules: &[Ref<Module>], index: &Index) -> Vec<CompileError> {
     let mut errors = Vec::new();
     for m in modules {
-        let scope = Scope {
-            pkg: walk::package(m),
-            aliases: aliases(m),
-            index,
-        };
+        let scope = Scope::of(m, index);
         for rule in &m.policy {
             let mut statements = HashSet::new();
             walk::each_rule_expr(rule, &mut |e| {
@@ -146,11 +142,7 @@ pub fn check(modules: &[Ref<Module>], index: &Index) -> Vec<CompileError> {
 pub fn check_with_targets(modules: &[Ref<Module>], index: &Index) -> Vec<CompileError> {
     let mut errors = Vec::new();
     for m in modules {
-        let scope = Scope {
-            pkg: walk::package(m),
-            aliases: aliases(m),
-            index,
-        };
+        let scope = Scope::of(m, index);
         for rule in &m.policy {
             scope.with_targets(rule, &mut errors);
         }
@@ -178,6 +170,8 @@ pub struct Scope<'a> {
     pkg: String,
     aliases: HashMap<String, String>,
     index: &'a Index,
+    /// A v1 module (or v0 with `import rego.v1`): OPA's deprecated builtins are refused.
+    rego_v1: bool,
 }
 
 impl<'a> Scope<'a> {
@@ -187,6 +181,7 @@ impl<'a> Scope<'a> {
             pkg: walk::package(m),
             aliases: aliases(m),
             index,
+            rego_v1: m.rego_v1,
         }
     }
 }
@@ -233,6 +228,13 @@ impl Scope<'_> {
                     )),
                     Some(_) => None,
                 }
+            }
+            Callee::User(name) | Callee::Builtin(name)
+                if self.rego_v1 && builtins::is_deprecated(&name) =>
+            {
+                Some(format!(
+                    "deprecated built-in function calls in expression: {name}"
+                ))
             }
             Callee::User(name) | Callee::Builtin(name) => match builtin_arity(&name) {
                 Some(None) => None,
