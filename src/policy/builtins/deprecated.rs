@@ -124,7 +124,7 @@ fn set_diff(args: &Args<'_>) -> Result<Value, BuiltinError> {
     };
     let a = set(0)?;
     let b = set(1)?;
-    Ok(super::set_of(a.iter().filter(|x| !b.contains(*x)).cloned()))
+    Ok(super::set_of(a.iter().filter(|x| !b.contains(x)).cloned()))
 }
 
 /// Whether the network contains the address (`net.cidr_contains` with an address).
