@@ -139,12 +139,56 @@ fn run(dir: &Path, case: &Case, text: &str, v0: bool) -> Answer {
     if out.code != 0 {
         return Answer::Error(out.stderr.trim().to_string());
     }
-    let doc: Json = serde_json::from_str(&out.stdout)
+    let doc: Json = serde_json::from_str(&exact_big_integers(&out.stdout))
         .unwrap_or_else(|e| panic!("{}: output is not JSON ({e}): {}", case.name, out.stdout));
     match doc.pointer("/result/0/expressions/0/value") {
         Some(v) => Answer::Value(v.clone()),
         None => Answer::Undefined,
     }
+}
+
+/// JSON text with every integer longer than an f64 holds exactly turned into a string
+/// (`"#int:…"`), so that moduli, serial numbers and curve points compare digit by digit.
+fn exact_big_integers(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut chars = json.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+            out.push(c);
+            continue;
+        }
+        if c == '-' || c.is_ascii_digit() {
+            let mut token = String::from(c);
+            while let Some(&d) = chars.peek() {
+                if d.is_ascii_digit() || "+-.eE".contains(d) {
+                    token.push(d);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let digits = token.trim_start_matches('-');
+            if digits.len() > 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                out.push_str(&format!("\"#int:{token}\""));
+            } else {
+                out.push_str(&token);
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// JSON equality where numbers compare by value (OPA prints 1000.0 where sluice prints 1000).
@@ -182,9 +226,9 @@ fn agree(want: &Answer, got: &Answer) -> bool {
 
 #[test]
 fn sluice_agrees_with_opa_on_the_differential_corpus() {
-    let expected_doc: BTreeMap<String, Json> = serde_json::from_str(
+    let expected_doc: BTreeMap<String, Json> = serde_json::from_str(&exact_big_integers(
         &std::fs::read_to_string(format!("{ROOT}/expected.json")).unwrap_or_default(),
-    )
+    ))
     .unwrap_or_else(|e| panic!("fixtures/opa-diff/expected.json: {e}"));
     let divergences: BTreeMap<String, String> = serde_json::from_str(
         &std::fs::read_to_string(format!("{ROOT}/divergences.json")).unwrap_or_default(),

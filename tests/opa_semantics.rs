@@ -374,3 +374,31 @@ fn deprecated_builtins_run_in_rego_v0_only_as_in_opa() {
         "deprecated built-in function calls in expression: cast_string",
     );
 }
+
+#[test]
+fn patch_8_big_integers_are_written_exactly_in_json() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "big",
+        b"package t\n\nr := 123456789012345678900 + 1\n\nj := json.marshal([123456789012345678900, 1])\n\ny := yaml.marshal(123456789012345678900)\n",
+    );
+    assert_eq!(eval(&p, &[], "data.t.r").stdout, "123456789012345678901\n");
+    let file = p.display().to_string();
+    let out = sluice(&["eval", "--format", "json", "-d", &file, "data.t.r"]);
+    assert!(
+        out.stdout.contains("\"value\": 123456789012345678901"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        eval(&p, &[], "data.t.j").stdout,
+        "[123456789012345678900,1]\n"
+    );
+    // OPA's yaml.marshal prints the float; so does sluice's (no raw JSON in YAML).
+    let y = eval(&p, &[], "data.t.y").stdout;
+    assert!(
+        y.starts_with("1.234567890123456") && y.contains('e'),
+        "{y:?}"
+    );
+}

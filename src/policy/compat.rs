@@ -15,11 +15,18 @@ const OPA_BUILTINS: &str = include_str!("../../fixtures/opa-diff/opa-builtins.js
 const DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/divergences.json");
 const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-divergences.json");
 
+const VERIFY_CHAIN: &str = "OPA verifies the chain with Go's x509.Verify (its key-usage, name-constraint and time rules); sluice parses certificates (crypto.x509.parse_certificates) but does not verify chains";
+
 /// Why a builtin OPA has is not in sluice, by name or by `prefix.`.
 const UNSUPPORTED: &[(&str, &str)] = &[
+    ("crypto.x509.parse_and_verify_certificates", VERIFY_CHAIN),
     (
-        "crypto.x509.",
-        "OPA returns Go's x509.Certificate structure field by field (dozens of Go-specific fields), which sluice does not reproduce; certificates are parsed only to verify JWTs",
+        "crypto.x509.parse_and_verify_certificates_with_options",
+        VERIFY_CHAIN,
+    ),
+    (
+        "crypto.x509.parse_keypair",
+        "OPA returns Go's tls.Certificate, private key structures included",
     ),
     (
         "crypto.parse_private_keys",
@@ -67,7 +74,7 @@ const LIMITS: &[&str] = &[
     "`http.send` and `net.lookup_ip_addr` are refused when a policy is loaded (`file:line:col: … is not available in sluice`): a policy must not be a way out of the plant.",
     "`net.cidr_expand` refuses networks of more than 65536 addresses, `net.cidr_merge` and `net.cidr_contains_matches` lists of more than 65536 entries, and JWTs longer than 1 MiB are refused: OPA has no such limits.",
     "Types are checked at load for constant arguments only (`upper(1)`, `1 + \"a\"`: `rego_type_error: upper: invalid argument(s)`); a value of the wrong type that reaches a builtin through a variable, a rule or data is a builtin error at evaluation in sluice (undefined in the default mode) where OPA's type checker refuses the policy. Undefined functions, arity and unsafe variables are checked at load as OPA checks them (src/policy/compile, fixtures/opa-diff/check).",
-    "A builtin OPA has and sluice does not is refused when the policy is loaded (`rego_type_error: undefined function crypto.x509.parse_certificates: not supported by sluice (…)`), where OPA would run it.",
+    "A builtin OPA has and sluice does not is refused when the policy is loaded (`rego_type_error: undefined function graphql.parse: not supported by sluice (…)`), where OPA would run it.",
     "Gatekeeper templates always run with builtin errors non-strict, as Gatekeeper runs OPA; `policy.strict_builtin_errors` applies to the gateway's policy and `--strict-builtin-errors` to `sluice test` and `sluice eval`.",
 ];
 

@@ -17,6 +17,7 @@ mod net;
 mod private_keys;
 mod strings;
 mod uri;
+mod x509;
 mod yaml;
 
 pub use deprecated::is_deprecated;
@@ -67,6 +68,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(net::BUILTINS);
     out.extend(crypto::BUILTINS);
     out.extend(private_keys::BUILTINS);
+    out.extend(x509::BUILTINS);
     out.extend(jwt::BUILTINS);
     out.extend(jwt_claims::BUILTINS);
     out.extend(strings::BUILTINS);

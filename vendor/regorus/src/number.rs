@@ -283,6 +283,16 @@ impl Serialize for Number {
     where
         S: Serializer,
     {
+        // sluice patch 8: in JSON an integer past u64/i64 is written digit for digit, as OPA
+        // writes it; serde_json's Number would round it to an f64 (123456789012345678900
+        // became 1.2345678901234568e20). Only serde_json's text serializer takes a RawValue as
+        // raw text; YAML keeps the f64, as OPA's yaml.marshal prints it.
+        let json_text = core::any::type_name::<S>().contains("serde_json::ser::Serializer");
+        if let (true, Number::BigInt(b)) = (json_text, self) {
+            if let Ok(raw) = serde_json::value::RawValue::from_string(b.to_string()) {
+                return raw.serialize(serializer);
+            }
+        }
         let s = self.format_decimal();
         let v = serde_json::Number::from_str(&s)
             .map_err(|_| serde::ser::Error::custom("could not serialize number"))?;
