@@ -15,15 +15,8 @@ const OPA_BUILTINS: &str = include_str!("../../fixtures/opa-diff/opa-builtins.js
 const DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/divergences.json");
 const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-divergences.json");
 
-const VERIFY_CHAIN: &str = "OPA verifies the chain with Go's x509.Verify (its key-usage, name-constraint and time rules); sluice parses certificates (crypto.x509.parse_certificates) but does not verify chains";
-
 /// Why a builtin OPA has is not in sluice, by name or by `prefix.`.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("crypto.x509.parse_and_verify_certificates", VERIFY_CHAIN),
-    (
-        "crypto.x509.parse_and_verify_certificates_with_options",
-        VERIFY_CHAIN,
-    ),
     (
         "crypto.x509.parse_keypair",
         "OPA returns Go's tls.Certificate, private key structures included",

@@ -112,7 +112,7 @@ fn certificate_spki(der: &[u8]) -> Result<&[u8], String> {
     Ok(tlv(rest)?.2)
 }
 
-fn spki_key(spki: &[u8]) -> Result<PublicKey, String> {
+pub(super) fn spki_key(spki: &[u8]) -> Result<PublicKey, String> {
     let (_, seq, _, _) = tlv(spki)?;
     let (_, alg, _, after_alg) = tlv(seq)?;
     let (_, oid, _, params) = tlv(alg)?;

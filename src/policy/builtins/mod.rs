@@ -18,6 +18,7 @@ mod private_keys;
 mod strings;
 mod uri;
 mod x509;
+mod x509_verify;
 mod yaml;
 
 pub use deprecated::is_deprecated;
@@ -69,6 +70,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(crypto::BUILTINS);
     out.extend(private_keys::BUILTINS);
     out.extend(x509::BUILTINS);
+    out.extend(x509_verify::BUILTINS);
     out.extend(jwt::BUILTINS);
     out.extend(jwt_claims::BUILTINS);
     out.extend(strings::BUILTINS);

@@ -85,7 +85,11 @@ fn certs_from_pem(args: &Args<'_>, mut text: &[u8]) -> Result<Vec<u8>, BuiltinEr
 }
 
 fn parse_certificates(args: &Args<'_>) -> Result<Value, BuiltinError> {
-    let text = args.string(0)?;
+    Ok(Value::from(certificates(args, args.string(0)?)?))
+}
+
+/// Every certificate in PEM text, base64 DER or base64 PEM, as OPA reads them.
+pub(super) fn certificates(args: &Args<'_>, text: &str) -> Result<Vec<Value>, BuiltinError> {
     let der = if text.starts_with("-----BEGIN") {
         certs_from_pem(args, text.as_bytes())?
     } else {
@@ -109,7 +113,7 @@ fn parse_certificates(args: &Args<'_>) -> Result<Value, BuiltinError> {
         out.push(certificate(whole).ok_or_else(|| args.error(MALFORMED))?);
         rest = after;
     }
-    Ok(Value::from(out))
+    Ok(out)
 }
 
 fn parse_certificate_request(args: &Args<'_>) -> Result<Value, BuiltinError> {
