@@ -17,14 +17,6 @@ const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-dive
 
 /// Why a builtin OPA has is not in sluice, by name or by `prefix.`.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "crypto.x509.parse_keypair",
-        "OPA returns Go's tls.Certificate, private key structures included",
-    ),
-    (
-        "crypto.parse_private_keys",
-        "OPA returns Go's rsa/ecdsa.PrivateKey structures (big integers, precomputed CRT values); crypto.x509.parse_rsa_private_key gives the same keys as JWKs",
-    ),
     ("graphql.", "no GraphQL parser is built in"),
     ("io.jwt.verify_es512", "ring has no P-521 curve"),
     (

@@ -10,6 +10,7 @@ mod crypto;
 mod deprecated;
 mod digest;
 mod globs;
+mod go_keys;
 mod jwt;
 mod jwt_claims;
 mod keys;
@@ -69,6 +70,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(net::BUILTINS);
     out.extend(crypto::BUILTINS);
     out.extend(private_keys::BUILTINS);
+    out.extend(go_keys::BUILTINS);
     out.extend(x509::BUILTINS);
     out.extend(x509_verify::BUILTINS);
     out.extend(jwt::BUILTINS);

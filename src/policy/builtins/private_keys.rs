@@ -77,7 +77,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// An INTEGER's magnitude without DER's leading zero.
-fn integer(der: &[u8]) -> Result<(&[u8], &[u8]), String> {
+pub(super) fn integer(der: &[u8]) -> Result<(&[u8], &[u8]), String> {
     let (tag, value, _, rest) = keys::tlv(der)?;
     if tag != 0x02 {
         return Err("asn1: structure error: tags don't match (INTEGER expected)".into());
@@ -89,7 +89,7 @@ fn integer(der: &[u8]) -> Result<(&[u8], &[u8]), String> {
     Ok((trimmed, rest))
 }
 
-fn sequence(der: &[u8]) -> Result<&[u8], String> {
+pub(super) fn sequence(der: &[u8]) -> Result<&[u8], String> {
     match keys::tlv(der)? {
         (0x30, contents, _, _) => Ok(contents),
         _ => Err("asn1: structure error: tags don't match (SEQUENCE expected)".into()),
@@ -97,7 +97,7 @@ fn sequence(der: &[u8]) -> Result<&[u8], String> {
 }
 
 /// PKCS#1 RSAPrivateKey: version, n, e, d, p, q, dp, dq, qi.
-fn rsa_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
+pub(super) fn rsa_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
     let mut rest = sequence(der)?;
     let mut parts = Vec::new();
     for _ in 0..9 {
@@ -113,7 +113,10 @@ fn rsa_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
 
 /// SEC1 ECPrivateKey: version, the private scalar, [0] curve, [1] public point. In PKCS#8 the
 /// curve comes from the algorithm's parameters instead.
-fn ec_jwk(der: &[u8], curve_from_pkcs8: Option<&[u8]>) -> Result<serde_json::Value, String> {
+pub(super) fn ec_jwk(
+    der: &[u8],
+    curve_from_pkcs8: Option<&[u8]>,
+) -> Result<serde_json::Value, String> {
     let rest = sequence(der)?;
     let (_, rest) = integer(rest)?;
     let (tag, d, _, mut rest) = keys::tlv(rest)?;
@@ -150,7 +153,7 @@ fn ec_jwk(der: &[u8], curve_from_pkcs8: Option<&[u8]>) -> Result<serde_json::Val
 }
 
 /// PKCS#8 PrivateKeyInfo: version, algorithm, the key as an OCTET STRING.
-fn pkcs8_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
+pub(super) fn pkcs8_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
     let rest = sequence(der)?;
     let (_, rest) = integer(rest)?;
     let (_, alg, _, rest) = keys::tlv(rest)?;

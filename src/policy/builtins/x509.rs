@@ -5,8 +5,8 @@
 //! corpus (fixtures/opa-diff/exprs/x509.txt). The DER is walked with `keys::tlv`; nothing here
 //! verifies a signature or a chain.
 //!
-//! Not here: chain verification (`parse_and_verify_certificates*`) and `parse_keypair`
-//! (unsupported, see docs/compatibility.md); public keys for JWTs (`keys`).
+//! Not here: chain verification (`x509_verify`), private keys and `parse_keypair` (`go_keys`,
+//! `private_keys`), public keys for JWTs (`keys`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -37,7 +37,7 @@ const MAX_CERTS: usize = 4096;
 const MALFORMED: &str = "x509: malformed certificate";
 
 /// Go's `base64.StdEncoding.DecodeString`, which skips line breaks.
-fn std_base64(args: &Args<'_>, text: &str) -> Result<Vec<u8>, BuiltinError> {
+pub(super) fn std_base64(args: &Args<'_>, text: &str) -> Result<Vec<u8>, BuiltinError> {
     let clean: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
     STANDARD
         .decode(clean)
@@ -45,7 +45,7 @@ fn std_base64(args: &Args<'_>, text: &str) -> Result<Vec<u8>, BuiltinError> {
 }
 
 /// One PEM block as Go's `pem.Decode` finds it: (type, DER, the text after the block).
-fn pem_block(text: &[u8]) -> Option<(String, Vec<u8>, &[u8])> {
+pub(super) fn pem_block(text: &[u8]) -> Option<(String, Vec<u8>, &[u8])> {
     let begin = b"-----BEGIN ";
     let start = text.windows(begin.len()).position(|w| w == begin)?;
     let rest = &text[start + begin.len()..];
@@ -261,6 +261,11 @@ fn decimal(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Unsigned big-endian bytes as a number (an RSA modulus, a curve coordinate).
+pub(super) fn unsigned_big(bytes: &[u8]) -> Value {
+    Value::from_numeric_string(&decimal(bytes)).unwrap_or(Value::Null)
 }
 
 fn big(contents: &[u8]) -> Value {
@@ -528,15 +533,10 @@ fn public_key(spki: &[u8]) -> Option<(i64, Value)> {
             return None;
         }
         let half = (key.len() - 1) / 2;
-        let unsigned = |b: &[u8]| {
-            let mut v = vec![0];
-            v.extend_from_slice(b);
-            big(&v)
-        };
         let mut o = Obj::new();
         o.set("Curve", Obj::new().done());
-        o.set("X", unsigned(&key[1..=half]));
-        o.set("Y", unsigned(&key[1 + half..]));
+        o.set("X", unsigned_big(&key[1..=half]));
+        o.set("Y", unsigned_big(&key[1 + half..]));
         return Some((3, o.done()));
     }
     if oid == OID_ED25519 {
@@ -1079,7 +1079,7 @@ fn signed(der: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     Some((tbs, alg, sig.get(1..)?))
 }
 
-fn certificate(der: &[u8]) -> Option<Value> {
+pub(super) fn certificate(der: &[u8]) -> Option<Value> {
     let (tbs_whole, alg, sig) = signed(der)?;
     let (_, tbs, _, _) = tlv(tbs_whole).ok()?;
     let mut fields = elements(tbs)?.into_iter().peekable();
