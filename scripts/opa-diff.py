@@ -47,6 +47,14 @@ def policy_cases():
         }
 
 
+def modules(text):
+    """A case's modules: `case.rego`, then one per `# module: NAME.rego` line."""
+    parts = re.split(r"^# module: (\S+)$", text, flags=re.M)
+    out = [("case.rego", parts[0])]
+    out += [(parts[i], parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
+    return out
+
+
 def run(case):
     engine = OpaEngine()
     try:
@@ -55,7 +63,8 @@ def run(case):
             inp = json.load(open(os.path.join(ROOT, "input.json"), encoding="utf-8"))
         elif case["input"]:
             inp = json.loads(case["input"])
-        engine.add_policy("case.rego", case["policy"])
+        for name, text in modules(case["policy"]):
+            engine.add_policy(name, text)
         return {"value": engine.eval_document(case["query"], inp)}
     except OpaUndefinedError:
         return {"undefined": True}

@@ -110,20 +110,38 @@ fn expected(doc: &Json) -> Answer {
     }
 }
 
+/// A case's modules: `case.rego`, then one per `# module: NAME.rego` line (the same split as
+/// scripts/opa-diff.py makes).
+fn modules(text: &str) -> Vec<(String, String)> {
+    let mut out = vec![("case.rego".to_string(), String::new())];
+    for line in text.split_inclusive('\n') {
+        match line.trim_end().strip_prefix("# module: ") {
+            Some(name) if !name.contains(' ') => out.push((name.to_string(), String::new())),
+            _ => {
+                if let Some(last) = out.last_mut() {
+                    last.1.push_str(line);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn run(dir: &Path, case: &Case, text: &str, v0: bool) -> Answer {
-    let rego = dir.join("case.rego");
-    std::fs::write(&rego, text).unwrap_or_else(|e| panic!("{}: {e}", rego.display()));
-    let rego = rego.display().to_string();
+    let files: Vec<String> = modules(text)
+        .into_iter()
+        .map(|(name, module)| {
+            let path = dir.join(&name);
+            std::fs::write(&path, module).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            path.display().to_string()
+        })
+        .collect();
     let input = dir.join("input.json");
     let input_arg = input.display().to_string();
-    let mut args = vec![
-        "eval",
-        "--format",
-        "json",
-        "--strict-builtin-errors",
-        "-d",
-        &rego,
-    ];
+    let mut args = vec!["eval", "--format", "json", "--strict-builtin-errors"];
+    for f in &files {
+        args.extend(["-d", f.as_str()]);
+    }
     if let Some(i) = &case.input {
         std::fs::write(&input, i).unwrap_or_else(|e| panic!("{input_arg}: {e}"));
         args.extend(["-i", &input_arg]);

@@ -28,10 +28,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "regorus's jsonschema feature is not built (build size on edge nodes)",
     ),
     (
-        "rego.metadata.",
-        "regorus does not keep annotations for evaluation",
-    ),
-    (
         "rego.parse_module",
         "regorus exposes no Rego AST as a value",
     ),
@@ -116,6 +112,12 @@ fn classify(b: &OpaBuiltin) -> (String, String) {
     }
     if b.name.starts_with("internal.") || b.name == "print" {
         return ("supported".into(), "language".into());
+    }
+    if b.name.starts_with("rego.metadata.") {
+        return (
+            "by extension".into(),
+            "answered when the policy is loaded, from its `# METADATA` comments (src/policy/metadata.rs)".into(),
+        );
     }
     if builtins::is_deprecated(&b.name) {
         return (

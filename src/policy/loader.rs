@@ -45,7 +45,12 @@ impl LoadError {
         }
     }
 
-    fn at(file: impl Into<String>, line: u32, col: u32, message: impl Into<String>) -> Self {
+    pub(crate) fn at(
+        file: impl Into<String>,
+        line: u32,
+        col: u32,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             file: file.into(),
             line,

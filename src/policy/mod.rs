@@ -15,6 +15,7 @@ pub mod eval;
 mod front;
 pub mod input;
 pub mod loader;
+pub mod metadata;
 pub mod report;
 pub mod rules;
 pub mod testrun;

@@ -64,6 +64,14 @@ pub const REFUSED: &[Refused] = &[
     },
 ];
 
+/// `rego.metadata.rule()` and `chain()` after `policy::metadata` resolved them at load: the
+/// call carries its answer.
+static METADATA: Builtin = Builtin {
+    name: crate::policy::metadata::CALL,
+    arity: 1,
+    run: |args| Ok(args.value(0).clone()),
+};
+
 /// Every extension sluice registers, in the order of OPA's reference.
 pub fn all() -> Vec<&'static Builtin> {
     let mut out: Vec<&'static Builtin> = Vec::new();
@@ -81,6 +89,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(uri::BUILTINS);
     out.extend(aws::BUILTINS);
     out.extend(deprecated::BUILTINS);
+    out.push(&METADATA);
     out
 }
 
