@@ -402,3 +402,38 @@ fn patch_8_big_integers_are_written_exactly_in_json() {
         "{y:?}"
     );
 }
+
+#[test]
+fn a_schema_ref_outside_the_schema_is_refused_not_fetched() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "remote_ref",
+        br##"package t
+
+v := json.verify_schema({"$ref": "http://schemas.plant.local/press.json"})
+
+m := json.match_schema({"a": 1}, {"properties": {"a": {"$ref": "https://schemas.plant.local/a.json"}}})
+
+local := json.match_schema({"a": 1}, {"$ref": "#/definitions/a", "definitions": {"a": {"required": ["b"]}}})
+"##,
+    );
+    let out = eval(&p, &[], "data.t.v");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("false,")
+            && out.stdout.contains(
+                "\"jsonschema: $ref http://schemas.plant.local/press.json is not fetched: sluice resolves only references into the same schema"
+            ),
+        "{}",
+        out.stdout
+    );
+    assert_one_error(
+        &eval(&p, &["--strict-builtin-errors"], "data.t.m"),
+        "json.match_schema: $ref https://schemas.plant.local/a.json is not fetched",
+    );
+    // Undefined by default, as every builtin error is.
+    assert_eq!(eval(&p, &[], "data.t.m").stdout, "");
+    let local = eval(&p, &[], "data.t.local").stdout;
+    assert!(local.contains("b is required"), "{local}");
+}

@@ -11,6 +11,7 @@ mod deprecated;
 mod digest;
 mod globs;
 mod go_keys;
+mod jsonschema;
 mod jwt;
 mod jwt_claims;
 mod keys;
@@ -86,6 +87,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(strings::BUILTINS);
     out.extend(globs::BUILTINS);
     out.extend(yaml::BUILTINS);
+    out.extend(jsonschema::BUILTINS);
     out.extend(uri::BUILTINS);
     out.extend(aws::BUILTINS);
     out.extend(deprecated::BUILTINS);
