@@ -437,3 +437,31 @@ local := json.match_schema({"a": 1}, {"$ref": "#/definitions/a", "definitions": 
     let local = eval(&p, &[], "data.t.local").stdout;
     assert!(local.contains("b is required"), "{local}");
 }
+
+#[test]
+fn template_strings_work_and_a_broken_one_is_one_error_with_its_place() {
+    let dir = TempDir::new("opa-semantics");
+    let ok = policy(
+        &dir,
+        "template",
+        b"package t\n\nr := $\"line {input.line} of {count([1, 2])}\"\n\nm := $`missing {input.nope}`\n",
+    );
+    let file = ok.display().to_string();
+    std::fs::write(dir.join("in.json"), br#"{"line": 4}"#).unwrap_or_else(|e| panic!("{e}"));
+    let input = dir.join("in.json").display().to_string();
+    let out = sluice(&[
+        "eval", "--format", "raw", "-d", &file, "-i", &input, "data.t.r",
+    ]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "line 4 of 2\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(eval(&ok, &[], "data.t.m").stdout, "missing <undefined>\n");
+    let broken = policy(&dir, "broken", b"package t\n\nr := $\"{}\"\n");
+    assert_one_error(
+        &eval(&broken, &[], "data.t.r"),
+        "broken.rego:3:9: rego_parse_error: invalid template-string expression",
+    );
+}

@@ -99,8 +99,8 @@ fn classify(b: &OpaBuiltin) -> (String, String) {
     }
     if b.name == "internal.template_string" {
         return (
-            "unsupported".into(),
-            "template strings (`$\"…{x}…\"`, OPA 1.x) are not parsed by regorus 0.14.1".into(),
+            "by extension".into(),
+            "template strings (`$\"…{x}…\"`, OPA 1.x): rewritten to this call when the policy is loaded (src/policy/template_strings.rs)".into(),
         );
     }
     if b.name.starts_with("internal.") || b.name == "print" {

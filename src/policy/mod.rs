@@ -18,6 +18,7 @@ pub mod loader;
 pub mod metadata;
 pub mod report;
 pub mod rules;
+pub mod template_strings;
 pub mod testrun;
 
 pub use decider::{Decider, DeciderOptions, DeciderStats, Verdict};

@@ -31,7 +31,74 @@ pub static BUILTINS: &[Builtin] = &[
         arity: 3,
         run: find_all_submatch_n,
     },
+    Builtin {
+        name: "internal.template_string",
+        arity: 1,
+        run: template_string,
+    },
 ];
+
+/// A template string (`policy::template_strings` rewrote it to this call): literal parts are
+/// strings, each expression part is `[]` (undefined) or `[value]`. A string value prints as
+/// it is, any other value as OPA prints a term (`[1, "a"]`, `{"k": 1}`, `set()`).
+fn template_string(args: &Args<'_>) -> Result<Value, BuiltinError> {
+    let Value::Array(parts) = args.value(0) else {
+        return Err(args.error("operand 1 must be array"));
+    };
+    let mut out = String::new();
+    for part in parts.iter() {
+        match part {
+            Value::String(s) => out.push_str(s),
+            Value::Array(v) => match v.first() {
+                None => out.push_str("<undefined>"),
+                Some(Value::String(s)) => out.push_str(s),
+                Some(other) => term(other, &mut out),
+            },
+            other => term(other, &mut out),
+        }
+    }
+    Ok(Value::from(out))
+}
+
+/// OPA's text of a term.
+fn term(v: &Value, out: &mut String) {
+    let list = |items: &mut dyn Iterator<Item = &Value>, out: &mut String| {
+        for (i, x) in items.enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            term(x, out);
+        }
+    };
+    match v {
+        Value::String(s) => out.push_str(&serde_json::Value::from(s.as_ref()).to_string()),
+        Value::Array(items) => {
+            out.push('[');
+            list(&mut items.iter(), out);
+            out.push(']');
+        }
+        Value::Set(items) if items.is_empty() => out.push_str("set()"),
+        Value::Set(items) => {
+            out.push('{');
+            list(&mut items.iter(), out);
+            out.push('}');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, x)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                term(k, out);
+                out.push_str(": ");
+                term(x, out);
+            }
+            out.push('}');
+        }
+        Value::Undefined => out.push_str("<undefined>"),
+        other => out.push_str(&other.to_json_str().unwrap_or_default()),
+    }
+}
 
 /// OPA 1.20's `strings.split_n`: the parts of `split(s, sep)`, the first n of them, or the
 /// last -n when n is negative (measured against OPA itself; it is not Go's `SplitN`).

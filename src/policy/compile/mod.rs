@@ -63,7 +63,8 @@ pub struct Strictness {
 /// Parses, checks and prepares a set into an engine; every error of the first failing stage.
 pub fn compile(set: &PolicySet, strictness: Strictness) -> Result<Engine, Vec<LoadError>> {
     let mut engine = super::engine::EngineSetup::new(set.rego_v0).engine();
-    let modules = super::metadata::resolve(set)?;
+    let set = super::template_strings::rewrite_set(set)?;
+    let modules = super::metadata::resolve(&set)?;
     for m in modules.iter() {
         loader::add_module(&mut engine, m).map_err(|e| vec![opa_words_in(e, &m.text)])?;
     }
