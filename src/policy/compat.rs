@@ -18,7 +18,6 @@ const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-dive
 /// Why a builtin OPA has is not in sluice, by name or by `prefix.`.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("graphql.", "no GraphQL parser is built in"),
-    ("io.jwt.verify_es512", "ring has no P-521 curve"),
     (
         "rego.parse_module",
         "regorus exposes no Rego AST as a value",

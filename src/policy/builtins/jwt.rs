@@ -1,8 +1,8 @@
-//! `io.jwt.*`: decoding, signature verification (HS, RS, PS, ES256/384, EdDSA with `ring`)
-//! and HMAC signing, with OPA's argument forms and errors.
+//! `io.jwt.*`: decoding, signature verification (HS, RS, PS, ES256/384, EdDSA with `ring`;
+//! ES512 with `ec`, as `ring` has no P-521) and HMAC signing, with OPA's argument forms and
+//! errors.
 //!
-//! Not here: `io.jwt.decode_verify` (`jwt_claims`); ES512 (no P-521 in `ring`), listed as
-//! unsupported in docs/compatibility.md.
+//! Not here: `io.jwt.decode_verify` (`jwt_claims`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,6 +42,7 @@ pub static BUILTINS: &[Builtin] = &[
     verify!("io.jwt.verify_ps512", Alg::Rsa(Rsa::Pss512)),
     verify!("io.jwt.verify_es256", Alg::Ec(Curve::P256)),
     verify!("io.jwt.verify_es384", Alg::Ec(Curve::P384)),
+    verify!("io.jwt.verify_es512", Alg::Ec(Curve::P521)),
     verify!("io.jwt.verify_eddsa", Alg::EdDsa),
     Builtin {
         name: "io.jwt.encode_sign_raw",
@@ -160,6 +161,7 @@ pub(super) fn check(alg: &Alg, key: &PublicKey, msg: &[u8], sig: &[u8]) -> bool 
             let params: &'static signature::EcdsaVerificationAlgorithm = match curve {
                 Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
                 Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+                Curve::P521 => return super::ec::verify(point, msg, sig),
             };
             signature::UnparsedPublicKey::new(params, point)
                 .verify(msg, sig)

@@ -88,6 +88,7 @@ fn algorithm(name: &str) -> Option<Alg> {
         "PS512" => Alg::Rsa(Rsa::Pss512),
         "ES256" => Alg::Ec(Curve::P256),
         "ES384" => Alg::Ec(Curve::P384),
+        "ES512" => Alg::Ec(Curve::P521),
         "EdDSA" => Alg::EdDsa,
         _ => return None,
     })

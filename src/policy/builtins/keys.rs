@@ -28,12 +28,24 @@ pub enum PublicKey {
 pub enum Curve {
     P256,
     P384,
+    P521,
+}
+
+impl std::fmt::Display for Curve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
+        })
+    }
 }
 
 pub(super) const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 pub(super) const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 pub(super) const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 pub(super) const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+pub(super) const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
 /// Reads the keys in a certificate, public key PEM, JWK or JWK set; an error says why none.
@@ -132,8 +144,12 @@ pub(super) fn spki_key(spki: &[u8]) -> Result<PublicKey, String> {
         let curve = match curve {
             c if c == OID_P256 => Curve::P256,
             c if c == OID_P384 => Curve::P384,
+            c if c == OID_P521 => Curve::P521,
             _ => return Err("unsupported elliptic curve".into()),
         };
+        if !super::ec::on_curve(curve, &key) {
+            return Err("x509: invalid elliptic curve public key".into());
+        }
         return Ok(PublicKey::Ec { point: key, curve });
     }
     Err("unsupported public key algorithm".into())
@@ -158,11 +174,27 @@ fn jwk_key(jwk: &serde_json::Value) -> Result<PublicKey, String> {
             let curve = match jwk.get("crv").and_then(|v| v.as_str()) {
                 Some("P-256") => Curve::P256,
                 Some("P-384") => Curve::P384,
+                Some("P-521") => Curve::P521,
                 _ => return Err("unsupported elliptic curve".into()),
             };
+            // Go's jwk checks both before it takes the key, and refuses it, not fails it.
+            let size = super::ec::coordinate_size(curve);
             let mut point = vec![0x04];
-            point.extend(field("x")?);
-            point.extend(field("y")?);
+            for name in ["x", "y"] {
+                let v = field(name)?;
+                if v.len() != size {
+                    return Err(format!(
+                        "invalid {name:?} length ({}) for curve {curve}",
+                        v.len()
+                    ));
+                }
+                point.extend(v);
+            }
+            if !super::ec::on_curve(curve, &point) {
+                return Err(format!(
+                    "invalid ECDSA public key: {curve} point not on curve"
+                ));
+            }
             Ok(PublicKey::Ec { point, curve })
         }
         Some("OKP") => Ok(PublicKey::Ed25519(field("x")?)),

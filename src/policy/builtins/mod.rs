@@ -9,6 +9,7 @@ mod aws;
 mod crypto;
 mod deprecated;
 mod digest;
+mod ec;
 mod globs;
 mod go_keys;
 mod jsonschema;

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use regorus::Value;
 use serde_json::json;
 
-use super::keys::{self, OID_EC, OID_P256, OID_P384, OID_RSA};
+use super::keys::{self, OID_EC, OID_P256, OID_P384, OID_P521, OID_RSA};
 use super::{Args, Builtin, BuiltinError};
 
 pub static BUILTINS: &[Builtin] = &[Builtin {
@@ -17,8 +17,6 @@ pub static BUILTINS: &[Builtin] = &[Builtin {
     arity: 1,
     run: parse_rsa_private_key,
 }];
-
-const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
 
 fn parse_rsa_private_key(args: &Args<'_>) -> Result<Value, BuiltinError> {
     let text = args.string(0)?;

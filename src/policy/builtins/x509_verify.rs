@@ -309,6 +309,22 @@ fn check_signature(algorithm: i64, key: &PublicKey, msg: &[u8], sig: &[u8]) -> b
         (Some(_), _) => return false,
         _ => {}
     }
+    if let PublicKey::Ec {
+        point,
+        curve: Curve::P521,
+    } = key
+    {
+        // ring has no P-521; Go verifies it with any of the ECDSA hashes.
+        let hash = match algorithm {
+            10 => &ring::digest::SHA256,
+            11 => &ring::digest::SHA384,
+            12 => &ring::digest::SHA512,
+            _ => return false,
+        };
+        return super::ec::fixed_from_der(sig).is_some_and(|fixed| {
+            super::ec::verify_digest(point, ring::digest::digest(hash, msg).as_ref(), &fixed)
+        });
+    }
     let ec: &'static signature::EcdsaVerificationAlgorithm = match (algorithm, key) {
         (
             10,
