@@ -20,10 +20,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("graphql.", "no GraphQL parser is built in"),
     ("io.jwt.verify_es512", "ring has no P-521 curve"),
     (
-        "rego.parse_module",
-        "regorus exposes no Rego AST as a value",
-    ),
-    (
         "strings.render_template",
         "Go text/template is not implemented",
     ),
