@@ -150,9 +150,9 @@ fn template(
                 literal(lit, i, &mut parts);
                 let end = expression_end(b, i + 1)
                     .ok_or_else(|| error(text, i, "non-terminated template-string expression"))?;
+                // Untrimmed, so that a newline inside the expression stays and lines do not move.
                 let expr = strip_comments(&text[i + 1..end]);
-                let expr = expr.trim();
-                if expr.is_empty() {
+                if expr.trim().is_empty() {
                     return Err(error(text, i + 1, "invalid template-string expression"));
                 }
                 let var = format!("__sluice_t{counter}");
@@ -261,5 +261,11 @@ mod tests {
         let err = rewrite("r := $\"{}\"").expect_err("empty expression");
         assert_eq!((err.line, err.col), (1, 9));
         assert!(rewrite("r := $\"open").is_err());
+        // `\{` is a literal brace; a comment inside an expression is dropped, its newline kept.
+        let brace = rewrite("r := $\"a\\{b{1}\"").expect("an escaped brace");
+        assert!(brace.contains("[\"a{b\", "), "{brace}");
+        let comment = rewrite("r := $\"{1 # }\n}\"").expect("a comment inside");
+        assert!(comment.contains(":= (1 \n)]"), "{comment}");
+        assert_eq!(comment.lines().count(), 2);
     }
 }

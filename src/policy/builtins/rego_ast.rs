@@ -7,9 +7,14 @@
 //! OPA's `name`/`key`/`value` and `else` chains nest. Comments are read from the text (regorus's
 //! lexer drops them) and their text is base64, as Go marshals a byte slice.
 //!
-//! Not here: template strings (`$"…"`, refused as regorus refuses them), locations and
-//! annotations (OPA leaves them out unless asked), and terms nested more than [`MAX_DEPTH`] deep
-//! (refused, where OPA parses them).
+//! Imports are read from the text (OPA takes them after rules and repeated, regorus does not),
+//! template strings go through sluice's rewrite (`template_strings`) and back.
+//!
+//! Not here: locations and annotations (OPA's ParseModule leaves them out). Refused where OPA
+//! parses: `[`/`{` nested more than [`MAX_BRACKETS`] deep and expressions more than
+//! [`MAX_DEPTH`] deep (regorus's parser takes exponential time on the first and its AST
+//! overflows the stack when dropped on the second), regorus's own limits (1024 columns a line,
+//! 20000 lines, 1 MiB), and a rule named `input` or `data`, which regorus's parser refuses.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -32,6 +37,11 @@ pub static BUILTINS: &[Builtin] = &[Builtin {
 /// as `1 + 1 + … + 1` is as deep as it is long (regorus builds it without recursing).
 const MAX_DEPTH: usize = 200;
 
+/// How deep `[` and `{` may nest: regorus's parser tries an array as a comprehension first and
+/// an object as a set, reading the inside twice, so its time doubles with each level (about a
+/// second at 16); the text is an argument, maybe from the input, so it is bounded before.
+const MAX_BRACKETS: usize = 12;
+
 fn parse_module(args: &Args<'_>) -> Result<Value, BuiltinError> {
     let file = args.string(0)?;
     let text = args.string(1)?;
@@ -41,6 +51,20 @@ fn parse_module(args: &Args<'_>) -> Result<Value, BuiltinError> {
         ))
     };
     let lexed = lex(text);
+    if lexed.max_chain > MAX_DEPTH {
+        // regorus builds an operator chain without recursing but drops it recursively: a long
+        // enough one overflows the stack, so it is refused before it is parsed.
+        return Err(parse_error(
+            1,
+            &format!("expression nested more than {MAX_DEPTH} deep is not supported by sluice"),
+        ));
+    }
+    if lexed.max_brackets > MAX_BRACKETS {
+        return Err(parse_error(
+            1,
+            &format!("brackets nested more than {MAX_BRACKETS} deep are not supported by sluice"),
+        ));
+    }
     let (blanked, text_imports) =
         take_imports(text, &lexed).map_err(|(line, m)| parse_error(line, &m))?;
     // Template strings become `internal.template_string([…])` calls, as when sluice loads a
@@ -511,7 +535,8 @@ impl Conv<'_> {
         };
         let mut with = Vec::new();
         for w in &s.with_mods {
-            let target = Term::Ref(self.ref_parts(&w.refr)?);
+            // As any term: `input.a` is a ref, a bare `count` (a function mocked) a var.
+            let target = self.term(&w.refr)?;
             let value = self.term(&w.r#as)?;
             with.push((target, value));
         }
@@ -1101,6 +1126,11 @@ struct Lexed<'a> {
     templates: Vec<bool>,
     /// Byte offsets of the lines that start outside any string, template or bracket.
     top_lines: Vec<usize>,
+    /// The deepest nesting of `[` and `{`.
+    max_brackets: usize,
+    /// An upper bound of how deep regorus's AST gets: operators in a chain (`1 + 1 + …`,
+    /// `a in b in …`) plus those of the enclosing brackets.
+    max_chain: usize,
 }
 
 /// Walks Rego text as OPA's scanner does for strings, raw strings, template strings and
@@ -1111,6 +1141,13 @@ struct Scanner<'a> {
     line: u32,
     col: u32,
     out: Lexed<'a>,
+    brackets: usize,
+    /// Operators so far in the current chain, and in the chains of the enclosing brackets.
+    chain: usize,
+    outer_chains: Vec<usize>,
+    outer_sum: usize,
+    /// Whether the last token was an operator (a newline then continues the expression).
+    after_op: bool,
 }
 
 fn lex(text: &str) -> Lexed<'_> {
@@ -1119,6 +1156,11 @@ fn lex(text: &str) -> Lexed<'_> {
         pos: 0,
         line: 1,
         col: 1,
+        brackets: 0,
+        chain: 0,
+        outer_chains: Vec::new(),
+        outer_sum: 0,
+        after_op: false,
         out: Lexed {
             top_lines: vec![0],
             ..Lexed::default()
@@ -1145,6 +1187,31 @@ impl<'a> Scanner<'a> {
         Some(c)
     }
 
+    fn note_depth(&mut self) {
+        let d = self.outer_sum + self.chain + self.outer_chains.len();
+        self.out.max_chain = self.out.max_chain.max(d);
+    }
+
+    fn operator(&mut self) {
+        self.chain += 1;
+        self.after_op = true;
+        self.note_depth();
+    }
+
+    fn open(&mut self) {
+        self.outer_chains.push(self.chain);
+        self.outer_sum += self.chain;
+        self.chain = 0;
+        self.after_op = false;
+        self.note_depth();
+    }
+
+    fn close(&mut self) {
+        self.chain = self.outer_chains.pop().unwrap_or(0);
+        self.outer_sum = self.outer_sum.saturating_sub(self.chain);
+        self.after_op = false;
+    }
+
     /// Code up to `close` at depth 0 (consumed), or to the end.
     fn code(&mut self, close: Option<char>, top: bool) {
         let mut depth = 0usize;
@@ -1164,21 +1231,64 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 '"' => {
+                    self.after_op = false;
                     self.bump();
                     self.string();
                 }
                 '`' => {
+                    self.after_op = false;
                     self.bump();
                     self.raw();
                 }
                 '$' if matches!(self.text[self.pos + 1..].chars().next(), Some('"' | '`')) => {
+                    self.after_op = false;
                     self.bump();
                     let raw = self.bump() == Some('`');
                     self.out.templates.push(raw);
                     self.template(raw);
                 }
+                '+' | '-' | '*' | '/' | '%' | '&' | '|' | '<' | '>' | '=' | '!' => {
+                    while matches!(
+                        self.peek(),
+                        Some('+' | '-' | '*' | '/' | '%' | '&' | '|' | '<' | '>' | '=' | '!')
+                    ) {
+                        self.bump();
+                    }
+                    self.operator();
+                }
+                ':' => {
+                    self.bump();
+                    if self.peek() == Some('=') {
+                        self.bump();
+                        self.operator();
+                    } else {
+                        self.chain = 0;
+                        self.after_op = false;
+                    }
+                }
+                ',' | ';' => {
+                    self.bump();
+                    self.chain = 0;
+                    self.after_op = false;
+                }
+                c if c == '_' || c.is_alphabetic() => {
+                    let start = self.pos;
+                    while self.peek().is_some_and(|d| d == '_' || d.is_alphanumeric()) {
+                        self.bump();
+                    }
+                    if &self.text[start..self.pos] == "in" {
+                        self.operator();
+                    } else {
+                        self.after_op = false;
+                    }
+                }
                 '{' | '[' | '(' => {
+                    self.open();
                     depth += 1;
+                    if c != '(' {
+                        self.brackets += 1;
+                        self.out.max_brackets = self.out.max_brackets.max(self.brackets);
+                    }
                     self.bump();
                 }
                 '}' | ']' | ')' => {
@@ -1186,15 +1296,27 @@ impl<'a> Scanner<'a> {
                     if depth == 0 && Some(c) == close {
                         return;
                     }
+                    self.close();
+                    if c != ')' {
+                        self.brackets = self.brackets.saturating_sub(1);
+                    }
                     depth = depth.saturating_sub(1);
                 }
                 '\n' => {
                     self.bump();
+                    // A newline ends the expression unless an operator leaves it open.
+                    if !self.after_op {
+                        self.chain = 0;
+                    }
                     if top && depth == 0 {
                         self.out.top_lines.push(self.pos);
                     }
                 }
+                c if c.is_whitespace() => {
+                    self.bump();
+                }
                 _ => {
+                    self.after_op = false;
                     self.bump();
                 }
             }
@@ -1239,7 +1361,9 @@ impl<'a> Scanner<'a> {
                 '\n' if !raw => return,
                 '{' => {
                     self.bump();
+                    self.open();
                     self.code(Some('}'), false);
+                    self.close();
                 }
                 c if c == quote => {
                     self.bump();
@@ -1445,4 +1569,56 @@ fn plain_import(s: &str, line: u32) -> Result<Option<TextImport>, Fail> {
     let mut path = vec![var(root)];
     path.extend(names[1..].iter().map(|n| Term::String(n.clone())));
     Ok(Some(TextImport { line, path, alias }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Value, BuiltinError> {
+        let values = [Value::from("a.rego"), Value::from(text)];
+        parse_module(&Args {
+            name: "rego.parse_module",
+            values: &values,
+        })
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_hang_or_a_stack_overflow() {
+        let started = std::time::Instant::now();
+        let deep = format!("package a\np := {}1{}", "[".repeat(40), "]".repeat(40));
+        let err = parse(&deep).expect_err("too deep");
+        assert!(err.to_string().contains("nested more than"), "{err}");
+        let chain = format!("package a\np := {}", vec!["1"; 5000].join(" +\n"));
+        let err = parse(&chain).expect_err("too deep");
+        assert!(err.to_string().contains("nested more than"), "{err}");
+        let members = format!("package a\np if {}", vec!["1"; 5000].join(" in\n"));
+        let err = parse(&members).expect_err("too deep");
+        assert!(err.to_string().contains("nested more than"), "{err}");
+        let parens = format!(
+            "package a\np := {}1{}",
+            "(\n".repeat(5000),
+            ")".repeat(5000)
+        );
+        let err = parse(&parens).expect_err("too deep");
+        assert!(err.to_string().contains("nested more than"), "{err}");
+        // Statements on their own lines do not add up.
+        let many = format!("package a\n{}", "p := 1 + 2\n".repeat(5000));
+        assert!(parse(&many).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // A long ref is walked without recursion (regorus allows 1024 columns a line).
+        let long_ref = format!("package a\np := input{}", ".a".repeat(400));
+        let doc = parse(&long_ref).expect("a long ref parses");
+        let parts = &doc["rules"][0]["head"]["value"]["value"];
+        assert_eq!(parts.as_array().map(|a| a.len()).unwrap_or(0), 401);
+    }
+
+    #[test]
+    fn comments_are_base64_with_character_columns() {
+        let doc = parse("package a\np := \"é\" # x\n").expect("parses");
+        let c = &doc["comments"][0];
+        assert_eq!(c["Text"], Value::from("IHg="));
+        assert_eq!(c["Location"]["col"], Value::from(10u64));
+        assert_eq!(c["Location"]["row"], Value::from(2u64));
+    }
 }
