@@ -290,7 +290,8 @@ fn sluice_agrees_with_opa_on_the_differential_corpus() {
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
+            // A worker that panicked must fail the test, not drop its half of the corpus.
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
 

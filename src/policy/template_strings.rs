@@ -131,7 +131,7 @@ fn template(
         if raw {
             parts.push(format!("`{s}`"));
         } else {
-            parts.push(format!("\"{s}\""));
+            parts.push(format!("\"{}\"", unescape_brace(s)));
         }
     };
     loop {
@@ -150,8 +150,9 @@ fn template(
                 literal(lit, i, &mut parts);
                 let end = expression_end(b, i + 1)
                     .ok_or_else(|| error(text, i, "non-terminated template-string expression"))?;
-                let expr = text[i + 1..end].trim();
-                if expr.is_empty() {
+                // Untrimmed, so that a newline inside the expression stays and lines do not move.
+                let expr = strip_comments(&text[i + 1..end]);
+                if expr.trim().is_empty() {
                     return Err(error(text, i + 1, "invalid template-string expression"));
                 }
                 let var = format!("__sluice_t{counter}");
@@ -170,6 +171,55 @@ fn template(
     Ok(i)
 }
 
+/// A template's `\{` is a brace, which a Rego string writes as is; other escapes stay.
+fn unescape_brace(s: &str) -> Cow<'_, str> {
+    if !s.contains("\\{") {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('{') => out.push('{'),
+            Some(d) => {
+                out.push('\\');
+                out.push(d);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// An expression's text without its comments (which would swallow the closing of the
+/// comprehension it is put in); the newlines stay, so lines do not move.
+fn strip_comments(expr: &str) -> Cow<'_, str> {
+    if !expr.contains('#') {
+        return Cow::Borrowed(expr);
+    }
+    let b = expr.as_bytes();
+    let mut out = String::with_capacity(expr.len());
+    let (mut i, mut last) = (0, 0);
+    while i < b.len() {
+        match b[i] {
+            b'"' => i = skip_string(b, i).unwrap_or(b.len()),
+            b'`' => i = skip_raw(b, i).unwrap_or(b.len()),
+            b'#' => {
+                out.push_str(&expr[last..i]);
+                i = skip_comment(b, i);
+                last = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&expr[last..]);
+    Cow::Owned(out)
+}
+
 /// The index of the `}` that closes an expression starting at `i` (strings and braces nest).
 fn expression_end(b: &[u8], mut i: usize) -> Option<usize> {
     let mut depth = 0usize;
@@ -177,6 +227,7 @@ fn expression_end(b: &[u8], mut i: usize) -> Option<usize> {
         match b[i] {
             b'"' => i = skip_string(b, i)?,
             b'`' => i = skip_raw(b, i)?,
+            b'#' => i = skip_comment(b, i),
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 i += 1;
@@ -210,5 +261,11 @@ mod tests {
         let err = rewrite("r := $\"{}\"").expect_err("empty expression");
         assert_eq!((err.line, err.col), (1, 9));
         assert!(rewrite("r := $\"open").is_err());
+        // `\{` is a literal brace; a comment inside an expression is dropped, its newline kept.
+        let brace = rewrite("r := $\"a\\{b{1}\"").expect("an escaped brace");
+        assert!(brace.contains("[\"a{b\", "), "{brace}");
+        let comment = rewrite("r := $\"{1 # }\n}\"").expect("a comment inside");
+        assert!(comment.contains(":= (1 \n)]"), "{comment}");
+        assert_eq!(comment.lines().count(), 2);
     }
 }

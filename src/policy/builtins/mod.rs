@@ -18,6 +18,7 @@ mod jwt_claims;
 mod keys;
 mod net;
 mod private_keys;
+mod rego_ast;
 mod strings;
 mod uri;
 mod x509;
@@ -91,6 +92,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(jsonschema::BUILTINS);
     out.extend(uri::BUILTINS);
     out.extend(aws::BUILTINS);
+    out.extend(rego_ast::BUILTINS);
     out.extend(deprecated::BUILTINS);
     out.push(&METADATA);
     out
