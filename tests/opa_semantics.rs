@@ -465,3 +465,68 @@ fn template_strings_work_and_a_broken_one_is_one_error_with_its_place() {
         "broken.rego:3:9: rego_parse_error: invalid template-string expression",
     );
 }
+
+#[test]
+fn patch_9_brackets_nested_to_the_depth_limit_load_at_once() {
+    // Each level used to be tried as a comprehension once per enclosing attempt: 2^depth parses,
+    // minutes at 20 levels, hours at 30, so one ConstraintTemplate could stall a load. With the
+    // patch this finishes at once; without it the test never does.
+    let dir = TempDir::new("opa-semantics");
+    let depth = 28;
+    let open: String = (0..depth)
+        .map(|i| if i % 2 == 0 { "[" } else { "{" })
+        .collect();
+    let close: String = (0..depth)
+        .rev()
+        .map(|i| if i % 2 == 0 { "]" } else { "}" })
+        .collect();
+    let text = format!("package t\n\nr := count({open}[x | some x in [1, 2]]{close})\n");
+    let p = policy(&dir, "nested", text.as_bytes());
+    let out = eval(&p, &[], "data.t.r");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "1\n"),
+        "{}",
+        out.stderr
+    );
+    // A comprehension found after backtracking is still a comprehension.
+    let p = policy(
+        &dir,
+        "compr",
+        b"package t\n\nr := [[[y | some y in [3, 4]], {z | some z in [5]}], {1: [w | w := 6]}]\n",
+    );
+    let out = eval(&p, &[], "data.t.r");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<String>(),
+        r#"[[[3,4],[5]],{"1":[6]}]"#
+    );
+}
+
+#[test]
+fn an_expression_too_deep_for_the_stack_is_one_error_not_a_crash() {
+    // 3,000 terms of `1 + 1 + …` over 30 lines: regorus's syntax tree for it overflows the stack
+    // when dropped, which aborted the process; now it is refused before it is parsed.
+    let dir = TempDir::new("opa-semantics");
+    let line = vec!["1"; 100].join(" + ");
+    let text = format!("package t\n\nr := {}\n", vec![line; 30].join(" +\n"));
+    let p = policy(&dir, "chain", text.as_bytes());
+    let out = eval(&p, &[], "data.t.r");
+    assert_one_error(
+        &out,
+        "expression nested more than 200 deep is not supported by sluice",
+    );
+    assert!(out.stderr.contains("chain.rego:"), "{}", out.stderr);
+    let out = sluice(&["check", p.to_str().unwrap_or_default()]);
+    assert_one_error(&out, "expression nested more than 200 deep");
+    // A long chain within the bound is evaluated as OPA does.
+    let text = format!("package t\n\nr := {}\n", vec!["1"; 150].join(" + "));
+    let p = policy(&dir, "short_chain", text.as_bytes());
+    let out = eval(&p, &[], "data.t.r");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "150\n"),
+        "{}",
+        out.stderr
+    );
+}

@@ -284,6 +284,12 @@ fn build_engine(origin: &str, source: &RegoSource) -> Result<(Engine, String), S
             ));
         }
     }
+    crate::policy::loader::within_bounds(&format!("{origin}:rego"), &source.rego)
+        .map_err(|e| e.to_string())?;
+    for (i, lib) in source.libs.iter().enumerate() {
+        crate::policy::loader::within_bounds(&format!("{origin}:libs[{i}]"), lib)
+            .map_err(|e| e.to_string())?;
+    }
     let package = engine
         .add_policy(format!("{origin}:rego"), source.rego.clone())
         .map_err(|e| one(&e))?;

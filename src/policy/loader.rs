@@ -260,6 +260,7 @@ impl PolicySet {
 
 /// Adds one module, refusing calls to builtins sluice does not offer (network I/O) first.
 pub fn add_module(engine: &mut Engine, m: &Module) -> Result<String, LoadError> {
+    within_bounds(&m.path, &m.text)?;
     if let Some(call) = super::engine::find_refused_call(&m.text) {
         return Err(LoadError::at(
             &m.path,
@@ -271,6 +272,20 @@ pub fn add_module(engine: &mut Engine, m: &Module) -> Result<String, LoadError> 
     engine
         .add_policy(m.path.clone(), m.text.clone())
         .map_err(|e| from_anyhow(&e, &m.path))
+}
+
+/// Refuses a text regorus must not parse: an expression nested so deep that its syntax tree
+/// would overflow the stack (OPA has no such limit; see `builtins::too_deep`).
+pub fn within_bounds(path: &str, text: &str) -> Result<(), LoadError> {
+    match super::builtins::too_deep(text) {
+        Some((line, message)) => Err(LoadError::at(
+            path,
+            line,
+            1,
+            format!("rego_parse_error: {message}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// One-line form of a regorus error.

@@ -26,6 +26,7 @@ mod x509_verify;
 mod yaml;
 
 pub use deprecated::is_deprecated;
+pub use rego_ast::too_deep;
 use regorus::{Engine, Value};
 
 /// A builtin's failure, worded as OPA words it (`name: message`).

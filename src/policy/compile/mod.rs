@@ -63,6 +63,15 @@ pub struct Strictness {
 /// Parses, checks and prepares a set into an engine; every error of the first failing stage.
 pub fn compile(set: &PolicySet, strictness: Strictness) -> Result<Engine, Vec<LoadError>> {
     let mut engine = super::engine::EngineSetup::new(set.rego_v0).engine();
+    // Before anything parses a module (the rewrites below do).
+    let bounds: Vec<LoadError> = set
+        .modules
+        .iter()
+        .filter_map(|m| loader::within_bounds(&m.path, &m.text).err())
+        .collect();
+    if !bounds.is_empty() {
+        return Err(bounds);
+    }
     let set = super::template_strings::rewrite_set(set)?;
     let modules = super::metadata::resolve(&set)?;
     for m in modules.iter() {

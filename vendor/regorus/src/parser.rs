@@ -22,6 +22,8 @@ use crate::*;
 
 use crate::utils::limits::PolicyLengthConfig;
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
+use core::cell::RefCell;
 use core::num::NonZeroU32;
 use core::str::FromStr;
 
@@ -86,6 +88,11 @@ pub struct Parser<'source> {
     sidx: u32,
     // The index of the last query that was parsed.
     qidx: u32,
+
+    // sluice patch 9: where a `[` or `{` was found not to start a comprehension. Shared by the
+    // clones that backtracking restores, so a bracket nested in the first term of another is
+    // tried as a comprehension once, not once per enclosing attempt (2^depth).
+    not_compr: Rc<RefCell<BTreeSet<u32>>>,
 }
 
 const FUTURE_KEYWORDS: [&str; 4] = ["contains", "every", "if", "in"];
@@ -122,6 +129,7 @@ impl<'source> Parser<'source> {
             eidx: 0,
             sidx: 0,
             qidx: 0,
+            not_compr: Rc::default(),
         })
     }
 
@@ -649,6 +657,11 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_compr(&mut self, delim: &str) -> Result<(Expr, Query)> {
+        // sluice patch 9: a bracket already found not to open a comprehension is not tried again.
+        let at = self.tok.1.start;
+        if self.not_compr.borrow().contains(&at) {
+            bail!("internal error: not a compr");
+        }
         // Save the state.
         let state = self.clone();
         let mut span = self.tok.1.clone();
@@ -659,6 +672,7 @@ impl<'source> Parser<'source> {
             _ => {
                 // Not a comprehension. Restore state.
                 *self = state;
+                self.not_compr.borrow_mut().insert(at);
                 bail!("internal error: not a compr");
             }
         };
