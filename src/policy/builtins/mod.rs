@@ -12,6 +12,7 @@ mod digest;
 mod ec;
 mod globs;
 mod go_keys;
+mod gotemplate;
 mod jsonschema;
 mod jwt;
 mod jwt_claims;
@@ -88,6 +89,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(jwt::BUILTINS);
     out.extend(jwt_claims::BUILTINS);
     out.extend(strings::BUILTINS);
+    out.extend(gotemplate::BUILTINS);
     out.extend(globs::BUILTINS);
     out.extend(yaml::BUILTINS);
     out.extend(jsonschema::BUILTINS);

@@ -4,7 +4,7 @@
 //! `upper`/`lower` stay regorus's: the shipped policy calls `lower` on every host match, and an
 //! extension call costs more than a builtin on the decision path (see docs/compatibility.md).
 //!
-//! Not here: `strings.render_template` (Go text/template; unsupported, see the compatibility page).
+//! Not here: `strings.render_template` (`gotemplate`).
 
 use regorus::Value;
 
