@@ -10,7 +10,8 @@
 //! if`/`else`, `range` (with `else`, `break`, `continue`), `with` (with `else`), string, raw
 //! string, number, bool and nil constants, `define`, `template` and `block`, and the functions
 //! `and`, `or`, `not`, `len`, `index`, `print`, `printf`, `println`, `eq`, `ne`, `lt`, `le`,
-//! `gt`, `ge`, `html`, `urlquery`, `slice`. Not built, and an error naming it: `js`, `call`.
+//! `gt`, `ge`, `html`, `urlquery`, `slice`, `js` and `call` (always an error: no value from
+//! JSON is a function).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -407,11 +408,6 @@ fn operand(toks: &[Tok], i: usize, line: usize, depth: usize) -> Result<(Arg, us
             "false" => (Arg::Bool(false), i + 1),
             "nil" => (Arg::Nil, i + 1),
             name if FUNCS.contains(&name) => (Arg::Func(name.to_string()), i + 1),
-            name if UNSUPPORTED_FUNCS.contains(&name) => {
-                return Err(format!(
-                    "{line}: function {name:?} is not supported by sluice's strings.render_template"
-                ));
-            }
             name => return Err(format!("{line}: function {name:?} not defined")),
         },
         Tok::Open => {
@@ -444,9 +440,8 @@ fn operand(toks: &[Tok], i: usize, line: usize, depth: usize) -> Result<(Arg, us
 
 const FUNCS: &[&str] = &[
     "and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le", "gt",
-    "ge", "html", "urlquery", "slice",
+    "ge", "html", "urlquery", "slice", "js", "call",
 ];
-const UNSUPPORTED_FUNCS: &[&str] = &["js", "call"];
 
 /// Text and actions, trimming markers applied and comments dropped.
 fn scan(text: &str) -> Result<Vec<Item>, String> {
@@ -1176,6 +1171,35 @@ fn call(name: &str, args: &[V]) -> Result<V, String> {
                 }
             })
         }
+        "call" => match args.first() {
+            None => Err("wrong number of args for call: want at least 1 got 0".into()),
+            Some(f) => Err(format!(
+                "error calling call: non-function of type {}",
+                go_type(f)
+            )),
+        },
+        "js" => {
+            let text = match call("print", args)? {
+                V::Str(t) => t,
+                _ => String::new(),
+            };
+            let mut out = String::new();
+            for c in text.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\'' => out.push_str("\\'"),
+                    '"' => out.push_str("\\\""),
+                    '<' | '>' | '&' | '=' => {
+                        let _ = write!(out, "\\u{:04X}", c as u32);
+                    }
+                    c if (c as u32) < 0x20 => {
+                        let _ = write!(out, "\\u{:04X}", c as u32);
+                    }
+                    c => out.push(c),
+                }
+            }
+            Ok(V::Str(out))
+        }
         "html" | "urlquery" => {
             // Go formats the operands as print does, then escapes the text.
             let text = match call("print", args)? {
@@ -1207,7 +1231,9 @@ fn call(name: &str, args: &[V]) -> Result<V, String> {
         "print" | "println" => {
             let mut out = String::new();
             for (i, a) in args.iter().enumerate() {
-                let is_str = |v: &V| matches!(v, V::Json(Json::String(_)) | V::Str(_));
+                // json.Number is a string kind to fmt, so it counts as a string here.
+                let is_str =
+                    |v: &V| matches!(v, V::Json(Json::String(_) | Json::Number(_)) | V::Str(_));
                 // Print adds spaces between operands when neither is a string; Println always.
                 if i > 0 && (name == "println" || !(is_str(a) || is_str(&args[i - 1]))) {
                     out.push(' ');
