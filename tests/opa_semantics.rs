@@ -202,9 +202,13 @@ fn patch_4_sprintf_and_json_patch_fail_as_opa_does_and_never_panic() {
         "digit",
         "package t\n\nr := sprintf(\"%\u{663}d\", [1])\n".as_bytes(),
     );
-    assert_one_error(
-        &eval(&digit, &["--strict-builtin-errors"], "data.t.r"),
-        "number specified for format verb",
+    // Now (patch 10) it prints as Go prints it.
+    let out = eval(&digit, &["--strict-builtin-errors"], "data.t.r");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "%!\u{663}(int64=1)d\n"),
+        "{}",
+        out.stderr
     );
     let bad_op = policy(
         &dir,
@@ -528,5 +532,31 @@ fn an_expression_too_deep_for_the_stack_is_one_error_not_a_crash() {
         (0, "150\n"),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn patch_10_sprintf_prints_bad_verbs_and_extra_arguments_as_go_does() {
+    // regorus refused these with an error (undefined in the default mode), so a message built
+    // with `sprintf("%s", [n])` vanished where OPA prints `%!s(int64=3)`.
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "sprintf",
+        "package t\n\nr := [sprintf(\"%s\", [3]), sprintf(\"%d\", [\"a\"]), sprintf(\"%d\", [1, 2.5, \"x\"]), sprintf(\"%٣d\", [1])]\n".as_bytes(),
+    );
+    let out = eval(&p, &[], "data.t.r");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let got: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        got,
+        [
+            "%!s(int64=3)",
+            "%!d(string=a)",
+            "1%!(EXTRA float64=2.5, string=x)",
+            "%!٣(int64=1)d"
+        ],
+        "{}",
+        out.stdout
     );
 }

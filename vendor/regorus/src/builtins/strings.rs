@@ -309,6 +309,24 @@ fn append_hex_escape(out: &mut String, prefix: char, value: u32, digits: usize) 
     }
 }
 
+/// sluice patch 10: how Go's fmt names an argument OPA passes to it (an integer as int64 or, past
+/// its range, *big.Int; other numbers as float64; every other value as its Rego text, a string).
+fn go_typed(v: &Value) -> (&'static str, String) {
+    match v {
+        Value::Number(n) if n.is_integer() && n.as_i64().is_some() => ("int64", n.format_decimal()),
+        Value::Number(n) if n.is_integer() => ("*big.Int", n.format_decimal()),
+        Value::Number(_) => ("float64", to_string(v, false)),
+        Value::String(sv) => ("string", sv.to_string()),
+        _ => ("string", to_string(v, false)),
+    }
+}
+
+/// sluice patch 10: Go's `%!verb(type=value)` for a verb the value does not take.
+fn go_bad_verb(verb: char, v: &Value) -> String {
+    let (ty, text) = go_typed(v);
+    format!("%!{verb}({ty}={text})")
+}
+
 fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     let name = "sprintf";
     ensure_args_count(span, name, params, args, 2)?;
@@ -397,6 +415,8 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         // https://pkg.go.dev/fmt
         match (verb, arg) {
             ('s', Value::String(sv)) => s += sv.as_ref(),
+            // sluice patch 10: Go's `%s` of an int64 or a float64 is a bad verb.
+            ('s', Value::Number(_)) => s += &go_bad_verb(verb, arg),
             ('s', v) => s += &to_string(v, false),
 
             ('v', _) => s += &to_string(arg, false),
@@ -483,9 +503,8 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     s += format!("{v}").as_str()
                 }
             }
-            (_, Value::Number(_)) => {
-                bail!(args_span.error(&format!("number specified for format verb {verb}.")));
-            }
+            // sluice patch 10: a verb Go does not take for the value prints as Go prints it.
+            (_, Value::Number(_)) => s += &go_bad_verb(verb, arg),
 
             ('q', Value::String(sv)) => append_go_quoted(&mut s, sv.as_ref(), width)?,
 
@@ -497,18 +516,21 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     args_span.error("Go-syntax format verbs %#v. %q, %p and %T are not supported.")
                 );
             }
-            _ => {}
+            _ => s += &go_bad_verb(verb, arg),
         }
     }
 
+    // sluice patch 10: arguments no verb used are appended as Go appends them.
     if args_idx < args.len() {
-        bail!(args_span.error(
-            format!(
-                "extra arguments ({}) specified for {args_idx} format verbs.",
-                args.len()
-            )
-            .as_str()
-        ));
+        s += "%!(EXTRA ";
+        for (i, arg) in args.iter().skip(args_idx).enumerate() {
+            if i > 0 {
+                s += ", ";
+            }
+            let (ty, text) = go_typed(arg);
+            s += &format!("{ty}={text}");
+        }
+        s.push(')');
     }
 
     Ok(Value::String(s.into()))
