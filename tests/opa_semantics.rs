@@ -560,3 +560,24 @@ fn patch_10_sprintf_prints_bad_verbs_and_extra_arguments_as_go_does() {
         out.stdout
     );
 }
+
+#[test]
+fn patch_11_upper_and_lower_map_rune_by_rune_as_go_does() {
+    // Rust's full case mappings wrote `SS` for `ß`, `i̇` for `İ` and `ς` for a final `Σ`.
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "case",
+        "package t\n\nr := [upper(\"straße ᾳ\"), lower(\"İSTANBUL ΟΔΟΣ\"), lower(\"Plant-7\")]\n"
+            .as_bytes(),
+    );
+    let out = eval(&p, &[], "data.t.r");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let got: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        got,
+        ["STRAßE ᾼ", "istanbul οδοσ", "plant-7"],
+        "{}",
+        out.stdout
+    );
+}

@@ -1,8 +1,9 @@
 //! Newer string, array and regex builtins of OPA 1.x that regorus 0.14.1 lacks:
 //! `strings.split_n`, `array.flatten`, `regex.find_all_string_submatch_n`, and `strings.count`
 //! (regorus has one, but it panics on an empty needle).
-//! `upper`/`lower` stay regorus's: the shipped policy calls `lower` on every host match, and an
-//! extension call costs more than a builtin on the decision path (see docs/compatibility.md).
+//! `upper`/`lower` stay regorus's builtins (with Go's simple case mappings: sluice patch 11): the
+//! shipped policy calls `lower` on every host match, and an extension call costs more than a
+//! builtin on the decision path.
 //!
 //! Not here: `strings.render_template` (`gotemplate`).
 

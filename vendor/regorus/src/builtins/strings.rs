@@ -138,7 +138,50 @@ fn lower(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     let name = "lower";
     ensure_args_count(span, name, params, args, 1)?;
     let s = ensure_string(name, &params[0], &args[0])?;
-    Ok(Value::String(s.to_lowercase().into()))
+    Ok(Value::String(go_lower(&s).into()))
+}
+
+/// sluice patch 11: Go's `strings.ToLower`, rune by rune with Unicode's simple mappings: `İ` is
+/// `i` (not `i̇`) and `Σ` is always `σ` (Rust's `to_lowercase` writes `ς` at a word's end).
+fn go_lower(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    s.chars()
+        .map(|c| {
+            let mut m = c.to_lowercase();
+            match (m.next(), m.next()) {
+                (Some(l), None) => l,
+                _ if c == '\u{130}' => 'i',
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// sluice patch 11: Go's `strings.ToUpper`, rune by rune with Unicode's simple mappings: `ß`
+/// stays `ß` (Rust's full mapping writes `SS`) and `ᾳ` becomes `ᾼ`, not `ΑΙ`.
+fn go_upper(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_uppercase();
+    }
+    s.chars()
+        .map(|c| {
+            let mut m = c.to_uppercase();
+            match (m.next(), m.next()) {
+                (Some(u), None) => u,
+                // Where the full mapping is longer, the simple one is the titlecase letter for
+                // these Greek letters with ypogegrammeni, and none (the letter kept) for the rest.
+                _ => match c as u32 {
+                    0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => {
+                        char::from_u32(c as u32 + 8).unwrap_or(c)
+                    }
+                    0x1FB3 | 0x1FC3 | 0x1FF3 => char::from_u32(c as u32 + 9).unwrap_or(c),
+                    _ => c,
+                },
+            }
+        })
+        .collect()
 }
 
 fn replace(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -777,7 +820,7 @@ fn upper(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     let name = "upper";
     ensure_args_count(span, name, params, args, 1)?;
     let s = ensure_string(name, &params[0], &args[0])?;
-    Ok(Value::String(s.to_uppercase().into()))
+    Ok(Value::String(go_upper(&s).into()))
 }
 
 #[cfg(test)]
