@@ -531,21 +531,17 @@ fn action(s: &str, line: usize) -> Result<(Option<Vec<Tok>>, usize, bool), Strin
                 toks.push(Tok::Close);
                 i += 1;
             }
-            b'|' => {
-                toks.push(Tok::Pipe);
-                i += 1;
-            }
-            b',' => {
-                toks.push(Tok::Comma);
+            b'|' | b',' | b'=' => {
+                toks.push(match c {
+                    b'|' => Tok::Pipe,
+                    b',' => Tok::Comma,
+                    _ => Tok::Assign,
+                });
                 i += 1;
             }
             b':' if b.get(i + 1) == Some(&b'=') => {
                 toks.push(Tok::Declare);
                 i += 2;
-            }
-            b'=' => {
-                toks.push(Tok::Assign);
-                i += 1;
             }
             b'"' => {
                 let (v, n) = quoted(&s[i..], line)?;

@@ -915,41 +915,39 @@ impl Schema {
                 );
             }
         }
-        use std::cmp::Ordering::{Greater, Less};
-        if let Some(max) = n.maximum {
-            if x.cmp(max) == Greater {
-                r.fail(
-                    path,
-                    "number_lte",
-                    format!("Must be less than or equal to {}", go_number(max.f)),
-                );
-            }
-        }
-        if let Some(max) = n.exclusive_maximum {
-            if x.cmp(max) != Less {
-                r.fail(
-                    path,
-                    "number_lt",
-                    format!("Must be less than {}", go_number(max.f)),
-                );
-            }
-        }
-        if let Some(min) = n.minimum {
-            if x.cmp(min) == Less {
-                r.fail(
-                    path,
-                    "number_gte",
-                    format!("Must be greater than or equal to {}", go_number(min.f)),
-                );
-            }
-        }
-        if let Some(min) = n.exclusive_minimum {
-            if x.cmp(min) != Greater {
-                r.fail(
-                    path,
-                    "number_gt",
-                    format!("Must be greater than {}", go_number(min.f)),
-                );
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        // (bound, the orderings of x against it that fail, error type, message)
+        let bounds = [
+            (
+                n.maximum,
+                &[Greater][..],
+                "number_lte",
+                "less than or equal to",
+            ),
+            (
+                n.exclusive_maximum,
+                &[Greater, Equal][..],
+                "number_lt",
+                "less than",
+            ),
+            (
+                n.minimum,
+                &[Less][..],
+                "number_gte",
+                "greater than or equal to",
+            ),
+            (
+                n.exclusive_minimum,
+                &[Less, Equal][..],
+                "number_gt",
+                "greater than",
+            ),
+        ];
+        for (bound, failing, code, words) in bounds {
+            if let Some(b) = bound {
+                if failing.contains(&x.cmp(b)) {
+                    r.fail(path, code, format!("Must be {words} {}", go_number(b.f)));
+                }
             }
         }
         r.score += 1;

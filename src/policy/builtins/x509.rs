@@ -643,20 +643,6 @@ fn unescape(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Go's `url.PathEscape`-like escaping of a path (`escape(s, encodePath)`).
-fn escape_path(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        let keep = b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&b);
-        if keep {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A SAN URI as Go's `url.Parse` gives it, marshalled.
 fn go_url(raw: &str) -> Value {
     let (rest, fragment) = raw.split_once('#').unwrap_or((raw, ""));
@@ -706,13 +692,13 @@ fn go_url(raw: &str) -> Value {
         omit_host = true;
     }
     let decoded_path = unescape(&path).unwrap_or_else(|| path.clone());
-    let raw_path = if escape_path(&decoded_path) == path {
+    let raw_path = if super::uri::escape_path(&decoded_path) == path {
         String::new()
     } else {
         path.clone()
     };
     let decoded_fragment = unescape(fragment).unwrap_or_else(|| fragment.to_string());
-    let raw_fragment = if escape_path(&decoded_fragment) == fragment {
+    let raw_fragment = if super::uri::escape_path(&decoded_fragment) == fragment {
         String::new()
     } else {
         fragment.to_string()
