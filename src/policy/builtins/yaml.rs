@@ -1,6 +1,7 @@
 //! `yaml.unmarshal` as OPA reads YAML: version 1.1 (Go's yaml.v2 through sigs.k8s.io/yaml), so
-//! `yes`/`no`/`on`/`off`/`y`/`n` are booleans (in the three cases yaml.v2 takes), `010` is octal and `1_000` a number, later
-//! duplicate keys win, and of several documents the first counts. regorus's `yaml.unmarshal`
+//! `yes`/`no`/`on`/`off`/`y`/`n` are booleans (in the three cases yaml.v2 takes), `010` is
+//! octal and `1_000` a number, later duplicate keys win, and of several documents the first
+//! counts. regorus's `yaml.unmarshal`
 //! reads YAML 1.2, where `country: NO` stays the string "NO" and OPA says `false`.
 //!
 //! Not here: data files (`data.yaml`), which sluice reads as YAML 1.2 on purpose (`loader`).
