@@ -1,6 +1,6 @@
 //! `io.jwt.*`: decoding, signature verification (HS, RS, PS, ES256/384, EdDSA with `ring`;
-//! ES512 with `ec`, as `ring` has no P-521) and HMAC signing, with OPA's argument forms and
-//! errors.
+//! ES512 with `ec`, as `ring` has no P-521) and signing (all but ES512), with OPA's argument
+//! forms and errors.
 //!
 //! Not here: `io.jwt.decode_verify` (`jwt_claims`).
 
@@ -187,7 +187,9 @@ fn rsa_params(r: Rsa) -> &'static signature::RsaParameters {
     }
 }
 
-/// Signs `header.payload` (both already JSON text) with an HMAC JWK (`{"kty":"oct","k":…}`).
+/// Signs `header.payload` (both already JSON text) with a private JWK: HMAC (`oct`), RSA
+/// (PKCS#1 v1.5 and PSS), ECDSA P-256/P-384 or Ed25519, as the header's `alg` asks. ES512 is
+/// refused: `ring` cannot sign on P-521.
 fn sign(
     args: &Args<'_>,
     header: &str,
@@ -196,34 +198,121 @@ fn sign(
 ) -> Result<Value, BuiltinError> {
     let head: serde_json::Value =
         serde_json::from_str(header).map_err(|_| args.error("JWT header is not valid JSON"))?;
-    let alg = match head.get("alg").and_then(|a| a.as_str()) {
-        Some("HS256") => hmac::HMAC_SHA256,
-        Some("HS384") => hmac::HMAC_SHA384,
-        Some("HS512") => hmac::HMAC_SHA512,
-        Some(other) => {
-            return Err(args.error(format!(
-                "signing with {other} is not supported by sluice (only HS256, HS384, HS512)"
-            )));
-        }
-        None => return Err(args.error("JWT header has no alg")),
-    };
-    if key.get("kty").and_then(|k| k.as_str()) != Some("oct") {
-        return Err(args.error("an HMAC key must be a JWK with kty oct"));
-    }
-    let secret = key
-        .get("k")
-        .and_then(|k| k.as_str())
-        .ok_or_else(|| args.error("JWK has no k"))?;
-    let secret = b64(args, secret)?;
+    let alg = head
+        .get("alg")
+        .and_then(|a| a.as_str())
+        .ok_or_else(|| args.error("JWT header has no alg"))?;
     let signed = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(payload)
     );
-    let mac = hmac::sign(&hmac::Key::new(alg, &secret), signed.as_bytes());
+    let field = |name: &str| -> Result<Vec<u8>, BuiltinError> {
+        let text = key
+            .get(name)
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| args.error(format!("the JWK has no {name}")))?;
+        b64(args, text)
+    };
+    let kty = key.get("kty").and_then(|k| k.as_str()).unwrap_or("");
+    let wrong_key = |wanted: &str| {
+        args.error(format!(
+            "invalid key type {kty} for {alg}: a {wanted} private key is required"
+        ))
+    };
+    let rng = ring::rand::SystemRandom::new();
+    let msg = signed.as_bytes();
+    let sig: Vec<u8> = match alg {
+        "HS256" | "HS384" | "HS512" => {
+            if kty != "oct" {
+                return Err(wrong_key("oct"));
+            }
+            let h = match alg {
+                "HS256" => hmac::HMAC_SHA256,
+                "HS384" => hmac::HMAC_SHA384,
+                _ => hmac::HMAC_SHA512,
+            };
+            hmac::sign(&hmac::Key::new(h, &field("k")?), msg)
+                .as_ref()
+                .to_vec()
+        }
+        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" => {
+            if kty != "RSA" || key.get("d").is_none() {
+                return Err(wrong_key("RSA"));
+            }
+            let (n, e, d) = (field("n")?, field("e")?, field("d")?);
+            let (p, q, dp, dq, qi) = (
+                field("p")?,
+                field("q")?,
+                field("dp")?,
+                field("dq")?,
+                field("qi")?,
+            );
+            let pair = signature::RsaKeyPair::from_components(&ring::rsa::KeyPairComponents {
+                public_key: ring::rsa::PublicKeyComponents { n: &n, e: &e },
+                d: &d,
+                p: &p,
+                q: &q,
+                dP: &dp,
+                dQ: &dq,
+                qInv: &qi,
+            })
+            .map_err(|e| args.error(format!("the RSA key is not valid: {e}")))?;
+            let padding: &'static dyn signature::RsaEncoding = match alg {
+                "RS256" => &signature::RSA_PKCS1_SHA256,
+                "RS384" => &signature::RSA_PKCS1_SHA384,
+                "RS512" => &signature::RSA_PKCS1_SHA512,
+                "PS256" => &signature::RSA_PSS_SHA256,
+                "PS384" => &signature::RSA_PSS_SHA384,
+                _ => &signature::RSA_PSS_SHA512,
+            };
+            let mut out = vec![0; pair.public().modulus_len()];
+            pair.sign(padding, &rng, msg, &mut out)
+                .map_err(|_| args.error("RSA signing failed"))?;
+            out
+        }
+        "ES256" | "ES384" => {
+            let (curve, params): (&str, &'static signature::EcdsaSigningAlgorithm) = match alg {
+                "ES256" => ("P-256", &signature::ECDSA_P256_SHA256_FIXED_SIGNING),
+                _ => ("P-384", &signature::ECDSA_P384_SHA384_FIXED_SIGNING),
+            };
+            if kty != "EC" || key.get("d").is_none() {
+                return Err(wrong_key("ECDSA"));
+            }
+            if key.get("crv").and_then(|c| c.as_str()) != Some(curve) {
+                return Err(args.error(format!("{alg} needs a key on {curve}")));
+            }
+            let mut point = vec![0x04];
+            point.extend(field("x")?);
+            point.extend(field("y")?);
+            let pair = signature::EcdsaKeyPair::from_private_key_and_public_key(
+                params,
+                &field("d")?,
+                &point,
+                &rng,
+            )
+            .map_err(|e| args.error(format!("the ECDSA key is not valid: {e}")))?;
+            pair.sign(&rng, msg)
+                .map_err(|_| args.error("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec()
+        }
+        "EdDSA" => {
+            if kty != "OKP" || key.get("d").is_none() {
+                return Err(wrong_key("Ed25519"));
+            }
+            let pair =
+                signature::Ed25519KeyPair::from_seed_and_public_key(&field("d")?, &field("x")?)
+                    .map_err(|e| args.error(format!("the Ed25519 key is not valid: {e}")))?;
+            pair.sign(msg).as_ref().to_vec()
+        }
+        other => {
+            return Err(args.error(format!("signing with {other} is not supported by sluice")));
+        }
+    };
     Ok(Value::from(format!(
         "{signed}.{}",
-        URL_SAFE_NO_PAD.encode(mac.as_ref())
+        URL_SAFE_NO_PAD.encode(sig)
     )))
 }
 
