@@ -17,7 +17,6 @@ const CHECK_DIVERGENCES: &str = include_str!("../../fixtures/opa-diff/check-dive
 
 /// Why a builtin OPA has is not in sluice, by name or by `prefix.`.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("graphql.", "no GraphQL parser is built in"),
     ("io.jwt.verify_es512", "ring has no P-521 curve"),
     (
         "rego.parse_module",
@@ -48,7 +47,8 @@ const LIMITS: &[&str] = &[
     "`net.cidr_expand` refuses networks of more than 65536 addresses, `net.cidr_merge` and `net.cidr_contains_matches` lists of more than 65536 entries, and JWTs longer than 1 MiB are refused: OPA has no such limits.",
     "Types are checked at load for constant arguments only (`upper(1)`, `1 + \"a\"`: `rego_type_error: upper: invalid argument(s)`); a value of the wrong type that reaches a builtin through a variable, a rule or data is a builtin error at evaluation in sluice (undefined in the default mode) where OPA's type checker refuses the policy. Undefined functions, arity and unsafe variables are checked at load as OPA checks them (src/policy/compile, fixtures/opa-diff/check).",
     "`json.match_schema` and `json.verify_schema` refuse a `$ref` that points outside the schema (`$ref http://… is not fetched`): OPA fetches it over the network, and a policy must not be a way out of the plant.",
-    "A builtin OPA has and sluice does not is refused when the policy is loaded (`rego_type_error: undefined function graphql.parse: not supported by sluice (…)`), where OPA would run it.",
+    "The `graphql.*` builtins refuse a document nested deeper than 200 levels (selection sets, values, types) or longer than 8 MiB, and find a query invalid whose fields and fragment spreads nest deeper than 500 levels: OPA has no such limits.",
+    "A builtin OPA has and sluice does not is refused when the policy is loaded (`rego_type_error: undefined function io.jwt.verify_es512: not supported by sluice (…)`), where OPA would run it.",
     "Gatekeeper templates always run with builtin errors non-strict, as Gatekeeper runs OPA; `policy.strict_builtin_errors` applies to the gateway's policy and `--strict-builtin-errors` to `sluice test` and `sluice eval`.",
 ];
 

@@ -11,6 +11,7 @@ mod deprecated;
 mod digest;
 mod globs;
 mod go_keys;
+mod graphql;
 mod jsonschema;
 mod jwt;
 mod jwt_claims;
@@ -89,6 +90,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(yaml::BUILTINS);
     out.extend(jsonschema::BUILTINS);
     out.extend(uri::BUILTINS);
+    out.extend(graphql::BUILTINS);
     out.extend(aws::BUILTINS);
     out.extend(deprecated::BUILTINS);
     out.push(&METADATA);
