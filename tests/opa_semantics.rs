@@ -581,3 +581,28 @@ fn patch_11_upper_and_lower_map_rune_by_rune_as_go_does() {
         out.stdout
     );
 }
+
+#[test]
+fn deeply_nested_graphql_is_an_error_not_a_stack_overflow() {
+    let dir = TempDir::new("opa-semantics");
+    let p = policy(
+        &dir,
+        "deep_graphql",
+        b"package t\n\nr := graphql.parse_query(input.q)\n\nv := graphql.is_valid(input.q, \"type Query { a: Int }\")\n",
+    );
+    let input = p.with_file_name("deep_graphql.json");
+    let query = "{ a ".repeat(100_000) + &"}".repeat(100_000);
+    let doc = serde_json::json!({ "q": query });
+    std::fs::write(&input, doc.to_string()).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    let input = input.display().to_string();
+    assert_one_error(
+        &eval(&p, &["--strict-builtin-errors", "-i", &input], "data.t.r"),
+        "graphql.parse_query: document nested deeper than 200 levels",
+    );
+    let out = eval(&p, &["-i", &input], "data.t.v");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "false\n"),
+        "is_valid is false"
+    );
+}

@@ -13,6 +13,7 @@ mod ec;
 mod globs;
 mod go_keys;
 mod gotemplate;
+mod graphql;
 mod jsonschema;
 mod jwt;
 mod jwt_claims;
@@ -94,6 +95,7 @@ pub fn all() -> Vec<&'static Builtin> {
     out.extend(yaml::BUILTINS);
     out.extend(jsonschema::BUILTINS);
     out.extend(uri::BUILTINS);
+    out.extend(graphql::BUILTINS);
     out.extend(aws::BUILTINS);
     out.extend(rego_ast::BUILTINS);
     out.extend(deprecated::BUILTINS);
