@@ -16,7 +16,9 @@ pub fn check_set(set: &PolicySet, strictness: Strictness) -> Vec<LoadError> {
     let mut errors = Vec::new();
     for m in &set.modules {
         let mut engine = super::engine::EngineSetup::new(set.rego_v0).engine();
-        if let Err(e) = super::loader::add_module(&mut engine, m) {
+        let added = super::loader::within_bounds(&m.path, &m.text)
+            .and_then(|()| super::loader::add_module(&mut engine, m));
+        if let Err(e) = added {
             errors.push(compile::opa_words_in(e, &m.text));
         }
     }

@@ -43,22 +43,29 @@ fn render_template(args: &Args<'_>) -> Result<Value, BuiltinError> {
         // OPA hands the variables to Go as JSON, which a set is not.
         return Err(args.error("invalid character ',' after object key"));
     }
+    render(text, &vars)
+        .map(Value::from)
+        .map_err(|m| args.error(m))
+}
+
+/// The template run on `vars`, or the error worded as Go's text/template words it.
+fn render(text: &str, vars: &Json) -> Result<String, String> {
     let (nodes, defs) = Parser::new(text)
         .parse()
-        .map_err(|m| args.error(format!("template: template:{m}")))?;
+        .map_err(|m| format!("template: template:{m}"))?;
     let mut r = Renderer {
         out: String::new(),
         vars: vec![("$".to_string(), vars.clone())],
         defs: std::rc::Rc::new(defs),
         depth: 0,
     };
-    match r.nodes(&nodes, &vars) {
+    match r.nodes(&nodes, vars) {
         Ok(()) | Err(Flow::Break) | Err(Flow::Continue) => {}
         Err(Flow::Error(m)) => {
-            return Err(args.error(format!("template: template:1: executing \"template\": {m}")));
+            return Err(format!("template: template:1: executing \"template\": {m}"));
         }
     }
-    Ok(Value::from(r.out.replace("<no value>", "<undefined>")))
+    Ok(r.out.replace("<no value>", "<undefined>"))
 }
 
 fn has_set(v: &Value) -> bool {
@@ -813,12 +820,12 @@ impl Renderer {
         Ok(())
     }
 
-    fn var(&self, name: &str) -> Result<Json, String> {
+    fn var(&self, name: &str) -> Result<&Json, String> {
         self.vars
             .iter()
             .rev()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v)
             .ok_or_else(|| format!("undefined variable: {name}"))
     }
 
@@ -871,8 +878,8 @@ impl Renderer {
     fn arg(&mut self, a: &Arg, dot: &Json) -> Result<V, String> {
         Ok(match a {
             Arg::Dot => V::Json(dot.clone()),
-            Arg::Field(fields) => fields_of(V::Json(dot.clone()), fields)?,
-            Arg::Var(name, fields) => fields_of(V::Json(self.var(name)?), fields)?,
+            Arg::Field(fields) => field_path(dot, fields)?,
+            Arg::Var(name, fields) => field_path(self.var(name)?, fields)?,
             Arg::Str(s) => V::Str(s.clone()),
             Arg::Num(n) => match n.parse::<i64>() {
                 Ok(i) => V::Int(i),
@@ -904,24 +911,43 @@ fn arg_text(a: &Arg) -> String {
     }
 }
 
-fn fields_of(mut v: V, fields: &[String]) -> Result<V, String> {
+/// The fields of a value a pipeline made (`(…).a.b`).
+fn fields_of(v: V, fields: &[String]) -> Result<V, String> {
+    match v {
+        V::Json(j) => field_path(&j, fields),
+        // A missing key stays missing down the chain.
+        V::NoValue => Ok(V::NoValue),
+        other if fields.is_empty() => Ok(other),
+        other => Err(format!(
+            "can't evaluate field {} in type {}",
+            fields[0],
+            go_type(&other)
+        )),
+    }
+}
+
+/// `.a.b` on `root`, walked by reference: only the value found is copied, not dot or a
+/// variable's whole document for each field an action names.
+fn field_path(root: &Json, fields: &[String]) -> Result<V, String> {
+    let mut cur = root;
     for f in fields {
-        v = match v {
-            V::Json(Json::Object(o)) => o.get(f).cloned().map_or(V::NoValue, V::Json),
-            // A missing key stays missing down the chain; a null is a nil to Go.
-            V::NoValue => V::NoValue,
-            V::Json(Json::Null) => {
-                return Err(format!("nil pointer evaluating interface {{}}.{f}"));
-            }
+        cur = match cur {
+            Json::Object(o) => match o.get(f) {
+                Some(x) => x,
+                // A missing key stays missing down the chain.
+                None => return Ok(V::NoValue),
+            },
+            // A null is a nil to Go.
+            Json::Null => return Err(format!("nil pointer evaluating interface {{}}.{f}")),
             other => {
                 return Err(format!(
                     "can't evaluate field {f} in type {}",
-                    go_type(&other)
+                    go_type(&V::Json(other.clone()))
                 ));
             }
         };
     }
-    Ok(v)
+    Ok(V::Json(cur.clone()))
 }
 
 /// What a value becomes when it is bound to dot or a variable.
@@ -1464,5 +1490,22 @@ fn verb_text(verb: char, arg: &V, plus: bool) -> String {
             _ => bad(),
         },
         _ => bad(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_past_its_limit_is_an_error_not_a_huge_string() {
+        // 20 copies of 1 MiB of text: past the 16 MiB bound.
+        let template = format!("{{{{range .a}}}}{}{{{{end}}}}", "x".repeat(1 << 20));
+        let vars = serde_json::json!({ "a": vec![0; 20] });
+        let err = render(&template, &vars).expect_err("over the limit");
+        assert!(err.contains("longer than 16 MiB"), "{err}");
+        // 8 copies fit.
+        let vars = serde_json::json!({ "a": vec![0; 8] });
+        assert_eq!(render(&template, &vars).map(|o| o.len()), Ok(8 << 20));
     }
 }
