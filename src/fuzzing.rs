@@ -304,12 +304,29 @@ fn dns_query(bytes: &[u8]) {
     }
 }
 
-/// An upstream resolver's answer as the DNS proxy reads it (the addresses it remembers).
+/// An upstream resolver's answer as the DNS proxy reads it (the addresses it remembers), and
+/// as the answer cache keeps it and gives it out again: what it gives out encodes, and never
+/// with a longer TTL than it came with.
 fn dns_reply(bytes: &[u8]) {
-    if let Ok(m) = hickory_proto::op::Message::from_vec(bytes) {
-        for (ip, _ttl) in query::addresses(&m) {
-            let _ = site().zone_of_ip(ip);
-        }
+    use crate::proxy::dns::cache::{AnswerCache, Key};
+    let Ok(mut m) = hickory_proto::op::Message::from_vec(bytes) else {
+        return;
+    };
+    for (ip, _ttl) in query::addresses(&m) {
+        let _ = site().zone_of_ip(ip);
+    }
+    let Some(question) = m.queries().first() else {
+        return;
+    };
+    let cache = AnswerCache::new(&Default::default());
+    let key = Key::of(&m, question, false);
+    let before = m.clone();
+    cache.put(key.clone(), &mut m, bytes.len());
+    if let Some(again) = cache.get(&key) {
+        assert_eq!(again.answers().len(), before.answers().len());
+        assert!(again.to_vec().is_ok() || m.to_vec().is_err());
+        let longest = |m: &hickory_proto::op::Message| m.all_sections().map(|r| r.ttl()).max();
+        assert!(longest(&again) <= longest(&before));
     }
 }
 

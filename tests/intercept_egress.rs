@@ -487,3 +487,120 @@ fn an_open_transparent_tunnel_ends_when_the_policy_takes_its_export_away() -> Te
     assert!(log.contains("open flow ended"), "{log}");
     Ok(())
 }
+
+#[test]
+fn repeated_lookups_come_from_the_answer_cache_and_are_judged_every_time() -> TestResult {
+    use hickory_proto::op::Message;
+    use std::sync::atomic::Ordering::Relaxed;
+    if !can_run("repeated_lookups_come_from_the_answer_cache_and_are_judged_every_time") {
+        return Ok(());
+    }
+    let ns = Netns::new("dnscache")?;
+    let internet_dns = resolver(
+        &ns.internet,
+        addr("198.18.0.2:53")?,
+        &[("allowed.example", "198.18.0.2")],
+        None,
+    )?;
+    let plant_dns = resolver(
+        &ns.plant,
+        addr("10.77.1.1:53")?,
+        &[
+            ("historian.plant.local", "10.77.1.1"),
+            ("rebind.plant.local", "198.18.0.2"),
+        ],
+        Some(addr("198.18.0.2:53")?),
+    )?;
+    let allow = r#"[{"name": "lookup", "host": "allowed.example", "protocols": ["dns"]}]"#;
+    let config = sluice_config(&ns, allow)?;
+    let text = std::fs::read_to_string(&config)?.replace(
+        "decision: data.manufacturing.egress\n",
+        "decision: data.manufacturing.egress\n  watch: true\n",
+    );
+    std::fs::write(&config, text)?;
+    ns.apply_rules(&config)?;
+    let _sluice = start_sluice(&ns, &config)?;
+    let lookup = |id: u16, name: &str| -> Result<Message, Error> {
+        let answer = pod_udp(&ns, addr("10.77.1.1:53")?, dns_query(id, name)?)?
+            .ok_or_else(|| format!("no answer for {name}"))?;
+        Ok(Message::from_vec(&answer)?)
+    };
+    let ips =
+        |m: &Message| -> Vec<String> { m.answers().iter().map(|r| r.data().to_string()).collect() };
+
+    // A plant name: asked three times (the last spelled otherwise), resolved once.
+    for (id, name) in [
+        (1, "historian.plant.local"),
+        (2, "historian.plant.local"),
+        (3, "HISTORIAN.Plant.Local"),
+    ] {
+        let m = lookup(id, name)?;
+        assert_eq!(m.id(), id, "{name}: the answer must carry the query's id");
+        assert_eq!(ips(&m), vec!["10.77.1.1"], "{name}");
+        assert_eq!(
+            m.queries().first().map(|q| q.name().to_ascii()),
+            Some(format!("{name}.")),
+            "the answer repeats the question as the client spelled it"
+        );
+        let ttl = m.answers().first().map(|r| r.ttl());
+        assert!(ttl.is_some_and(|t| t <= 30), "TTL {ttl:?} over max_ttl");
+    }
+    assert_eq!(
+        plant_dns.load(Relaxed),
+        1,
+        "the plant resolver was asked again"
+    );
+
+    // An allowed export name: judged each time, looked up once.
+    for id in 4..7 {
+        let m = lookup(id, "allowed.example")?;
+        assert_eq!(ips(&m), vec!["198.18.0.2"]);
+    }
+    assert_eq!(internet_dns.load(Relaxed), 1);
+    assert_eq!(plant_dns.load(Relaxed), 2);
+
+    // A plant name answered with an outside address: refused every time, cached or not.
+    for id in 7..9 {
+        let m = lookup(id, "rebind.plant.local")?;
+        assert_eq!(format!("{:?}", m.response_code()), "Refused");
+    }
+    assert_eq!(plant_dns.load(Relaxed), 3);
+
+    let m = metrics(&ns)?;
+    let decisions = |verdict: &str| {
+        metric(
+            &m,
+            &format!(
+                "sluice_decisions_total{{protocol=\"dns\",operation=\"lookup\",verdict=\"{verdict}\"}}"
+            ),
+        )
+    };
+    assert_eq!((decisions("allow"), decisions("deny")), (3.0, 2.0), "{m}");
+    assert_eq!(
+        metric(&m, "sluice_dns_cache_total{result=\"hit\"}"),
+        5.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "sluice_dns_cache_total{result=\"miss\"}"),
+        3.0,
+        "{m}"
+    );
+
+    // The policy takes the export away: the cached answer is not given out any more.
+    ns.write(
+        "policy/manufacturing/data.json",
+        "{\"export_allowlist\": []}",
+    )?;
+    let mut id = 100;
+    let refused = poll_until(Duration::from_secs(30), || {
+        id += 1;
+        lookup(id, "allowed.example").is_ok_and(|m| format!("{:?}", m.response_code()) == "Refused")
+    });
+    assert!(
+        refused,
+        "a cached answer outlived the policy that allowed it"
+    );
+    assert_eq!(internet_dns.load(Relaxed), 1);
+    Ok(())
+}

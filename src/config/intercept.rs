@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, invalid};
 use super::mqtt::{default_max_packet, default_mqtt_connect_timeout, default_v3_deny};
+use super::units::Size;
 use super::{Dur, MqttListenerConfig};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -63,6 +64,30 @@ pub struct InterceptDnsConfig {
     pub refused: DnsRefusal,
     /// Time an upstream resolver has to answer before the next is tried (then SERVFAIL).
     pub timeout: Dur,
+    /// Resolver answers kept for repeated lookups (never verdicts: every query is judged).
+    pub cache: DnsCacheConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsCacheConfig {
+    /// Memory the cached answers may take; 0 turns the cache off.
+    pub max_bytes: Size,
+    /// An answer is given out again for its smallest TTL, and at most this long.
+    pub max_ttl: Dur,
+    /// A "no such name" or "no such record" answer: its SOA's negative TTL, at most this long.
+    pub negative_ttl: Dur,
+}
+
+impl Default for DnsCacheConfig {
+    fn default() -> Self {
+        // As node-local DNS caches: success 30s, denial 5s.
+        Self {
+            max_bytes: Size(4 << 20),
+            max_ttl: Dur(Duration::from_secs(30)),
+            negative_ttl: Dur(Duration::from_secs(5)),
+        }
+    }
 }
 
 impl Default for InterceptDnsConfig {
@@ -72,6 +97,7 @@ impl Default for InterceptDnsConfig {
             upstream: Vec::new(),
             refused: DnsRefusal::Refused,
             timeout: Dur(Duration::from_secs(2)),
+            cache: DnsCacheConfig::default(),
         }
     }
 }

@@ -38,6 +38,11 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub result: &'static str,
+}
+
 /// A denied target, for "top denied targets" (bounded: see [`Metrics::denied`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeniedTargetLabels {
@@ -71,6 +76,8 @@ pub struct Metrics {
     pub denied_topics: Family<DeniedTopicLabels, Counter>,
     /// Open flows ended because a newer policy generation denies them.
     pub flows_revoked: Family<ProtocolLabels, Counter>,
+    /// DNS queries answered from the answer cache (`hit`) or by a resolver (`miss`).
+    pub dns_cache: Family<CacheLabels, Counter>,
     /// 1 once policies are compiled and listeners bound, 0 before and while shutting down.
     pub ready: Gauge,
     /// The export bridges' families (`sluice_bridge_*`).
@@ -103,6 +110,7 @@ impl Metrics {
             denied_targets: Family::default(),
             denied_topics: Family::default(),
             flows_revoked: Family::default(),
+            dns_cache: Family::default(),
             ready: Gauge::default(),
             bridges: Default::default(),
             seen_targets: Mutex::new(HashSet::new()),
@@ -148,6 +156,11 @@ impl Metrics {
             "flows_revoked",
             "Open flows (tunnels, MQTT sessions) ended because a newer policy generation denies them, by protocol",
             self.flows_revoked.clone(),
+        );
+        r.register(
+            "dns_cache",
+            "Allowed DNS queries answered from the answer cache (result=hit) or sent to a resolver (result=miss)",
+            self.dns_cache.clone(),
         );
         r.register(
             "ready",
@@ -201,6 +214,11 @@ impl Metrics {
         self.errors
             .get_or_create(&ErrorLabels { protocol, kind })
             .inc();
+    }
+
+    pub fn dns_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.dns_cache.get_or_create(&CacheLabels { result }).inc();
     }
 
     pub fn forwarded(&self, protocol: &'static str, direction: &'static str, n: u64) {

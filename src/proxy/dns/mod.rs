@@ -4,8 +4,10 @@
 //! a TCP connection carries length-prefixed queries, and one that stalls or ends inside a
 //! frame is closed and counted. Malformed input never stops the listener.
 //!
-//! Not here: judging (query.rs), resolvers (upstream.rs), names given out (names.rs).
+//! Not here: judging (query.rs), resolvers (upstream.rs), names given out (names.rs), the
+//! answer cache (cache.rs).
 
+pub mod cache;
 pub mod names;
 pub(crate) mod query;
 pub mod upstream;
@@ -24,6 +26,7 @@ use crate::config::intercept::InterceptDnsConfig;
 use crate::drain::Watch;
 use crate::proxy::Gateway;
 use crate::proxy::transparent::bind::{InterceptError, bind_tcp, loopback_v6, no_ipv6};
+use cache::AnswerCache;
 use names::AnsweredNames;
 use upstream::Resolvers;
 
@@ -40,6 +43,7 @@ pub struct Dns {
     pub cfg: InterceptDnsConfig,
     pub resolvers: Resolvers,
     pub names: Arc<AnsweredNames>,
+    pub cache: AnswerCache,
 }
 
 /// The bound sockets (bound before the gateway reports ready).

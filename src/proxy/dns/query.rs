@@ -5,7 +5,8 @@
 //! local name with an address outside the site is judged like a connection there (the same
 //! input with `target.ip` set): rebinding a plant name to an outside address needs the
 //! policy's consent. Messages are parsed with hickory-proto; what does not parse is answered
-//! FORMERR, counted, and never forwarded.
+//! FORMERR, counted, and never forwarded. A resolver answer may come from the answer cache
+//! (cache.rs); it is checked here as if it had just arrived.
 //!
 //! Not here: sockets (dns/mod.rs), resolvers (upstream.rs).
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::RData;
 
+use super::cache::Key;
 use super::{Dns, PROTOCOL};
 use crate::config::intercept::DnsRefusal;
 use crate::policy::{Operation, Protocol, Zone};
@@ -94,17 +96,42 @@ pub async fn answer(d: &Dns, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
     if !local && !judge(d, name, None) {
         return refusal(d, &request, question);
     }
-    let reply = match d.resolvers.exchange(query, over_tcp).await {
-        Ok(r) => r,
-        Err(e) => {
-            m.error(PROTOCOL, "upstream");
-            tracing::debug!(name, "dns lookup failed: {e}");
-            return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
+    let key = Key::of(&request, question, over_tcp);
+    let (reply, parsed) = match d.cache.get(&key) {
+        Some(mut cached) => {
+            m.dns_cache(true);
+            // The client's id, question and RD bit: the rest is the resolver's answer.
+            cached
+                .set_id(id)
+                .set_recursion_desired(request.recursion_desired());
+            *cached.queries_mut() = vec![question.clone()];
+            let Ok(bytes) = cached.to_vec() else {
+                m.error(PROTOCOL, "upstream_malformed");
+                return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
+            };
+            (bytes, cached)
         }
-    };
-    let Ok(parsed) = Message::from_vec(&reply) else {
-        m.error(PROTOCOL, "upstream_malformed");
-        return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
+        None => {
+            m.dns_cache(false);
+            let reply = match d.resolvers.exchange(query, over_tcp).await {
+                Ok(r) => r,
+                Err(e) => {
+                    m.error(PROTOCOL, "upstream");
+                    tracing::debug!(name, "dns lookup failed: {e}");
+                    return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
+                }
+            };
+            let Ok(mut parsed) = Message::from_vec(&reply) else {
+                m.error(PROTOCOL, "upstream_malformed");
+                return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
+            };
+            let reply = match d.cache.put(key, &mut parsed, reply.len()) {
+                // TTLs cut to the cache's: the client keeps it no longer than sluice does.
+                true => parsed.to_vec().unwrap_or(reply),
+                false => reply,
+            };
+            (reply, parsed)
+        }
     };
     if local {
         let outside = addresses(&parsed)

@@ -77,6 +77,7 @@ pub async fn start(
         cfg: cfg.dns.clone(),
         resolvers,
         names,
+        cache: dns::cache::AnswerCache::new(&cfg.dns.cache),
     });
     tasks.extend(dns::spawn(d, dns_sockets, drain));
     Ok(Started { tasks, listening })
