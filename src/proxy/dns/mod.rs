@@ -1,6 +1,8 @@
 //! The DNS listener of transparent interception: the pod's rules send every query the
 //! processor makes (UDP and TCP port 53, to any address) here, on `intercept.dns.listen` (and
-//! `[::1]` on the same port when IPv6 is up). Each query is judged and answered by query.rs;
+//! `[::1]` on the same port when IPv6 is up). Each query is judged and answered by query.rs
+//! (one the answer cache holds right in the UDP receive loop, only a lookup that must go out
+//! in a task of its own);
 //! a TCP connection carries length-prefixed queries, and one that stalls or ends inside a
 //! frame is closed and counted. Malformed input never stops the listener.
 //!
@@ -114,13 +116,22 @@ async fn udp_loop(d: Arc<Dns>, socket: Arc<UdpSocket>, limit: Arc<Semaphore>, mu
                 continue;
             }
         };
+        let pending = match query::answer_now(&d, &buf[..n], false) {
+            query::Step::Done(reply) => {
+                if let Some(reply) = reply {
+                    let _ = socket.send_to(&reply, peer).await;
+                }
+                continue;
+            }
+            query::Step::Ask(pending) => pending,
+        };
         let Ok(permit) = limit.clone().acquire_owned().await else {
             return;
         };
         let query = buf[..n].to_vec();
         let (d, socket) = (d.clone(), socket.clone());
         tokio::spawn(async move {
-            if let Some(reply) = query::answer(&d, &query, false).await {
+            if let Some(reply) = pending.resolve(&d, &query).await {
                 let _ = socket.send_to(&reply, peer).await;
             }
             drop(permit);

@@ -78,76 +78,126 @@ pub(crate) fn read_question(query: &[u8]) -> Result<Question, Unanswerable> {
 
 /// The answer to `query` (a whole DNS message), or `None` when it is too short to answer.
 pub async fn answer(d: &Dns, query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+    match answer_now(d, query, over_tcp) {
+        Step::Done(reply) => reply,
+        Step::Ask(pending) => pending.resolve(d, query).await,
+    }
+}
+
+/// What [`answer_now`] found: the answer, or a resolver to ask.
+pub(crate) enum Step {
+    Done(Option<Vec<u8>>),
+    Ask(Box<Pending>),
+}
+
+/// A judged query whose answer is not cached.
+pub(crate) struct Pending {
+    question: Question,
+    key: Key,
+    local: bool,
+    over_tcp: bool,
+}
+
+/// Everything that needs no resolver, without waiting: parsing, judging the name, and the
+/// answer cache. The UDP listener answers these in its receive loop, so a cached lookup costs
+/// no task and no wake-up of another worker; only a lookup that must go out is spawned.
+pub(crate) fn answer_now(d: &Dns, query: &[u8], over_tcp: bool) -> Step {
     let m = &d.gateway.metrics;
-    let Question {
-        request,
-        query: question,
-        name,
-    } = match read_question(query) {
+    let q = match read_question(query) {
         Ok(q) => q,
         Err(bad) => {
             m.error(PROTOCOL, bad.kind);
-            return bad.answer;
+            return Step::Done(bad.answer);
         }
     };
-    let (question, name) = (&question, name.as_str());
-    let id = request.id();
-    let local = d.gateway.site.is_local_name(name);
-    if !local && !judge(d, name, None) {
-        return refusal(d, &request, question);
+    let local = d.gateway.site.is_local_name(&q.name);
+    if !local && !judge(d, &q.name, None) {
+        return Step::Done(refusal(d, &q.request, &q.query));
     }
-    let key = Key::of(&request, question, over_tcp);
-    let (reply, parsed) = match d.cache.get(&key) {
-        Some(mut cached) => {
-            m.dns_cache(true);
-            // The client's id, question and RD bit: the rest is the resolver's answer.
-            cached
-                .set_id(id)
-                .set_recursion_desired(request.recursion_desired());
-            *cached.queries_mut() = vec![question.clone()];
-            let Ok(bytes) = cached.to_vec() else {
-                m.error(PROTOCOL, "upstream_malformed");
-                return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
-            };
-            (bytes, cached)
-        }
-        None => {
-            m.dns_cache(false);
-            let reply = match d.resolvers.exchange(query, over_tcp).await {
-                Ok(r) => r,
-                Err(e) => {
-                    m.error(PROTOCOL, "upstream");
-                    tracing::debug!(name, "dns lookup failed: {e}");
-                    return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
-                }
-            };
-            let Ok(mut parsed) = Message::from_vec(&reply) else {
-                m.error(PROTOCOL, "upstream_malformed");
-                return error_answer(id, OpCode::Query, ResponseCode::ServFail, Some(question));
-            };
-            let reply = match d.cache.put(key, &mut parsed, reply.len()) {
-                // TTLs cut to the cache's: the client keeps it no longer than sluice does.
-                true => parsed.to_vec().unwrap_or(reply),
-                false => reply,
-            };
-            (reply, parsed)
-        }
+    let key = Key::of(&q.request, &q.query, over_tcp);
+    let Some(mut cached) = d.cache.get(&key) else {
+        m.dns_cache(false);
+        return Step::Ask(Box::new(Pending {
+            question: q,
+            key,
+            local,
+            over_tcp,
+        }));
     };
+    m.dns_cache(true);
+    let id = q.request.id();
+    // The client's id, question and RD bit: the rest is the resolver's answer.
+    cached
+        .set_id(id)
+        .set_recursion_desired(q.request.recursion_desired());
+    *cached.queries_mut() = vec![q.query.clone()];
+    let Ok(bytes) = cached.to_vec() else {
+        m.error(PROTOCOL, "upstream_malformed");
+        return Step::Done(servfail(&q));
+    };
+    Step::Done(checked(d, &q, local, bytes, &cached))
+}
+
+impl Pending {
+    /// Asks the resolvers, keeps the answer in the cache, and checks it.
+    pub(crate) async fn resolve(self, d: &Dns, query: &[u8]) -> Option<Vec<u8>> {
+        let m = &d.gateway.metrics;
+        let q = &self.question;
+        let reply = match d.resolvers.exchange(query, self.over_tcp).await {
+            Ok(r) => r,
+            Err(e) => {
+                m.error(PROTOCOL, "upstream");
+                tracing::debug!(name = q.name, "dns lookup failed: {e}");
+                return servfail(q);
+            }
+        };
+        let Ok(mut parsed) = Message::from_vec(&reply) else {
+            m.error(PROTOCOL, "upstream_malformed");
+            return servfail(q);
+        };
+        let reply = match d.cache.put(self.key, &mut parsed, reply.len()) {
+            // TTLs cut to the cache's: the client keeps it no longer than sluice does.
+            true => parsed.to_vec().unwrap_or(reply),
+            false => reply,
+        };
+        checked(d, q, self.local, reply, &parsed)
+    }
+}
+
+/// `reply` (parsed: `answer`) when it may go out: a local name answered with an outside
+/// address needs the policy's consent. Remembers the names of the addresses given out.
+fn checked(
+    d: &Dns,
+    q: &Question,
+    local: bool,
+    reply: Vec<u8>,
+    answer: &Message,
+) -> Option<Vec<u8>> {
+    let name = q.name.as_str();
     if local {
-        let outside = addresses(&parsed)
+        let outside = addresses(answer)
             .map(|(ip, _)| ip)
             .filter(|ip| d.gateway.site.zone_of_ip(*ip) == Zone::External);
         for ip in outside {
             if !judge(d, name, Some(ip)) {
-                m.error(PROTOCOL, "rebinding_refused");
-                return refusal(d, &request, question);
+                d.gateway.metrics.error(PROTOCOL, "rebinding_refused");
+                return refusal(d, &q.request, &q.query);
             }
         }
     }
-    for (ip, ttl) in addresses(&parsed) {
+    for (ip, ttl) in addresses(answer) {
         d.names.insert(ip, name, ttl);
     }
     Some(reply)
+}
+
+fn servfail(q: &Question) -> Option<Vec<u8>> {
+    error_answer(
+        q.request.id(),
+        OpCode::Query,
+        ResponseCode::ServFail,
+        Some(&q.query),
+    )
 }
 
 /// Judges a lookup of `name` (with the answered address, for a local name pointing outside).
