@@ -233,13 +233,29 @@ fn main() {
     let sluice = PathBuf::from(env!("CARGO_BIN_EXE_sluice"));
     let input_file = root.join("fixtures/policy/inputs/local.json");
     const RUNS: usize = 31;
+    // Every program here runs without the caller's backtrace settings, so each gets the same
+    // environment whatever the shell has.
+    let plain = |program: &Path| {
+        let mut c = Command::new(program);
+        c.env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .current_dir(root);
+        c
+    };
     let check = median_wall(RUNS, &mut || {
-        let mut c = Command::new(&sluice);
-        c.args(["check", "policies/"]).current_dir(root);
+        let mut c = plain(&sluice);
+        c.args(["check", "policies/"]);
+        c
+    });
+    // As a pod with RUST_BACKTRACE=1 runs it: error values (regorus's parser backtracks
+    // through them) must not capture backtraces then (src/main.rs), so this is the same time.
+    let check_backtraces = median_wall(RUNS, &mut || {
+        let mut c = plain(&sluice);
+        c.args(["check", "policies/"]).env("RUST_BACKTRACE", "1");
         c
     });
     let eval = median_wall(RUNS, &mut || {
-        let mut c = Command::new(&sluice);
+        let mut c = plain(&sluice);
         c.args([
             "eval",
             "-d",
@@ -248,14 +264,13 @@ fn main() {
             "-i",
         ])
         .arg(&input_file)
-        .stdout(std::process::Stdio::null())
-        .current_dir(root);
+        .stdout(std::process::Stdio::null());
         c
     });
     let base = baseline_program(root).and_then(|exe| {
         median_wall(RUNS, &mut || {
-            let mut c = Command::new(&exe);
-            c.arg("policies/").current_dir(root);
+            let mut c = plain(&exe);
+            c.arg("policies/");
             c
         })
     });
@@ -272,6 +287,10 @@ fn main() {
     println!(
         "  sluice eval -d policies ... -i input   {:>10}   budget 5 ms",
         ms(eval)
+    );
+    println!(
+        "  sluice check, RUST_BACKTRACE=1         {:>10}   (same as without: no backtraces for errors)",
+        ms(check_backtraces)
     );
     println!("  regorus_load policies/ (baseline)      {:>10}", ms(base));
     if let (Some(c), Some(e), Some(b)) = (check, eval, base) {

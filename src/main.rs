@@ -66,6 +66,7 @@ fn end_quietly_on_broken_pipe() {
 }
 
 fn main() -> ExitCode {
+    no_library_backtraces();
     end_quietly_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -92,4 +93,17 @@ fn main() -> ExitCode {
         Command::Spool(a) => spool::run(a),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Errors never print a backtrace here (each is one line), but with `RUST_BACKTRACE=1` set for
+/// panics, as pods often are, every error value would capture one, and regorus's parser
+/// backtracks through errors: a quarter of the instructions of a policy load went into
+/// unwinding for backtraces nobody sees. Panics keep theirs; a `RUST_LIB_BACKTRACE` the user
+/// set wins.
+fn no_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the first thing main does, before any thread exists that could read the
+        // environment at the same time.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
 }
