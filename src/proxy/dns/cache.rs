@@ -146,7 +146,7 @@ impl AnswerCache {
         let secs = |s: u32| Duration::from_secs(u64::from(s));
         let ttl = match answer.response_code() {
             ResponseCode::NoError if !answer.answers().is_empty() => {
-                let least = min_ttl(answer.all_sections())?;
+                let least = answer.all_sections().map(Record::ttl).min()?;
                 secs(least).min(self.max_ttl)
             }
             ResponseCode::NoError | ResponseCode::NXDomain => {
@@ -173,11 +173,6 @@ fn set_ttls(m: &mut Message, f: impl Fn(u32) -> u32) {
     set(m.answers_mut());
     set(m.name_servers_mut());
     set(m.additionals_mut());
-}
-
-/// The smallest TTL of the records (the OPT pseudo-record is not among them in hickory).
-fn min_ttl<'a>(records: impl Iterator<Item = &'a Record>) -> Option<u32> {
-    records.map(Record::ttl).min()
 }
 
 #[cfg(test)]
@@ -310,5 +305,21 @@ mod tests {
         let off = cache(0);
         assert!(!off.put(Key::of(&m, &q, false), &mut a, 64));
         assert!(off.get(&Key::of(&m, &q, false)).is_none());
+    }
+
+    #[test]
+    fn answers_past_max_bytes_are_not_kept() {
+        let (m, q) = query("historian.plant.local.");
+        let small = cache(100);
+        // 64 bytes on the wire weigh 128: more than the whole cache.
+        small.put(
+            Key::of(&m, &q, false),
+            &mut answer(ResponseCode::NoError, Some(60), None),
+            64,
+        );
+        if let Some(entries) = &small.entries {
+            entries.run_pending_tasks();
+        }
+        assert!(small.get(&Key::of(&m, &q, false)).is_none());
     }
 }
