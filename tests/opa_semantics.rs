@@ -317,6 +317,68 @@ fn patch_7_rules_evaluated_together_give_what_each_gives_alone() {
 }
 
 #[test]
+fn patch_12_string_keys_are_found_without_a_value_made_of_them() {
+    use regorus::value::Object;
+    use regorus::{Engine, Value};
+    // Keys of every kind around the strings, in compact (sorted) and map storage, small and
+    // past the size searched key by key: `get_str` finds what `get` finds.
+    let mut keys = vec![
+        Value::Null,
+        Value::from(false),
+        Value::from(7u64),
+        Value::from(vec![Value::from("b")]),
+        Value::new_set(),
+        Value::new_object(),
+    ];
+    keys.extend(["", "a", "b", "ba", "m", "é"].map(Value::from));
+    let probes = ["", "a", "b", "ba", "bb", "m", "z", "é", "7", "null"];
+    let map_of = |keys: &[Value]| -> std::collections::BTreeMap<Value, Value> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), Value::from(i as u64)))
+            .collect()
+    };
+    // 12 keys (searched key by key as a map); 24 with many numbers before the strings (a
+    // binary search that misorders them misses); 64.
+    let small = map_of(&keys);
+    keys.extend((100..112u64).map(Value::from));
+    let numbers = map_of(&keys);
+    keys.extend((0..40u64).map(|i| Value::from(format!("k{i:02}"))));
+    let large = map_of(&keys);
+    for map in [small, numbers, large] {
+        let frozen = Object::from_sorted_entries(map.clone().into_iter().collect())
+            .unwrap_or_else(|_| panic!("entries of a map are sorted"));
+        let btree = Object::from(map.clone());
+        for obj in [&frozen, &btree] {
+            for k in probes.iter().copied().chain(["k00", "k39", "k4"]) {
+                assert_eq!(obj.get_str(k), obj.get(&Value::from(k)), "{k:?}");
+            }
+        }
+    }
+    // Through the interpreter: input fields (compact storage), a package with more rules than
+    // the small-map bound (map storage once evaluated), rules read back from data.
+    let mut rules = String::from("package t\n\n");
+    for i in 0..20 {
+        rules.push_str(&format!("r{i} := input.a.b[{i}]\n"));
+    }
+    rules.push_str("sum := r0 + r19 + data.t.r7\nmissing := input.a.nope\n");
+    let mut engine = Engine::new();
+    engine
+        .add_policy("t.rego".into(), rules)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let list: Vec<String> = (0..20).map(|i| (i * 10).to_string()).collect();
+    let input = format!("{{\"a\": {{\"b\": [{}], \"c\": 1}}}}", list.join(","));
+    engine.set_input(Value::from_json_str(&input).unwrap_or(Value::Null));
+    let got = engine
+        .eval_rules(&["data.t.sum", "data.t.missing", "data.t.r13"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        got,
+        vec![Value::from(260u64), Value::Undefined, Value::from(130u64)]
+    );
+}
+
+#[test]
 fn deprecated_builtins_run_in_rego_v0_only_as_in_opa() {
     let dir = TempDir::new("opa-semantics");
     let v0 = policy(

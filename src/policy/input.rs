@@ -176,7 +176,7 @@ impl<'a> Input<'a> {
         let mut target = Vec::with_capacity(4);
         target.push((w.host.clone(), str(t.host)));
         if let Some(ip) = t.ip {
-            target.push((w.ip.clone(), Value::from(ip.to_string())));
+            target.push((w.ip.clone(), ip_value(ip)));
         }
         target.push((w.port.clone(), Value::from(u64::from(t.port))));
         target.push((w.zone.clone(), w.zones[self.target.zone as usize].clone()));
@@ -304,6 +304,33 @@ fn object(entries: Vec<(Value, Value)>) -> Value {
         Ok(o) => o.into_value(),
         Err(entries) => unsorted(entries),
     }
+}
+
+/// The address as `to_string` writes it; an IPv4 address without the formatting machinery,
+/// which took a thousand instructions of every cache miss.
+fn ip_value(ip: IpAddr) -> Value {
+    let IpAddr::V4(v4) = ip else {
+        return Value::from(ip.to_string());
+    };
+    let mut text = [0u8; 15];
+    let mut n = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            text[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            text[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        text[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    Value::from(std::str::from_utf8(&text[..n]).unwrap_or_default())
 }
 
 #[cold]
@@ -624,6 +651,22 @@ mod tests {
                 retain: false,
             }),
             http: None,
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_to_string_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.4.0.9",
+            "1.20.100.9",
+            "192.168.10.200",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = text.parse().expect("an address");
+            assert_eq!(ip_value(ip), Value::from(ip.to_string()), "{text}");
         }
     }
 

@@ -3380,35 +3380,37 @@ impl Interpreter {
     fn ensure_rule_evaluated(&mut self, path: String) -> Result<()> {
         self.check_execution_time()?;
         let mut matched = false;
-        if let Some(rules) = self.compiled_policy.rules.get(&path) {
+        // sluice patch 12: the compiled policy is shared; holding it lets its rule lists and
+        // path components be read while rules are evaluated, instead of cloning them.
+        let compiled = self.compiled_policy.clone();
+        if let Some(rules) = compiled.rules.get(&path) {
             matched = true;
-            for r in rules.clone() {
-                if !self.processed.contains(&r) {
-                    let module = self.get_rule_module(&r)?;
-                    self.eval_rule(&module, &r)?;
+            for r in rules {
+                if !self.processed.contains(r) {
+                    let module = self.get_rule_module(r)?;
+                    self.eval_rule(&module, r)?;
                 }
             }
         }
 
         // Evaluate the associated default rules after non-default rules
-        if let Some(rules) = self.compiled_policy.default_rules.get(&path) {
+        if let Some(rules) = compiled.default_rules.get(&path) {
             matched = true;
-            for (r, _) in rules.clone() {
-                if !self.processed.contains(&r) {
-                    let module = self.get_rule_module(&r)?;
+            for (r, _) in rules {
+                if !self.processed.contains(r) {
+                    let module = self.get_rule_module(r)?;
                     let prev_module = self.set_current_module(Some(module))?;
-                    self.eval_default_rule(&r)?;
+                    self.eval_default_rule(r)?;
                     self.set_current_module(prev_module)?;
                 }
             }
         }
 
         if matched {
-            let components = self
-                .compiled_policy
+            let compiled = self.compiled_policy.clone();
+            let components = compiled
                 .rule_path_components
                 .get(&path)
-                .cloned()
                 .ok_or_else(|| anyhow!("missing components for registered rule path {path}"))?;
             let comps: Vec<&str> = components.iter().map(String::as_str).collect();
             let (_, tail) = comps
@@ -3427,7 +3429,7 @@ impl Interpreter {
                 return Ok(true);
             }
 
-            match &obj[*p] {
+            match obj.index_str(p) {
                 // Prefix and its suffixes including path have not been processed.
                 Value::Undefined => return Ok(false),
                 v => obj = v,
@@ -3909,7 +3911,8 @@ impl Interpreter {
 
     fn get_value_chained(mut obj: Value, path: &[&str]) -> Value {
         for p in path {
-            obj = obj[&Value::String(p.to_string().into())].clone();
+            // sluice patch 12: no `Value::String` (two allocations) per field.
+            obj = obj.index_str(p).clone();
         }
         obj
     }
@@ -3921,18 +3924,18 @@ impl Interpreter {
             None => return Ok(obj),
         };
 
-        let key = Value::String((*first).into());
         if obj == &Value::Undefined {
             *obj = Value::new_object();
         }
         if let Value::Object(map) = obj {
-            if map.get(&key).is_none() {
-                Rc::make_mut(map).insert(key.clone(), Value::Undefined);
+            // sluice patch 12: the key is made only when it is inserted.
+            if map.get_str(first).is_none() {
+                Rc::make_mut(map).insert(Value::String((*first).into()), Value::Undefined);
             }
         }
 
         match obj {
-            Value::Object(map) => match Rc::make_mut(map).get_mut(&key) {
+            Value::Object(map) => match Rc::make_mut(map).get_str_mut(first) {
                 Some(v) if tail.is_empty() => Ok(v),
                 Some(v) => Self::make_or_get_value_mut(v, tail),
                 _ => bail!("internal error: unexpected"),

@@ -1526,25 +1526,35 @@ impl Value {
 const MAX_MERGE_DEPTH: usize = 128;
 
 impl Value {
+    /// sluice patch 12: `self[&Value::from(key)]` without allocating the key when `self` is an
+    /// object (the interpreter looks up every field of a path this way).
+    pub(crate) fn index_str(&self, key: &str) -> &Value {
+        match self {
+            Value::Object(o) => o.get_str(key).unwrap_or(&Value::Undefined),
+            Value::Set(_) => &self[&Value::from(key)],
+            _ => &Value::Undefined,
+        }
+    }
+
     pub(crate) fn make_or_get_value_mut<'a>(&'a mut self, paths: &[&str]) -> Result<&'a mut Value> {
         if paths.is_empty() {
             return Ok(self);
         }
 
-        let key = Value::String(paths[0].into());
         if self == &Value::Undefined {
             *self = Value::new_object();
         }
         if let Value::Object(map) = self {
-            if map.get(&key).is_none() {
-                Rc::make_mut(map).insert(key.clone(), Value::Undefined);
+            // sluice patch 12: the key is made only when it is inserted.
+            if map.get_str(paths[0]).is_none() {
+                Rc::make_mut(map).insert(Value::String(paths[0].into()), Value::Undefined);
                 // Enforce allocator limit while creating nested object entries.
                 enforce_limit_anyhow()?;
             }
         }
 
         match self {
-            Value::Object(map) => match Rc::make_mut(map).get_mut(&key) {
+            Value::Object(map) => match Rc::make_mut(map).get_str_mut(paths[0]) {
                 Some(v) if paths.len() == 1 => Ok(v),
                 Some(v) => Self::make_or_get_value_mut(v, &paths[1..]),
                 _ => bail!("internal error: unexpected"),

@@ -120,6 +120,41 @@ impl Object {
         }
     }
 
+    /// sluice patch 12: [`Object::get`] of a string key without making a `Value` of it (a
+    /// `Value::String` is an allocation): frozen storage is searched in `Value::Ord` order, a
+    /// small map key by key, a large map through an allocated key as before.
+    pub fn get_str(&self, key: &str) -> Option<&Value> {
+        match &self.repr {
+            Repr::Empty => None,
+            Repr::Frozen(v) => match v.binary_search_by(|(k, _)| cmp_with_str(k, key)) {
+                Ok(i) => Some(&v[i].1),
+                Err(_) => None,
+            },
+            Repr::BTree(m) if m.len() <= SMALL_MAP => {
+                m.iter().find(|(k, _)| is_str(k, key)).map(|(_, v)| v)
+            }
+            Repr::BTree(m) => m.get(&Value::from(key)),
+        }
+    }
+
+    /// sluice patch 12: [`Object::get_mut`] of a string key, as [`Object::get_str`].
+    pub fn get_str_mut(&mut self, key: &str) -> Option<&mut Value> {
+        match &mut self.repr {
+            Repr::Empty => None,
+            Repr::Frozen(v) => match v.binary_search_by(|(k, _)| cmp_with_str(k, key)) {
+                Ok(i) => Some(&mut v[i].1),
+                Err(_) => None,
+            },
+            Repr::BTree(m) => {
+                if m.len() <= SMALL_MAP {
+                    m.iter_mut().find(|(k, _)| is_str(k, key)).map(|(_, v)| v)
+                } else {
+                    m.get_mut(&Value::from(key))
+                }
+            }
+        }
+    }
+
     /// Iteration in implementation-defined order. Non-resumable.
     ///
     /// For both current backends this happens to be sorted by `Value::Ord`,
@@ -246,5 +281,25 @@ impl From<Object> for Value {
     #[inline]
     fn from(o: Object) -> Self {
         o.into_value()
+    }
+}
+
+/// sluice patch 12: maps of at most this many entries are searched key by key for a string.
+const SMALL_MAP: usize = 16;
+
+fn is_str(k: &Value, key: &str) -> bool {
+    matches!(k, Value::String(s) if s.as_ref() == key)
+}
+
+/// `k.cmp(&Value::String(key))` without the allocation: the derived `Ord` of `Value` orders
+/// variants as declared (null, bool, number, string, array, set, object, undefined), then
+/// strings by their text.
+fn cmp_with_str(k: &Value, key: &str) -> Ordering {
+    match k {
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ordering::Less,
+        Value::String(s) => s.as_ref().cmp(key),
+        Value::Array(_) | Value::Set(_) | Value::Object(_) | Value::Undefined => {
+            Ordering::Greater
+        }
     }
 }
