@@ -16,6 +16,9 @@ mod front;
 pub mod input;
 pub mod loader;
 pub mod metadata;
+// Generated (src/policy/compat.rs writes it), one line per builtin.
+#[rustfmt::skip]
+mod opa_builtins;
 pub mod report;
 pub mod rules;
 pub mod template_strings;

@@ -79,7 +79,7 @@ fn wrong_kind<'e>(scope: &Scope<'_>, e: &'e Expr) -> Option<(&'e regorus::unstab
         let (Some(have), Some(Some(want))) = (kind(arg), decl.arg_kinds.get(i)) else {
             continue;
         };
-        if !want.iter().any(|w| w == have) {
+        if !want.contains(&have) {
             return Some((
                 arg.span(),
                 format!(
