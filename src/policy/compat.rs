@@ -167,7 +167,7 @@ fn classify(b: &OpaBuiltin) -> (String, String) {
             "answered when the policy is loaded, from its `# METADATA` comments (src/policy/metadata.rs)".into(),
         );
     }
-    if builtins::is_deprecated(&b.name) {
+    if builtins::is_deprecated(b.name) {
         return (
             "by extension".into(),
             "Rego v0 only, as in OPA: deprecated, refused in a v1 module".into(),
@@ -185,10 +185,7 @@ fn classify(b: &OpaBuiltin) -> (String, String) {
     if probe(b) {
         return ("supported".into(), String::new());
     }
-    (
-        "unsupported".into(),
-        unsupported_reason(&b.name).to_string(),
-    )
+    ("unsupported".into(), unsupported_reason(b.name).to_string())
 }
 
 /// Whether the engine knows the name: a call with null arguments fails for any other reason.
