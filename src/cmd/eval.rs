@@ -75,7 +75,15 @@ pub fn run(args: EvalArgs) -> i32 {
         Ok(i) => i,
         Err(e) => return fail_load(&e),
     };
-    let results = match eval_query(&set, input, &args.query) {
+    let mut engine = match set.engine() {
+        Ok(e) => e,
+        Err(e) => return fail_load(&e),
+    };
+    let results = eval_query(&mut engine, input, &args.query);
+    // The command exits next: freeing the compiled policy, node by node, was a twentieth of
+    // it (callgrind).
+    std::mem::forget(engine);
+    let results = match results {
         Ok(r) => r,
         Err(e) => return fail_load(&e),
     };

@@ -3,8 +3,10 @@
 //! the known semantic differences (fixtures/opa-diff/divergences.json plus sluice's limits).
 //! `tests/compatibility_doc.rs` fails when the page and this output differ.
 //!
-//! At load, only on an error: `compile` asks here whether OPA has a builtin sluice lacks, and
-//! why sluice lacks it. Nothing here is on the decision path.
+//! At load: the type check reads OPA's declaration of each builtin called with a constant
+//! argument (a table compiled in, src/policy/opa_builtins.rs, generated here), and on an error
+//! `compile` asks whether OPA has a builtin sluice lacks, and why. Nothing here is on the
+//! decision path.
 
 use std::fmt::Write;
 
@@ -102,7 +104,10 @@ pub fn opa_builtins_source() -> Result<String, String> {
             .iter()
             .map(|k| match k {
                 None => "None".to_string(),
-                Some(k) => format!("Some(&[{}])", quoted(k.iter().map(String::as_str))),
+                Some(k) => {
+                    let quoted: Vec<String> = k.iter().map(|s| format!("{s:?}")).collect();
+                    format!("Some(&[{}])", quoted.join(", "))
+                }
             })
             .collect();
         let infix = b
@@ -120,13 +125,6 @@ pub fn opa_builtins_source() -> Result<String, String> {
     }
     out.push_str("];\n");
     Ok(out)
-}
-
-fn quoted<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    items
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Why sluice does not offer a builtin OPA has (the reason in docs/compatibility.md).

@@ -7,31 +7,25 @@
 
 use std::path::Path;
 
-use super::loader::{LoadError, PolicySet, from_anyhow, one_line, parse_yaml};
+use super::loader::{LoadError, from_anyhow, one_line, parse_yaml};
 
-/// Evaluates `query` against `set` and `input`. A query error is located in `query` when it has
-/// a line but no file.
-///
-/// For one-shot commands: the engine is not freed, since `sluice eval` exits next and freeing
-/// the compiled policy, node by node, was a twentieth of the command (callgrind).
+/// Evaluates `query` on `engine` (made by `PolicySet::engine`) with `input`. A query error is
+/// located in `query` when it has a line but no file.
 pub fn eval_query(
-    set: &PolicySet,
+    engine: &mut regorus::Engine,
     input: Option<serde_json::Value>,
     query: &str,
 ) -> Result<regorus::QueryResults, LoadError> {
-    let mut engine = set.engine()?;
     if let Some(input) = input {
         engine.set_input(regorus::Value::from(input));
     }
-    let results = engine.eval_query(query.to_string(), false).map_err(|e| {
+    engine.eval_query(query.to_string(), false).map_err(|e| {
         let mut err = from_anyhow(&e, "");
         if err.line > 0 && err.file.is_empty() {
             err.file = "query".into();
         }
         err
-    });
-    std::mem::forget(engine);
-    results
+    })
 }
 
 /// Reads the input document: JSON, or YAML when the file is named `.yaml`/`.yml`.
