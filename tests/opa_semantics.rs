@@ -352,6 +352,13 @@ fn patch_12_string_keys_are_found_without_a_value_made_of_them() {
         for obj in [&frozen, &btree] {
             for k in probes.iter().copied().chain(["k00", "k39", "k4"]) {
                 assert_eq!(obj.get_str(k), obj.get(&Value::from(k)), "{k:?}");
+                // A write through `get_str_mut` lands where `get` looks.
+                let mut changed = obj.clone();
+                let found = changed.get_str_mut(k).map(|v| *v = Value::from("changed"));
+                assert_eq!(found.is_some(), obj.get(&Value::from(k)).is_some(), "{k:?}");
+                if found.is_some() {
+                    assert_eq!(changed.get(&Value::from(k)), Some(&Value::from("changed")));
+                }
             }
         }
     }
