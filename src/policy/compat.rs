@@ -171,7 +171,7 @@ fn classify(b: &OpaBuiltin) -> (String, String) {
             "Rego v0 only, as in OPA: deprecated, refused in a v1 module".into(),
         );
     }
-    if builtins::all().iter().any(|x| x.name == b.name) {
+    if builtins::all().any(|x| x.name == b.name) {
         let note = REPLACED
             .iter()
             .find(|(n, _)| *n == b.name)

@@ -1173,7 +1173,11 @@ fn lex(text: &str) -> Lexed<'_> {
 
 impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<char> {
-        self.text.get(self.pos..).and_then(|t| t.chars().next())
+        // Rego is nearly all ASCII: decode only the rest (every policy is scanned at load).
+        match *self.text.as_bytes().get(self.pos)? {
+            b if b.is_ascii() => Some(char::from(b)),
+            _ => self.text.get(self.pos..).and_then(|t| t.chars().next()),
+        }
     }
 
     fn bump(&mut self) -> Option<char> {
@@ -1186,6 +1190,18 @@ impl<'a> Scanner<'a> {
             self.col += 1;
         }
         Some(c)
+    }
+
+    /// Skips the ASCII bytes `keep` accepts (never a newline): the bulk of a module, without a
+    /// character decoded at a time.
+    fn skip_ascii(&mut self, keep: impl Fn(u8) -> bool) {
+        let rest = &self.text.as_bytes()[self.pos.min(self.text.len())..];
+        let n = rest
+            .iter()
+            .take_while(|&&b| b.is_ascii() && b != b'\n' && keep(b))
+            .count();
+        self.pos += n;
+        self.col += n as u32;
     }
 
     fn note_depth(&mut self) {
@@ -1230,9 +1246,9 @@ impl<'a> Scanner<'a> {
                     self.out
                         .comments
                         .push((line, col, body.strip_suffix('\r').unwrap_or(body)));
-                    while self.pos < end {
-                        self.bump();
-                    }
+                    // No newline before `end`: only the column moves.
+                    self.col += self.text[self.pos..end].chars().count() as u32;
+                    self.pos = end;
                 }
                 '"' => {
                     self.after_op = false;
@@ -1277,7 +1293,11 @@ impl<'a> Scanner<'a> {
                 }
                 c if c == '_' || c.is_alphabetic() => {
                     let start = self.pos;
-                    while self.peek().is_some_and(|d| d == '_' || d.is_alphanumeric()) {
+                    loop {
+                        self.skip_ascii(|b| b == b'_' || b.is_ascii_alphanumeric());
+                        if !self.peek().is_some_and(|d| d == '_' || d.is_alphanumeric()) {
+                            break;
+                        }
                         self.bump();
                     }
                     if &self.text[start..self.pos] == "in" {
@@ -1311,6 +1331,7 @@ impl<'a> Scanner<'a> {
                 }
                 c if c.is_whitespace() => {
                     self.bump();
+                    self.skip_ascii(|b| b == b' ' || b == b'\t');
                 }
                 _ => {
                     self.after_op = false;
@@ -1321,7 +1342,11 @@ impl<'a> Scanner<'a> {
     }
 
     fn string(&mut self) {
-        while let Some(c) = self.peek() {
+        loop {
+            self.skip_ascii(|b| b != b'\\' && b != b'"');
+            let Some(c) = self.peek() else {
+                return;
+            };
             match c {
                 '\\' => {
                     self.bump();

@@ -93,7 +93,7 @@ fn builtin_arity(name: &str) -> Option<Option<usize>> {
     if name == "print" {
         return Some(None);
     }
-    if let Some(b) = builtins::all().into_iter().find(|b| b.name == name) {
+    if let Some(b) = builtins::all().find(|b| b.name == name) {
         return Some(Some(usize::from(b.arity)));
     }
     if builtins::REFUSED.iter().any(|r| r.name == name) {
@@ -170,6 +170,8 @@ pub struct Scope<'a> {
     pkg: String,
     aliases: HashMap<String, String>,
     index: &'a Index,
+    /// The package's rule names, looked up once: `resolve` runs for every call, twice.
+    rules: Option<&'a HashSet<String>>,
     /// A v1 module (or v0 with `import rego.v1`): OPA's deprecated builtins are refused.
     rego_v1: bool,
 }
@@ -177,8 +179,10 @@ pub struct Scope<'a> {
 impl<'a> Scope<'a> {
     /// The names in scope in one module.
     pub fn of(m: &Module, index: &'a Index) -> Self {
+        let pkg = walk::package(m);
         Self {
-            pkg: walk::package(m),
+            rules: index.rule_names(&pkg),
+            pkg,
             aliases: aliases(m),
             index,
             rego_v1: m.rego_v1,
@@ -190,25 +194,24 @@ impl Scope<'_> {
     /// What a called path refers to, as OPA resolves it: `data.…` as written, an import alias,
     /// a rule of the package, or else a builtin.
     pub fn resolve(&self, p: &[String]) -> Callee {
-        let joined = p.join(".");
         let Some(first) = p.first() else {
-            return Callee::Builtin(joined);
+            return Callee::Builtin(String::new());
         };
+        if first != "data" {
+            if let Some(target) = self.aliases.get(first) {
+                let mut full = target.clone();
+                for segment in &p[1..] {
+                    full.push('.');
+                    full.push_str(segment);
+                }
+                return Callee::User(full);
+            }
+        }
+        let joined = p.join(".");
         if first == "data" {
             return Callee::User(joined);
         }
-        if let Some(target) = self.aliases.get(first) {
-            let rest: Vec<&str> = p[1..].iter().map(String::as_str).collect();
-            let full = std::iter::once(target.as_str())
-                .chain(rest)
-                .collect::<Vec<_>>();
-            return Callee::User(full.join("."));
-        }
-        if self
-            .index
-            .rule_names(&self.pkg)
-            .is_some_and(|names| names.contains(first))
-        {
+        if self.rules.is_some_and(|names| names.contains(first)) {
             return Callee::User(format!("{}.{joined}", self.pkg));
         }
         Callee::Builtin(joined)
