@@ -68,7 +68,8 @@ pub fn resolve(set: &PolicySet) -> Result<Cow<'_, [Module]>, Vec<LoadError>> {
         let package: Vec<String> = walk::path(&parsed.package.refr)
             .unwrap_or_default()
             .into_iter()
-            .skip_while(|s| s == "data")
+            .skip_while(|s| *s == "data")
+            .map(str::to_string)
             .collect();
         let mut starts: BTreeMap<u32, (bool, Vec<String>)> = BTreeMap::new();
         starts.insert(parsed.package.span.line, (true, package.clone()));
@@ -78,7 +79,12 @@ pub fn resolve(set: &PolicySet) -> Result<Cow<'_, [Module]>, Vec<LoadError>> {
                 Rule::Default { span, refr, .. } => (span, refr),
             };
             let mut path = package.clone();
-            path.extend(walk::path(refr).unwrap_or_default());
+            path.extend(
+                walk::path(refr)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(str::to_string),
+            );
             starts.insert(span.line, (false, path.clone()));
             rules.push(RuleAt {
                 module: i,

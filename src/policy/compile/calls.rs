@@ -73,14 +73,14 @@ pub fn aliases(m: &Module) -> HashMap<String, String> {
         let Some(p) = walk::path(&imp.refr) else {
             continue;
         };
-        if p.first().map(String::as_str) == Some("future") || p.join(".") == "rego.v1" {
+        if p.first() == Some(&"future") || p.join(".") == "rego.v1" {
             continue;
         }
         let alias = imp
             .r#as
             .as_ref()
             .map(|s| s.text().to_string())
-            .or_else(|| p.last().cloned());
+            .or_else(|| p.last().map(|s| s.to_string()));
         if let Some(alias) = alias {
             out.insert(alias, p.join("."));
         }
@@ -193,12 +193,12 @@ impl<'a> Scope<'a> {
 impl Scope<'_> {
     /// What a called path refers to, as OPA resolves it: `data.…` as written, an import alias,
     /// a rule of the package, or else a builtin.
-    pub fn resolve(&self, p: &[String]) -> Callee {
+    pub fn resolve(&self, p: &[&str]) -> Callee {
         let Some(first) = p.first() else {
             return Callee::Builtin(String::new());
         };
-        if first != "data" {
-            if let Some(target) = self.aliases.get(first) {
+        if *first != "data" {
+            if let Some(target) = self.aliases.get(*first) {
                 let mut full = target.clone();
                 for segment in &p[1..] {
                     full.push('.');
@@ -208,10 +208,10 @@ impl Scope<'_> {
             }
         }
         let joined = p.join(".");
-        if first == "data" {
+        if *first == "data" {
             return Callee::User(joined);
         }
-        if self.rules.is_some_and(|names| names.contains(first)) {
+        if self.rules.is_some_and(|names| names.contains(*first)) {
             return Callee::User(format!("{}.{joined}", self.pkg));
         }
         Callee::Builtin(joined)
@@ -262,7 +262,7 @@ impl Scope<'_> {
                     let Some(p) = walk::path(&w.refr) else {
                         continue;
                     };
-                    if matches!(p.first().map(String::as_str), Some("input" | "data")) {
+                    if matches!(p.first(), Some(&("input" | "data"))) {
                         continue;
                     }
                     let known = match self.resolve(&p) {

@@ -46,11 +46,11 @@ fn unused_imports(m: &Module, errors: &mut Vec<CompileError>) {
         let Some(p) = walk::path(&imp.refr) else {
             continue;
         };
-        if p.first().map(String::as_str) == Some("future") || p.join(".") == "rego.v1" {
+        if p.first() == Some(&"future") || p.join(".") == "rego.v1" {
             continue;
         }
         let alias = imp.r#as.as_ref().map(|s| s.text().to_string());
-        let Some(name) = alias.clone().or_else(|| p.last().cloned()) else {
+        let Some(name) = alias.clone().or_else(|| p.last().map(|s| s.to_string())) else {
             continue;
         };
         if used.get(&name).copied().unwrap_or(0) == 0 {

@@ -5,19 +5,23 @@
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 
-/// The segments of a plain reference (`a.b["c"]`), or `None` for anything dynamic.
-pub fn path(e: &Expr) -> Option<Vec<String>> {
+/// The segments of a plain reference (`a.b["c"]`), or `None` for anything dynamic. Borrowed
+/// from the syntax tree: the checks look up every call's path.
+pub fn path(e: &Expr) -> Option<Vec<&str>> {
     match e {
-        Expr::Var { span, .. } => Some(vec![span.text().to_string()]),
+        Expr::Var { span, .. } => Some(vec![span.text()]),
         Expr::RefDot { refr, field, .. } => {
             let mut p = path(refr)?;
-            p.push(field.0.text().to_string());
+            p.push(field.0.text());
             Some(p)
         }
         Expr::RefBrack { refr, index, .. } => {
             let mut p = path(refr)?;
             match index.as_ref() {
-                Expr::String { value, .. } => p.push(value.as_string().ok()?.to_string()),
+                Expr::String {
+                    value: regorus::Value::String(s),
+                    ..
+                } => p.push(s),
                 _ => return None,
             }
             Some(p)
@@ -28,10 +32,9 @@ pub fn path(e: &Expr) -> Option<Vec<String>> {
 
 /// The package of a module as `data.a.b`.
 pub fn package(m: &Module) -> String {
-    let segments = path(&m.package.refr).unwrap_or_default();
-    let segments: Vec<&str> = segments
-        .iter()
-        .map(String::as_str)
+    let segments: Vec<&str> = path(&m.package.refr)
+        .unwrap_or_default()
+        .into_iter()
         .filter(|s| *s != "data")
         .collect();
     format!("data.{}", segments.join("."))
@@ -54,7 +57,9 @@ pub fn head_path(rule: &Rule) -> Vec<String> {
     fn lead(e: &Expr) -> Vec<String> {
         match e {
             Expr::RefBrack { refr, index, .. } => match index.as_ref() {
-                Expr::String { .. } => path(e).unwrap_or_else(|| lead(refr)),
+                Expr::String { .. } => path(e)
+                    .map(|p| p.into_iter().map(str::to_string).collect())
+                    .unwrap_or_else(|| lead(refr)),
                 _ => lead(refr),
             },
             Expr::RefDot { refr, field, .. } => {
