@@ -34,13 +34,11 @@ impl Index {
         let mut rule_names: HashMap<String, HashSet<String>> = HashMap::new();
         for m in modules {
             let pkg = walk::package(m);
+            let names = rule_names.entry(pkg.clone()).or_default();
             for rule in &m.policy {
                 let head = walk::head_path(rule);
                 if let Some(first) = head.first() {
-                    rule_names
-                        .entry(pkg.clone())
-                        .or_default()
-                        .insert(first.clone());
+                    names.insert(first.to_string());
                 }
                 let arity = match rule.as_ref() {
                     Rule::Spec {

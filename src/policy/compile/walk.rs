@@ -53,21 +53,19 @@ pub fn head_ref(rule: &Rule) -> Option<&Expr> {
 }
 
 /// The leading plain segments of a rule's reference: `a.b` for `a.b[x]`.
-pub fn head_path(rule: &Rule) -> Vec<String> {
-    fn lead(e: &Expr) -> Vec<String> {
+pub fn head_path(rule: &Rule) -> Vec<&str> {
+    fn lead(e: &Expr) -> Vec<&str> {
         match e {
             Expr::RefBrack { refr, index, .. } => match index.as_ref() {
-                Expr::String { .. } => path(e)
-                    .map(|p| p.into_iter().map(str::to_string).collect())
-                    .unwrap_or_else(|| lead(refr)),
+                Expr::String { .. } => path(e).unwrap_or_else(|| lead(refr)),
                 _ => lead(refr),
             },
             Expr::RefDot { refr, field, .. } => {
                 let mut p = lead(refr);
-                p.push(field.0.text().to_string());
+                p.push(field.0.text());
                 p
             }
-            Expr::Var { span, .. } => vec![span.text().to_string()],
+            Expr::Var { span, .. } => vec![span.text()],
             _ => Vec::new(),
         }
     }
