@@ -33,12 +33,6 @@ fn main() {
     }
 }
 
-fn free_port() -> Result<u16, Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn run() -> Result<(), Error> {
     let secs: u64 = std::env::var("SLUICE_BENCH_SECS")
         .ok()
@@ -250,8 +244,8 @@ struct Sluice {
 
 impl Sluice {
     fn start(dir: &Path) -> Result<Self, Error> {
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let proxy: SocketAddr = format!("127.0.0.1:{}", common::free_port()).parse()?;
+        let admin: SocketAddr = format!("127.0.0.1:{}", common::free_port()).parse()?;
         let cfg = dir.join("sluice.yaml");
         std::fs::write(
             &cfg,
@@ -325,7 +319,7 @@ impl Squid {
         let sq = dir.join("squid");
         std::fs::create_dir_all(&sq)?;
         let _ = Command::new("chmod").arg("777").arg(&sq).status();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port()).parse()?;
         let conf = sq.join("squid.conf");
         std::fs::write(
             &conf,

@@ -3,9 +3,14 @@
 //! `main` and prints its own figures.
 #![allow(dead_code)] // each bench uses a part
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::Child;
 use std::time::{Duration, Instant};
+
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+#[allow(unused_imports)] // each bench uses a part
+pub use ports::{free_port, free_port_on};
 
 /// A child (mosquitto, sluice) killed and reaped when the bench ends.
 pub struct Proc(pub Child);
@@ -15,18 +20,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A free port on `ip` (any 127.0.0.0/8 address works on Linux); 0 if none could be bound.
-pub fn free_port_on(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-pub fn free_port() -> u16 {
-    free_port_on("127.0.0.1")
 }
 
 /// Waits until something accepts on `addr`; fails the bench after 30 s.

@@ -23,9 +23,12 @@ pub mod metrics;
 pub mod mqtt;
 pub mod netns;
 pub mod pod;
+mod ports;
 pub mod tcp;
 pub mod tempdir;
 pub mod webhook;
+
+pub use ports::{free_port, free_port_on};
 
 pub use bundle::*;
 pub use cli::*;
@@ -70,19 +73,6 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
 /// A path inside the repository.
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// A port on 127.0.0.1 nobody listens on right now (bound, then released).
-pub fn free_port() -> u16 {
-    free_port_on("127.0.0.1")
-}
-
-/// A free port on `ip` (any 127.0.0.0/8 address works on Linux).
-pub fn free_port_on(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
 }
 
 /// `127.0.0.1:PORT` on a free port.
