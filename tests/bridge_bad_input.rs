@@ -267,6 +267,9 @@ async fn a_spool_that_is_not_sqlite_is_moved_aside_and_a_fresh_one_used() {
     assert_eq!(aside.len(), 1, "{aside:?}");
     let kept = std::fs::read_to_string(dir.path(aside[0])).unwrap_or_default();
     assert!(kept.starts_with("this is not a database"));
+    // As the other bridge tests: publish once the bridge's local session is up, or the first
+    // messages can reach the plant broker before the bridge has subscribed.
+    sluice.wait_bridge("local_up", 1.0);
     publish_all(plant.addr, messages(ALLOWED, "a-", 5)).await;
     sluice.wait_bridge("sent_total", 5.0);
 }
