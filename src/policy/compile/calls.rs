@@ -210,7 +210,12 @@ impl Scope<'_> {
             return Callee::User(joined);
         }
         if self.rules.is_some_and(|names| names.contains(*first)) {
-            return Callee::User(format!("{}.{joined}", self.pkg));
+            // Not format!: this runs for every call of every policy at each start.
+            let mut full = String::with_capacity(self.pkg.len() + 1 + joined.len());
+            full.push_str(&self.pkg);
+            full.push('.');
+            full.push_str(&joined);
+            return Callee::User(full);
         }
         Callee::Builtin(joined)
     }

@@ -42,7 +42,7 @@ pub fn check_bodies(modules: &[Ref<Module>], index: &Index) -> Vec<CompileError>
                 for a in args {
                     walk::each_expr(a, &mut |e| {
                         if let Some(v) = walk::var_name(e) {
-                            bindable.insert(v.to_string());
+                            bindable.insert(v);
                         }
                     });
                 }
@@ -111,16 +111,12 @@ fn globals(m: &Module, index: &Index) -> HashSet<String> {
 }
 
 /// The names a query can bind, nested `every` bodies included (comprehension queries are
-/// visited by the caller).
-fn binders(q: &Query, out: &mut HashSet<String>) {
-    let all_vars = |e: &Expr, out: &mut HashSet<String>| {
+/// visited by the caller). Borrowed from the module: no allocation per name.
+fn binders<'a>(q: &'a Query, out: &mut HashSet<&'a str>) {
+    let all_vars = |e: &'a Expr, out: &mut HashSet<&'a str>| {
         let mut vars = Vec::new();
         walk::vars_outside_comprehensions(e, &mut vars);
-        out.extend(
-            vars.iter()
-                .filter_map(|v| walk::var_name(v))
-                .map(str::to_string),
-        );
+        out.extend(vars.iter().filter_map(|v| walk::var_name(v)));
     };
     for stmt in &q.stmts {
         match &stmt.literal {
@@ -133,8 +129,8 @@ fn binders(q: &Query, out: &mut HashSet<String>) {
             Literal::Every {
                 key, value, query, ..
             } => {
-                out.extend(key.iter().map(|k| k.text().to_string()));
-                out.insert(value.text().to_string());
+                out.extend(key.iter().map(|k| k.text()));
+                out.insert(value.text());
                 binders(query, out);
             }
             // Nothing inside a `not` binds a variable for the rest of the body.
@@ -158,7 +154,7 @@ fn binders(q: &Query, out: &mut HashSet<String>) {
                 walk::each_expr(expr, &mut |e| {
                     if let Expr::RefBrack { index, .. } = e {
                         if let Some(v) = walk::var_name(index) {
-                            out.insert(v.to_string());
+                            out.insert(v);
                         }
                     }
                 });
@@ -168,7 +164,7 @@ fn binders(q: &Query, out: &mut HashSet<String>) {
             walk::each_expr(collection, &mut |e| {
                 if let Expr::RefBrack { index, .. } = e {
                     if let Some(v) = walk::var_name(index) {
-                        out.insert(v.to_string());
+                        out.insert(v);
                     }
                 }
             });
@@ -222,7 +218,7 @@ fn check_rule(rule: &Rule, global: &HashSet<String>, errors: &mut Vec<CompileErr
     for a in args {
         walk::each_expr(a, &mut |e| {
             if let Some(v) = walk::var_name(e) {
-                bound.insert(v.to_string());
+                bound.insert(v);
             }
         });
     }
@@ -246,7 +242,9 @@ fn check_rule(rule: &Rule, global: &HashSet<String>, errors: &mut Vec<CompileErr
         if let Some(a) = own.or(value) {
             walk::vars_outside_comprehensions(&a.value, &mut head_vars);
         }
-        let in_body = query.map(body_vars).unwrap_or_default();
+        // The body's names are gathered only for a head variable nothing else binds: most
+        // heads have none, and gathering them was a twentieth of `sluice eval`'s start.
+        let mut in_body = None;
         for e in head_vars {
             let Some(name) = walk::var_name(e) else {
                 continue;
@@ -256,7 +254,9 @@ fn check_rule(rule: &Rule, global: &HashSet<String>, errors: &mut Vec<CompileErr
                 || name == "data"
                 || global.contains(name)
                 || bound.contains(name)
-                || in_body.contains(name)
+                || in_body
+                    .get_or_insert_with(|| query.map(body_vars).unwrap_or_default())
+                    .contains(name)
                 || !reported.insert(name.to_string())
             {
                 continue;
@@ -284,16 +284,16 @@ fn ref_vars<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
 
 /// Every variable name a body mentions (lenient: a name mentioned is taken as bound; an unsafe
 /// use inside the body is the scheduler's to refuse).
-fn body_vars(q: &Query) -> HashSet<String> {
+fn body_vars(q: &Query) -> HashSet<&str> {
     let mut out = HashSet::new();
     walk::each_query_expr(q, &mut |e| {
         if let Some(v) = walk::var_name(e) {
-            out.insert(v.to_string());
+            out.insert(v);
         }
     });
     for stmt in &q.stmts {
         if let Literal::SomeVars { vars, .. } = &stmt.literal {
-            out.extend(vars.iter().map(|s| s.text().to_string()));
+            out.extend(vars.iter().map(|s| s.text()));
         }
     }
     out
