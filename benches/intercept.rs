@@ -116,15 +116,8 @@ fn main() -> TestResult {
 /// where the scheduler puts the client, the sink and sluice moved a single run's ratio between
 /// 0.47x and 0.88x on the same binary.
 fn bulk_part(ns: &Netns) -> TestResult {
-    let (mut direct, mut through) = (Vec::new(), Vec::new());
-    for _ in 0..BULK_ROUNDS {
-        direct.push(bulk(ns, 7001)?);
-        through.push(bulk(ns, 7000)?);
-    }
-    println!(
-        "TCP bulk MB/s rounds: direct {:.0?}, through sluice {:.0?}",
-        direct, through
-    );
+    let (direct, through) = alternating(BULK_ROUNDS, |_| bulk(ns, 7001), |_| bulk(ns, 7000))?;
+    println!("TCP bulk MB/s rounds: direct {direct:.0?}, through sluice {through:.0?}");
     let (direct, through) = (median(direct), median(through));
     report("TCP bulk MB/s", direct, through, "≥ 0.90x");
     at_least_row(
@@ -432,14 +425,31 @@ fn mqtt(ns: &Netns, port: u16) -> Result<f64, Error> {
 /// the thread answering it land on one CPU or on two (5 against 50 µs a lookup on this VM
 /// straight to the resolver); alternating keeps that placement from deciding the ratio.
 fn dns_compare(ns: &Netns, name: impl Fn(u32) -> String) -> Result<(f64, f64), Error> {
-    let (mut direct, mut through) = (Vec::new(), Vec::new());
-    for round in 0..DNS_ROUNDS as u32 {
-        let first = round * 2 * DNS_LOOKUPS as u32;
-        direct.push(dns(ns, "10.77.1.1:5300", |i| name(first + i))?);
-        let first = first + DNS_LOOKUPS as u32;
-        through.push(dns(ns, "10.77.1.1:53", |i| name(first + i))?);
-    }
+    let first = |round: usize| (round * 2 * DNS_LOOKUPS) as u32;
+    let (direct, through) = alternating(
+        DNS_ROUNDS,
+        |round| dns(ns, "10.77.1.1:5300", |i| name(first(round) + i)),
+        |round| {
+            dns(ns, "10.77.1.1:53", |i| {
+                name(first(round) + DNS_LOOKUPS as u32 + i)
+            })
+        },
+    )?;
     Ok((median(direct), median(through)))
+}
+
+/// `rounds` runs of each, alternating (direct first); each closure is given the round.
+fn alternating(
+    rounds: usize,
+    mut direct: impl FnMut(usize) -> Result<f64, Error>,
+    mut through: impl FnMut(usize) -> Result<f64, Error>,
+) -> Result<(Vec<f64>, Vec<f64>), Error> {
+    let (mut d, mut t) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        d.push(direct(round)?);
+        t.push(through(round)?);
+    }
+    Ok((d, t))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
